@@ -1,0 +1,45 @@
+"""Alembic environment: one PostgreSQL database, transactional DDL, no autogenerate.
+
+The schema is written by hand in sql/; revisions apply those files.
+"""
+
+import logging.config
+
+from sqlalchemy import create_engine, pool
+from vectorkeep.db import settings
+
+from alembic import context
+
+config = context.config
+if config.config_file_name is not None and config.attributes.get("configure_logging", True):
+    logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+
+def _url() -> str:
+    url = (
+        config.attributes.get("url")
+        or context.get_x_argument(as_dictionary=True).get("url")
+        or settings.database_url()
+    )
+    return settings.sqlalchemy_url(url)
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=_url(), literal_binds=True, transaction_per_migration=False)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    engine = create_engine(_url(), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, transactional_ddl=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

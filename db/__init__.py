@@ -1,0 +1,1 @@
+"""Python access to the database: settings, the embedded server, connections, migrations."""

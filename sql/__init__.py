@@ -1,0 +1,34 @@
+"""The SQL that is the system, read from the .sql files beside this module.
+
+Python never builds SQL by concatenation: migrations apply these files whole,
+and the worker's statements are looked up by name in queries.sql.
+"""
+
+import functools
+import re
+from importlib.resources import files
+
+_QUERY_HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+def read(relative_path: str) -> str:
+    """The text of one file under sql/, e.g. ``0001_core/down.sql``."""
+    return files(__name__).joinpath(relative_path).read_text(encoding="utf-8")
+
+
+def migration_files(revision_dir: str) -> list[str]:
+    """The upgrade files of one revision directory, in the order they apply."""
+    folder = files(__name__).joinpath(revision_dir)
+    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
+    return [f"{revision_dir}/{n}" for n in names if n != "down.sql"]
+
+
+@functools.cache
+def queries() -> dict[str, str]:
+    """Named queries of queries.sql: a ``-- name: x`` line, comments, then the statement."""
+    parts = _QUERY_HEADER.split(read("queries.sql"))
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def query(name: str) -> str:
+    return queries()[name]

@@ -1,0 +1,101 @@
+"""Fixtures: one real PostgreSQL + pgvector per test session, one database per test.
+
+The server is the embedded one (started in a temporary folder and deleted at
+the end), or the one of VECTORKEEP_TEST_ADMIN_URL. The schema is migrated once
+into a template database; each test gets a fresh copy of it (CREATE DATABASE
+... TEMPLATE), so tests are independent and need no cleanup.
+"""
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from vectorkeep.db import embedded, migrate, registry
+from vectorkeep.db.connect import connect
+from vectorkeep.db.settings import url_with_database
+from vectorkeep.workers.encoder_cache import EncoderCache
+
+TEMPLATE = "vk_template"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of the server's maintenance database."""
+    configured = os.environ.get("VECTORKEEP_TEST_ADMIN_URL")
+    if configured:
+        yield configured
+        return
+    # Under the checkout rather than /tmp/pytest-of-*: when the tests run as
+    # root the server runs as an unprivileged user, who cannot enter a 0700
+    # pytest folder.
+    base = Path(__file__).resolve().parent.parent / ".vectorkeep" / f"test-{os.getpid()}"
+    pgdata = base / "pgdata"
+    try:
+        server = embedded.start(pgdata)
+        yield server.url
+    finally:
+        embedded.destroy(pgdata)
+        base.rmdir() if base.exists() and not any(base.iterdir()) else None
+
+
+def admin(url: str) -> psycopg.Connection:
+    return psycopg.connect(url, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def encoders(server_url: str) -> EncoderCache:
+    """all-MiniLM-L6-v2, loaded once for the whole session (it records the
+    fingerprint in the template, so every test database starts with it)."""
+    return EncoderCache()
+
+
+@pytest.fixture(scope="session")
+def template_url(server_url: str, encoders: EncoderCache) -> str:
+    with admin(server_url) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
+        conn.execute(f"CREATE DATABASE {TEMPLATE}")
+    url = url_with_database(server_url, TEMPLATE)
+    migrate.upgrade(url)
+    with connect(url) as conn:
+        encoders.get(conn, registry.by_spec(conn, "minilm@1"))
+        conn.commit()
+    return url
+
+
+def fresh_database(server_url: str, template: str | None) -> tuple[str, str]:
+    name = f"vk_test_{os.getpid()}_{next(_counter)}"
+    with admin(server_url) as conn:
+        conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    return name, url_with_database(server_url, name)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    with admin(server_url) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db_url(server_url: str, template_url: str) -> Iterator[str]:
+    """A migrated database of its own for one test."""
+    name, url = fresh_database(server_url, TEMPLATE)
+    yield url
+    drop_database(server_url, name)
+
+
+@pytest.fixture
+def empty_db_url(server_url: str) -> Iterator[str]:
+    """A database with nothing installed (for migration tests)."""
+    name, url = fresh_database(server_url, None)
+    yield url
+    drop_database(server_url, name)
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    """An application's connection: autocommit, like plain SQL clients."""
+    with connect(db_url, autocommit=True) as c:
+        yield c

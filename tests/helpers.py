@@ -1,0 +1,56 @@
+"""Helpers the tests share: run a worker, run the CLI, read vectors back."""
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from vectorkeep.workers.embed import RetryPolicy
+from vectorkeep.workers.encoder_cache import EncoderCache
+from vectorkeep.workers.worker import Worker, WorkerSettings
+
+FAST_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=0.0)
+
+
+def drain(url: str, encoders: EncoderCache, **settings: object) -> Worker:
+    """Run an in-process worker until no queued row is ready."""
+    worker = Worker(url, WorkerSettings(**{"retry": FAST_RETRY, **settings}), encoders=encoders)  # type: ignore[arg-type]
+    worker.run(until_idle=True)
+    return worker
+
+
+def cli(url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the vectorkeep console script against a database."""
+    env = {**os.environ, "VECTORKEEP_DATABASE_URL": url}
+    return subprocess.run(
+        [sys.executable, "-m", "vectorkeep", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def embeddings(conn: psycopg.Connection, collection: str = "documents") -> dict[str, dict[str, Any]]:
+    """The vectors of a collection by row key, with model label and text hash."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            """
+            SELECT e.pk, e.body, e.embedding, e.text_sha256, e.computed_at, vk.model_label(m) AS model
+            FROM vk.embeddings e
+            JOIN vk.collections c ON c.id = e.collection_id
+            JOIN vk.models m ON m.id = e.model_id
+            WHERE c.name = %s
+            """,
+            (collection,),
+        ).fetchall()
+    return {r["pk"]: r for r in rows}
+
+
+def queue_size(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM vk.queue").fetchone()
+    assert row is not None
+    return int(row[0])

@@ -1,0 +1,125 @@
+"""Plain SQL INSERT/UPDATE -> trigger -> queue -> worker -> versioned vector."""
+
+import hashlib
+
+import numpy as np
+import psycopg
+from helpers import drain, embeddings, queue_size
+
+from vectorkeep.db import registry
+from vectorkeep.workers.encoder_cache import EncoderCache
+
+
+def sha(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+def test_insert_gets_vector_with_model_and_text_hash(
+    conn: psycopg.Connection, db_url: str, encoders: EncoderCache
+) -> None:
+    conn.execute("INSERT INTO vk.documents (body) VALUES ('The cat sat on the mat.'), ('Stocks fell.')")
+    assert queue_size(conn) == 2
+
+    worker = drain(db_url, encoders)
+
+    assert worker.stats.embedded == 2
+    assert queue_size(conn) == 0
+    vecs = embeddings(conn)
+    assert len(vecs) == 2
+    for row in vecs.values():
+        assert row["model"] == "minilm@1"
+        assert row["text_sha256"] == sha(row["body"])
+        assert row["embedding"].to_numpy().shape == (384,)
+    # The stored vector is the encoder's vector of that exact text.
+    cat = next(r for r in vecs.values() if r["body"].startswith("The cat"))
+    encoder = encoders.get(conn, registry.by_spec(conn, "minilm@1"))
+    expected = encoder.encode(["The cat sat on the mat."])[0]
+    assert np.allclose(cat["embedding"].to_numpy(), expected, atol=1e-5)
+
+
+def test_update_of_text_reembeds_and_other_columns_do_not(
+    conn: psycopg.Connection, db_url: str, encoders: EncoderCache
+) -> None:
+    row = conn.execute("INSERT INTO vk.documents (body) VALUES ('first text') RETURNING id").fetchone()
+    assert row is not None
+    pk = str(row[0])
+    drain(db_url, encoders)
+    before = embeddings(conn)[pk]
+
+    conn.execute("UPDATE vk.documents SET metadata = '{\"tag\": 1}' WHERE id = %s", (row[0],))
+    assert queue_size(conn) == 0
+    assert drain(db_url, encoders).stats.embedded == 0
+    assert embeddings(conn)[pk]["computed_at"] == before["computed_at"]
+
+    conn.execute("UPDATE vk.documents SET body = 'second text' WHERE id = %s", (row[0],))
+    assert queue_size(conn) == 1
+    assert drain(db_url, encoders).stats.embedded == 1
+    after = embeddings(conn)[pk]
+    assert after["body"] == "second text"
+    assert after["text_sha256"] == sha("second text")
+    assert not np.allclose(after["embedding"].to_numpy(), before["embedding"].to_numpy())
+
+
+def test_attached_table_with_multi_column_expression(
+    conn: psycopg.Connection, db_url: str, encoders: EncoderCache
+) -> None:
+    conn.execute("CREATE TABLE products (sku text PRIMARY KEY, title text, body text, price numeric)")
+    conn.execute("INSERT INTO products VALUES ('a1', 'Red kettle', 'Boils water fast.', 20)")
+    # Attaching a table that already has rows queues them.
+    conn.execute("SELECT vk.attach('products', 'sku', $$title || '. ' || body$$)")
+    assert queue_size(conn) == 1
+    conn.execute("INSERT INTO products VALUES ('b2', 'Blue teapot', 'Brews tea.', 30)")
+
+    drain(db_url, encoders)
+    vecs = embeddings(conn, "products")
+    assert {pk: r["body"] for pk, r in vecs.items()} == {
+        "a1": "Red kettle. Boils water fast.",
+        "b2": "Blue teapot. Brews tea.",
+    }
+    conn.execute("UPDATE products SET price = 25")
+    assert queue_size(conn) == 0
+    conn.execute("UPDATE products SET title = 'Green kettle' WHERE sku = 'a1'")
+    drain(db_url, encoders)
+    vecs = embeddings(conn, "products")
+    assert vecs["a1"]["body"] == "Green kettle. Boils water fast."
+    assert vecs["a1"]["text_sha256"] == sha("Green kettle. Boils water fast.")
+
+
+def test_delete_truncate_and_key_change_forget_vectors(
+    conn: psycopg.Connection, db_url: str, encoders: EncoderCache
+) -> None:
+    conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
+    conn.execute("SELECT vk.attach('notes', 'id', 'body')")
+    conn.execute("INSERT INTO notes SELECT g, 'note number ' || g FROM generate_series(1, 4) g")
+    drain(db_url, encoders)
+    assert set(embeddings(conn, "notes")) == {"1", "2", "3", "4"}
+
+    conn.execute("DELETE FROM notes WHERE id = 1")
+    conn.execute("UPDATE notes SET id = 20 WHERE id = 2")
+    assert set(embeddings(conn, "notes")) == {"3", "4"}
+    drain(db_url, encoders)
+    assert set(embeddings(conn, "notes")) == {"3", "4", "20"}
+
+    conn.execute("TRUNCATE notes")
+    assert embeddings(conn, "notes") == {}
+    assert queue_size(conn) == 0
+
+
+def test_bulk_insert_queues_every_row_and_notifies_once(conn: psycopg.Connection, db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as listener:
+        listener.execute("LISTEN vk_queue")
+        conn.execute("INSERT INTO vk.documents (body) SELECT 'row ' || g FROM generate_series(1, 500) g")
+        conn.execute("INSERT INTO vk.documents (body) VALUES ('one more')")
+        notes = list(listener.notifies(timeout=1.0))
+    assert queue_size(conn) == 501
+    # One notification per statement, not per row.
+    assert len(notes) == 2
+    assert all(n.channel == "vk_queue" for n in notes)
+
+
+def test_rewrite_while_queued_keeps_one_queue_row(conn: psycopg.Connection, db_url: str) -> None:
+    row = conn.execute("INSERT INTO vk.documents (body) VALUES ('v1') RETURNING id").fetchone()
+    assert row is not None
+    for text in ("v2", "v3", "v4"):
+        conn.execute("UPDATE vk.documents SET body = %s WHERE id = %s", (text, row[0]))
+    assert queue_size(conn) == 1

@@ -1,0 +1,3 @@
+"""vectorkeep: PostgreSQL as the centre of the embedding lifecycle."""
+
+__version__ = "0.1.0"

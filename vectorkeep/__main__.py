@@ -1,0 +1,3 @@
+from vectorkeep.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The processes: the embedding worker, the encoders and the CLI."""

@@ -1,0 +1,35 @@
+"""Encoders loaded once per worker process, each proven against its fingerprint."""
+
+import logging
+
+import psycopg
+from vectorkeep.db import registry
+from vectorkeep.db.records import ModelVersion
+from vectorkeep.workers.encoders import Encoder, load_encoder
+from vectorkeep.workers.encoders.registry import check_fingerprint
+
+log = logging.getLogger(__name__)
+
+
+class EncoderCache:
+    def __init__(self) -> None:
+        self._encoders: dict[int, Encoder] = {}
+
+    def get(self, conn: psycopg.Connection, model: ModelVersion) -> Encoder:
+        """The encoder of a model version, loaded and fingerprint-checked on first use.
+
+        The first worker ever to load a version records its fingerprint (in
+        the caller's transaction); every later load is compared with it.
+        """
+        encoder = self._encoders.get(model.id)
+        if encoder is not None:
+            return encoder
+        encoder = load_encoder(model)
+        probe = encoder.encode([registry.probe_text(conn)])[0]
+        if model.fingerprint is None:
+            registry.record_fingerprint(conn, model.id, probe)
+            model = registry.by_id(conn, model.id)
+            log.info("recorded the fingerprint of %s", model.label)
+        check_fingerprint(model, probe)
+        self._encoders[model.id] = encoder
+        return encoder

@@ -1,0 +1,39 @@
+"""Search by text: encode the query with the collection's model, then vk.search."""
+
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg.rows import dict_row
+from vectorkeep.db import registry
+from vectorkeep.sql import query
+from vectorkeep.workers.encoder_cache import EncoderCache
+
+_encoders = EncoderCache()
+
+
+def encode_query(conn: psycopg.Connection, collection: str, model: str | None, text: str) -> np.ndarray:
+    """The query's vector under the model the collection is searched with."""
+    version = registry.for_collection(conn, collection, model)
+    encoder = _encoders.get(conn, version)
+    conn.commit()  # keeps a fingerprint recorded on this first load
+    return encoder.encode([text])[0]
+
+
+def search_text(
+    conn: psycopg.Connection, collection: str, text: str, *, k: int = 10, model: str | None = None
+) -> list[dict[str, Any]]:
+    vector = encode_query(conn, collection, model, text)
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            query("search"), {"collection": collection, "query": vector, "k": k, "model": model}
+        ).fetchall()
+
+
+def similar(
+    conn: psycopg.Connection, collection: str, pk: str, *, k: int = 10, model: str | None = None
+) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            query("similar"), {"collection": collection, "pk": pk, "k": k, "model": model}
+        ).fetchall()

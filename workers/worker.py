@@ -1,0 +1,121 @@
+"""The embedding worker: wait for a NOTIFY or the poll interval, drain the queue, repeat.
+
+NOTIFY is only a wake-up hint: the worker also polls, so a notification lost
+(no listener at the time, a pooler that drops LISTEN, a reconnect) delays work
+by at most one poll interval and never loses it.
+"""
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+from vectorkeep.db.connect import connect
+from vectorkeep.workers.embed import BatchResult, RetryPolicy, process_batch
+from vectorkeep.workers.encoder_cache import EncoderCache
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "vk_queue"
+
+
+@dataclass
+class WorkerSettings:
+    batch_size: int = 64
+    poll_interval: float = 1.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    reconnect_max_delay: float = 10.0
+
+
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    embedded: int = 0
+    emptied: int = 0
+    failed: int = 0
+
+    def add(self, batch: BatchResult) -> None:
+        self.batches += 1
+        self.embedded += batch.embedded
+        self.emptied += batch.emptied
+        self.failed += batch.failed
+
+
+class Worker:
+    def __init__(
+        self,
+        url: str,
+        settings: WorkerSettings | None = None,
+        *,
+        encoders: EncoderCache | None = None,
+        on_batch: Callable[[BatchResult], None] | None = None,
+    ) -> None:
+        self.url = url
+        self.settings = settings or WorkerSettings()
+        self.encoders = encoders or EncoderCache()
+        self.on_batch = on_batch
+        self.name = f"{socket.gethostname()}-{os.getpid()}"
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the worker to finish its current batch and return."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self, *, until_idle: bool = False) -> WorkerStats:
+        """Work until stop() (or, with until_idle, until no row is ready)."""
+        delay = 0.5
+        while not self.stopping:
+            try:
+                self._serve(until_idle)
+                return self.stats
+            except psycopg.OperationalError as exc:
+                if self.stopping:
+                    break
+                log.warning("database connection lost (%s); reconnecting in %.1fs", exc, delay)
+            except Exception:
+                # A bug or an unexpected database error: the batch rolled back
+                # and its rows are free; keep serving the queue rather than die.
+                log.exception("worker %s: batch failed; retrying in %.1fs", self.name, delay)
+            self._stop.wait(delay)
+            delay = min(delay * 2, self.settings.reconnect_max_delay)
+        return self.stats
+
+    def _serve(self, until_idle: bool) -> None:
+        with (
+            connect(self.url, autocommit=True, application_name=f"vectorkeep listen {self.name}") as listener,
+            connect(self.url, application_name=f"vectorkeep worker {self.name}") as conn,
+        ):
+            listener.execute(f"LISTEN {CHANNEL}")
+            log.info("worker %s listening on %s", self.name, CHANNEL)
+            while not self.stopping:
+                batch = process_batch(
+                    conn, self.encoders, batch_size=self.settings.batch_size, retry=self.settings.retry
+                )
+                if batch.claimed:
+                    self.stats.add(batch)
+                    if self.on_batch:
+                        self.on_batch(batch)
+                    continue
+                if until_idle:
+                    return
+                self._wait(listener)
+
+    def _wait(self, listener: psycopg.Connection) -> None:
+        """Sleep until a notification, the poll interval, or stop()."""
+        deadline = time.monotonic() + self.settings.poll_interval
+        while not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            # Short slices so that stop() is honoured promptly.
+            for _ in listener.notifies(timeout=min(left, 0.25), stop_after=1):
+                return
