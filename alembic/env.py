@@ -6,9 +6,9 @@ The schema is written by hand in sql/; revisions apply those files.
 import logging.config
 
 from sqlalchemy import create_engine, pool
-from vectorkeep.db import settings
 
 from alembic import context
+from vectorkeep.db import settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
@@ -17,9 +17,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 def _url() -> str:
     url = (
-        config.attributes.get("url")
-        or context.get_x_argument(as_dictionary=True).get("url")
-        or settings.database_url()
+        config.attributes.get("url") or context.get_x_argument(as_dictionary=True).get("url") or settings.database_url()
     )
     return settings.sqlalchemy_url(url)
 

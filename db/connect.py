@@ -15,9 +15,7 @@ def configure(conn: psycopg.Connection) -> None:
         conn.rollback()
 
 
-def connect(
-    url: str, *, autocommit: bool = False, application_name: str = "vectorkeep"
-) -> psycopg.Connection:
+def connect(url: str, *, autocommit: bool = False, application_name: str = "vectorkeep") -> psycopg.Connection:
     conn = psycopg.connect(url, autocommit=autocommit, application_name=application_name)
     configure(conn)
     return conn

@@ -6,11 +6,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
-from vectorkeep.db import settings
 
 import vectorkeep
 from alembic import command, op
 from vectorkeep import sql
+from vectorkeep.db import settings
 
 
 def apply_sql(relative_path: str) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
 

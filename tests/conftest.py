@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from vectorkeep.db import embedded, migrate, registry
 from vectorkeep.db.connect import connect
 from vectorkeep.db.settings import url_with_database

@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+
 from vectorkeep.workers.embed import RetryPolicy
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.worker import Worker, WorkerSettings

@@ -4,8 +4,8 @@ import hashlib
 
 import numpy as np
 import psycopg
-from helpers import drain, embeddings, queue_size
 
+from helpers import drain, embeddings, queue_size
 from vectorkeep.db import registry
 from vectorkeep.workers.encoder_cache import EncoderCache
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+
+from vectorkeep import __version__
 from vectorkeep.db import embedded, migrate, registry, settings
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
@@ -18,8 +20,6 @@ from vectorkeep.workers.encoders.registry import load_kind
 from vectorkeep.workers.output import emit
 from vectorkeep.workers.search import search_text, similar
 from vectorkeep.workers.worker import Worker, WorkerSettings
-
-from vectorkeep import __version__
 
 log = logging.getLogger("vectorkeep")
 
@@ -179,9 +179,7 @@ def _worker_options(p: argparse.ArgumentParser) -> None:
         default=1.0,
         help="seconds between polls when no NOTIFY arrives (default 1)",
     )
-    p.add_argument(
-        "--max-attempts", type=int, default=5, help="failures before a queue row is dead (default 5)"
-    )
+    p.add_argument("--max-attempts", type=int, default=5, help="failures before a queue row is dead (default 5)")
     p.add_argument(
         "--backoff",
         type=float,
@@ -198,8 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vectorkeep {__version__}")
     parser.add_argument(
         "--database-url",
-        help=f"PostgreSQL URL (default: ${settings.DATABASE_URL_ENV}, "
-        "else the embedded server under ./.vectorkeep)",
+        help=f"PostgreSQL URL (default: ${settings.DATABASE_URL_ENV}, else the embedded server under ./.vectorkeep)",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -236,9 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until-idle", action="store_true", help="exit when no queued row is ready")
     _worker_options(p)
 
-    p = add(
-        "attach", cmd_attach, "Watch a table: queue its rows for embedding on INSERT/UPDATE.", json_flag=False
-    )
+    p = add("attach", cmd_attach, "Watch a table: queue its rows for embedding on INSERT/UPDATE.", json_flag=False)
     p.add_argument("table", help="table name, optionally schema-qualified")
     p.add_argument("--pk", required=True, help="key column (primary key or unique)")
     p.add_argument("--text", required=True, help="SQL expression for the text, e.g. \"title || ' ' || body\"")

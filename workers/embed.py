@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import psycopg
 from psycopg.rows import class_row
+
 from vectorkeep.db import registry
 from vectorkeep.db.records import Claimed, ModelVersion
 from vectorkeep.sql import query

@@ -3,6 +3,7 @@
 import logging
 
 import psycopg
+
 from vectorkeep.db import registry
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.workers.encoders import Encoder, load_encoder

@@ -5,6 +5,7 @@ from typing import Any
 import numpy as np
 import psycopg
 from psycopg.rows import dict_row
+
 from vectorkeep.db import registry
 from vectorkeep.sql import query
 from vectorkeep.workers.encoder_cache import EncoderCache
@@ -34,6 +35,4 @@ def similar(
     conn: psycopg.Connection, collection: str, pk: str, *, k: int = 10, model: str | None = None
 ) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            query("similar"), {"collection": collection, "pk": pk, "k": k, "model": model}
-        ).fetchall()
+        return cur.execute(query("similar"), {"collection": collection, "pk": pk, "k": k, "model": model}).fetchall()

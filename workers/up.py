@@ -7,6 +7,7 @@ import sys
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from tqdm import tqdm
+
 from vectorkeep.db import embedded, migrate, settings
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
@@ -46,9 +47,7 @@ def _pending(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def up(
-    url: str, worker_settings: WorkerSettings, *, exit_when_done: bool, load_corpus: bool, as_json: bool
-) -> int:
+def up(url: str, worker_settings: WorkerSettings, *, exit_when_done: bool, load_corpus: bool, as_json: bool) -> int:
     migrate.upgrade(url)
     inserted = load_sample_corpus(url) if load_corpus else 0
     log.info(

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
+
 from vectorkeep.db.connect import connect
 from vectorkeep.workers.embed import BatchResult, RetryPolicy, process_batch
 from vectorkeep.workers.encoder_cache import EncoderCache

@@ -6,9 +6,8 @@ Revises:
 Create Date: 2026-11-25
 """
 
-from vectorkeep.db.migrate import apply_sql
-
 from vectorkeep import sql
+from vectorkeep.db.migrate import apply_sql
 
 revision: str = "0001_core"
 down_revision: str | None = None

@@ -9,7 +9,7 @@ BEGIN
     SELECT * INTO c FROM vk.collections WHERE id = c_id;
     RETURN QUERY EXECUTE format(
         'SELECT (SELECT count(*) FROM %2$s), '
-        '       (SELECT count(*) FROM %2$s s WHERE btrim(coalesce((%1$s)::text, '''')) = ''''), '
+        '       (SELECT count(*) FROM %2$s s WHERE coalesce((%1$s)::text, '''') !~ ''[^[:space:]]''), '
         '       (SELECT count(*) FROM vk.embeddings e WHERE e.collection_id = $1 AND e.model_id = $2), '
         '       (SELECT count(*) FROM vk.embeddings e '
         '        LEFT JOIN (SELECT s.%3$I AS key, (%1$s)::text AS body FROM %2$s s) cur ON cur.key = e.pk::%4$s '

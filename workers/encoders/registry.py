@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.workers.encoders.base import Encoder, EncoderError
 
@@ -33,9 +34,7 @@ def load_kind(kind: str, params: dict[str, Any]) -> Encoder:
     """Load an encoder of a kind from its params, before it has a registry row."""
     loader = LOADERS.get(kind)
     if loader is None:
-        raise EncoderError(
-            f"model kind {kind!r} cannot encode here (known kinds: {', '.join(sorted(LOADERS))})"
-        )
+        raise EncoderError(f"model kind {kind!r} cannot encode here (known kinds: {', '.join(sorted(LOADERS))})")
     return loader(params)
 
 

@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+
 from vectorkeep.workers.encoders.base import EncoderError
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,5 @@ class SentenceTransformerEncoder:
         return int(self._model.max_seq_length)
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        vectors = self._model.encode(
-            texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
-        )
+        vectors = self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self._dim)

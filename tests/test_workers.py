@@ -1,0 +1,132 @@
+"""Worker processes: LISTEN and poll, several at once, SIGTERM and SIGKILL."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import psycopg
+
+from helpers import FAST_RETRY, drain, embeddings, queue_size
+from vectorkeep.workers.encoder_cache import EncoderCache
+from vectorkeep.workers.worker import Worker, WorkerSettings
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def start_worker(url: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "vectorkeep", "worker", *args],
+        env={**os.environ, "VECTORKEEP_DATABASE_URL": url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def count(conn: psycopg.Connection, sql: str) -> int:
+    row = conn.execute(sql).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def n_embedded(conn: psycopg.Connection) -> int:
+    return count(conn, "SELECT count(*) FROM vk.embeddings")
+
+
+def unlocked_queue_rows(conn: psycopg.Connection) -> int:
+    """Queue rows no transaction holds: all of them, once nothing is claimed."""
+    with conn.transaction():
+        return len(conn.execute("SELECT 1 FROM vk.queue FOR UPDATE SKIP LOCKED").fetchall())
+
+
+@contextmanager
+def background_worker(url: str, encoders: EncoderCache, **settings: object) -> Iterator[Worker]:
+    worker = Worker(url, WorkerSettings(**{"retry": FAST_RETRY, **settings}), encoders=encoders)  # type: ignore[arg-type]
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+
+
+def test_notify_wakes_a_waiting_worker(conn: psycopg.Connection, db_url: str, encoders: EncoderCache) -> None:
+    # A poll interval far longer than the wait: only the NOTIFY can wake it.
+    with background_worker(db_url, encoders, poll_interval=600):
+        time.sleep(0.5)
+        conn.execute("INSERT INTO vk.documents (body) VALUES ('wake up')")
+        wait_for(lambda: len(embeddings(conn)) == 1, 30, "the notified worker")
+
+
+def test_poll_picks_up_work_whose_notify_was_lost(
+    conn: psycopg.Connection, db_url: str, encoders: EncoderCache
+) -> None:
+    with background_worker(db_url, encoders, poll_interval=0.3):
+        time.sleep(0.5)
+        # Row and queue entry written with triggers off: no NOTIFY is ever sent.
+        with conn.transaction():
+            conn.execute("SET LOCAL session_replication_role = replica")
+            conn.execute("INSERT INTO vk.documents (id, body) OVERRIDING SYSTEM VALUE VALUES (77, 'silent')")
+            conn.execute("INSERT INTO vk.queue (collection_id, pk, model_id) VALUES (1, '77', 1)")
+        wait_for(lambda: "77" in embeddings(conn), 30, "the polling worker")
+
+
+def test_two_worker_processes_embed_every_row_exactly_once(conn: psycopg.Connection, db_url: str) -> None:
+    conn.execute("INSERT INTO vk.documents (body) SELECT 'sentence number ' || g FROM generate_series(1, 300) g")
+    workers = [start_worker(db_url, "--until-idle", "--json", "--batch-size", "16") for _ in range(2)]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    for w, (_, err) in zip(workers, outputs, strict=True):
+        assert w.returncode == 0, err
+    done = [json.loads(out)[0]["embedded"] for out, _ in outputs]
+    # Each row was encoded by exactly one worker: the counts add up to the rows.
+    assert sum(done) == 300, done
+    assert len(embeddings(conn)) == 300
+    assert queue_size(conn) == 0
+
+
+def test_sigterm_finishes_the_batch_and_loses_nothing(conn: psycopg.Connection, db_url: str) -> None:
+    conn.execute("INSERT INTO vk.documents (body) SELECT 'line ' || g FROM generate_series(1, 2000) g")
+    worker = start_worker(db_url, "--batch-size", "8")
+    wait_for(lambda: n_embedded(conn) > 0, 120, "the first batch")
+    worker.send_signal(signal.SIGTERM)
+    _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    embedded = n_embedded(conn)
+    assert 0 < embedded < 2000
+    # Every row is either embedded or still queued, and nothing is left claimed.
+    assert embedded + queue_size(conn) == 2000
+    assert unlocked_queue_rows(conn) == queue_size(conn)
+
+
+def test_sigkill_mid_batch_then_another_worker_finishes(
+    conn: psycopg.Connection, db_url: str, encoders: EncoderCache
+) -> None:
+    conn.execute("INSERT INTO vk.documents (body) SELECT 'item ' || g FROM generate_series(1, 1000) g")
+    for _ in range(2):
+        worker = start_worker(db_url, "--batch-size", "32")
+        before = n_embedded(conn)
+        wait_for(lambda b=before: n_embedded(conn) > b, 120, "a batch")  # type: ignore[misc]
+        worker.kill()
+        worker.communicate(timeout=30)
+        # The killed transaction rolled back: no row stays locked.
+        wait_for(lambda: unlocked_queue_rows(conn) == queue_size(conn), 30, "the locks to go")
+        assert n_embedded(conn) + queue_size(conn) == 1000
+    drain(db_url, encoders)
+    assert queue_size(conn) == 0
+    rows = embeddings(conn)
+    assert len(rows) == 1000
+    assert count(conn, "SELECT count(DISTINCT pk) FROM vk.embeddings") == 1000
