@@ -92,3 +92,7 @@ INSERT INTO vk.documents (body, metadata) VALUES (%(body)s, %(metadata)s);
 
 -- name: documents_sample
 SELECT id::text FROM vk.documents WHERE metadata ->> 'source' = %(source)s ORDER BY id LIMIT 1;
+
+-- name: listen
+-- The channel the queue triggers notify (vk.enqueued_v1).
+LISTEN vk_queue;

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from vectorkeep.db.connect import connect
+from vectorkeep.sql import query
 from vectorkeep.workers.embed import BatchResult, RetryPolicy, process_batch
 from vectorkeep.workers.encoder_cache import EncoderCache
 
@@ -95,7 +96,7 @@ class Worker:
             connect(self.url, autocommit=True, application_name=f"vectorkeep listen {self.name}") as listener,
             connect(self.url, application_name=f"vectorkeep worker {self.name}") as conn,
         ):
-            listener.execute(f"LISTEN {CHANNEL}")
+            listener.execute(query("listen"))
             log.info("worker %s listening on %s", self.name, CHANNEL)
             while not self.stopping:
                 batch = process_batch(

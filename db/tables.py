@@ -1,0 +1,117 @@
+"""SQLAlchemy Core metadata of schema vk, for applications that use SQLAlchemy.
+
+The schema itself is created by the migrations (sql/); this mirrors it so that
+queries can be composed in Python (tests/test_tables.py keeps the two equal).
+"""
+
+from pgvector.sqlalchemy import VECTOR
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(schema="vk")
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("distance", Text, nullable=False),
+    Column("params", JSONB, nullable=False),
+    Column("fingerprint", VECTOR()),
+    Column("status", Text, nullable=False),
+    Column("trained_by_job", BigInteger),
+    Column("metrics", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+collections = Table(
+    "collections",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("source", Text, nullable=False),  # regclass, read as its name
+    Column("pk_column", Text, nullable=False),
+    Column("pk_type", Text, nullable=False),
+    Column("text_expression", Text, nullable=False),
+    Column("default_model_id", BigInteger),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+collection_models = Table(
+    "collection_models",
+    metadata,
+    Column("collection_id", BigInteger, primary_key=True),
+    Column("model_id", BigInteger, primary_key=True),
+    Column("index_name", Text, nullable=False),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("body", Text),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+embeddings = Table(
+    "embeddings",
+    metadata,
+    Column("collection_id", BigInteger, primary_key=True),
+    Column("pk", Text, primary_key=True),
+    Column("model_id", BigInteger, primary_key=True),
+    Column("embedding", VECTOR(), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("text_sha256", LargeBinary, nullable=False),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+)
+
+queue = Table(
+    "queue",
+    metadata,
+    Column("collection_id", BigInteger, primary_key=True),
+    Column("pk", Text, primary_key=True),
+    Column("model_id", BigInteger, primary_key=True),
+    Column("enqueued_at", DateTime(timezone=True), nullable=False),
+    Column("run_after", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("dead", Boolean, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("params", JSONB, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("collection_id", BigInteger),
+    Column("model_id", BigInteger),
+    Column("progress", JSONB, nullable=False),
+    Column("metrics", JSONB, nullable=False),
+    Column("error", Text),
+    Column("worker", Text),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("heartbeat_at", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+)

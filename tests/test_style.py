@@ -1,0 +1,34 @@
+"""The code stays ruff-clean, and layers stay apart (db never imports workers)."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_ruff_clean() -> None:
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    if not Path(ruff).exists():
+        pytest.skip("ruff is not installed (pip install -e '.[test]')")
+    done = subprocess.run([ruff, "check", "."], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_db_layer_does_not_import_workers() -> None:
+    offenders = [p.name for p in (ROOT / "db").glob("*.py") if "vectorkeep.workers" in p.read_text()]
+    assert offenders == []
+
+
+def test_python_builds_no_sql_by_string_formatting() -> None:
+    """SQL lives in sql/; Python sends named queries, never a formatted string."""
+    suspicious = []
+    for folder in ("db", "workers"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                if any(p in line for p in ('execute(f"', "execute(f'", 'executemany(f"', ".format(")):
+                    suspicious.append(f"{path.relative_to(ROOT)}:{n}")
+    assert suspicious == []
