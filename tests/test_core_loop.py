@@ -1,12 +1,16 @@
 """Plain SQL INSERT/UPDATE -> trigger -> queue -> worker -> versioned vector."""
 
 import hashlib
+import threading
+import time
 
 import numpy as np
 import psycopg
+from pgvector.psycopg import register_vector
 
 from helpers import drain, embeddings, queue_size
 from vectorkeep.db import registry
+from vectorkeep.sql import query
 from vectorkeep.workers.encoder_cache import EncoderCache
 
 
@@ -123,3 +127,32 @@ def test_rewrite_while_queued_keeps_one_queue_row(conn: psycopg.Connection, db_u
     for text in ("v2", "v3", "v4"):
         conn.execute("UPDATE vk.documents SET body = %s WHERE id = %s", (text, row[0]))
     assert queue_size(conn) == 1
+
+
+def test_delete_while_a_worker_holds_the_row_neither_deadlocks_nor_leaves_a_vector(
+    conn: psycopg.Connection, db_url: str, encoders: EncoderCache
+) -> None:
+    conn.execute("INSERT INTO vk.documents (id, body) OVERRIDING SYSTEM VALUE VALUES (1, 'old text')")
+    drain(db_url, encoders)
+    conn.execute("UPDATE vk.documents SET body = 'new text' WHERE id = 1")
+    vector = encoders.get(conn, registry.by_spec(conn, "minilm@1")).encode(["new text"])[0]
+
+    with psycopg.connect(db_url) as worker:
+        register_vector(worker)
+        # A worker mid-batch: the queue row is claimed (locked) ...
+        claimed = worker.execute(query("claim"), {"batch_size": 10}).fetchall()
+        assert [c[1] for c in claimed] == ["1"]
+        # ... while the application deletes the row.
+        deleting = threading.Thread(target=conn.execute, args=("DELETE FROM vk.documents WHERE id = 1",))
+        deleting.start()
+        time.sleep(0.3)
+        assert deleting.is_alive()  # waits for the worker's batch
+        key = {"collection_id": 1, "pk": "1", "model_id": 1}
+        worker.execute(query("upsert_embedding"), {**key, "embedding": vector, "body": "new text"})
+        worker.execute(query("finish"), key)
+        worker.commit()
+        deleting.join(timeout=10)
+        assert not deleting.is_alive()
+
+    assert embeddings(conn) == {}
+    assert queue_size(conn) == 0

@@ -13,18 +13,26 @@ from vectorkeep.workers.encoder_cache import EncoderCache
 _encoders = EncoderCache()
 
 
-def encode_query(conn: psycopg.Connection, collection: str, model: str | None, text: str) -> np.ndarray:
+def encode_query(
+    conn: psycopg.Connection, collection: str, model: str | None, text: str, encoders: EncoderCache | None = None
+) -> np.ndarray:
     """The query's vector under the model the collection is searched with."""
     version = registry.for_collection(conn, collection, model)
-    encoder = _encoders.get(conn, version)
+    encoder = (encoders or _encoders).get(conn, version)
     conn.commit()  # keeps a fingerprint recorded on this first load
     return encoder.encode([text])[0]
 
 
 def search_text(
-    conn: psycopg.Connection, collection: str, text: str, *, k: int = 10, model: str | None = None
+    conn: psycopg.Connection,
+    collection: str,
+    text: str,
+    *,
+    k: int = 10,
+    model: str | None = None,
+    encoders: EncoderCache | None = None,
 ) -> list[dict[str, Any]]:
-    vector = encode_query(conn, collection, model, text)
+    vector = encode_query(conn, collection, model, text, encoders)
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             query("search"), {"collection": collection, "query": vector, "k": k, "model": model}

@@ -88,7 +88,7 @@ def up(url: str, worker_settings: WorkerSettings, *, exit_when_done: bool, load_
 
 def _sample(url: str, worker: Worker) -> dict:
     with connect(url) as conn:
-        hits = search_text(conn, "documents", SAMPLE_QUERY, k=3)
+        hits = search_text(conn, "documents", SAMPLE_QUERY, k=3, encoders=worker.encoders)
         neighbours = similar(conn, "documents", hits[0]["pk"], k=3) if hits else []
         with conn.cursor(row_factory=dict_row) as cur:
             status = cur.execute(query("status")).fetchall()

@@ -37,6 +37,21 @@ BEGIN
 END
 $$;
 
+-- Forget the vectors and queued work of these row keys. The queue rows go
+-- first: if a worker holds one (mid-batch), this waits for its commit before
+-- touching vk.embeddings, where the worker writes, so the two never wait on
+-- each other (no deadlock), and the vector the worker wrote is deleted after.
+CREATE OR REPLACE FUNCTION vk.forget_v1(c_id bigint, keys text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF keys IS NULL THEN
+        RETURN;
+    END IF;
+    DELETE FROM vk.queue q WHERE q.collection_id = c_id AND q.pk = ANY (keys);
+    DELETE FROM vk.embeddings e WHERE e.collection_id = c_id AND e.pk = ANY (keys);
+END
+$$;
+
 -- Queues rows whose text changed (or whose key changed); forgets vectors of
 -- keys that no longer exist.
 CREATE OR REPLACE FUNCTION vk.on_update_v1() RETURNS trigger
@@ -44,6 +59,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     c      vk.collections;
     queued bigint;
+    keys   text[];
 BEGIN
     SELECT * INTO c FROM vk.collections WHERE id = TG_ARGV[0]::bigint;
     EXECUTE format(
@@ -58,13 +74,11 @@ BEGIN
         c.pk_column, c.text_expression)
         USING c.id;
     GET DIAGNOSTICS queued = ROW_COUNT;
-    EXECUTE format(
-        'WITH gone AS (SELECT o.%1$I::text AS pk FROM vk_old o '
-        '              EXCEPT SELECT n.%1$I::text FROM vk_new n), '
-        '     e AS (DELETE FROM vk.embeddings WHERE collection_id = $1 AND pk IN (SELECT pk FROM gone)) '
-        'DELETE FROM vk.queue WHERE collection_id = $1 AND pk IN (SELECT pk FROM gone)',
-        c.pk_column)
-        USING c.id;
+    -- Transition tables are visible to this function only, so the keys travel as an array.
+    EXECUTE format('SELECT array_agg(k) FROM (SELECT o.%1$I::text AS k FROM vk_old o '
+                   'EXCEPT SELECT n.%1$I::text FROM vk_new n) gone', c.pk_column)
+        INTO keys;
+    PERFORM vk.forget_v1(c.id, keys);
     PERFORM vk.enqueued_v1(c.id, queued);
     RETURN NULL;
 END
@@ -73,15 +87,12 @@ $$;
 CREATE OR REPLACE FUNCTION vk.on_delete_v1() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    c vk.collections;
+    c    vk.collections;
+    keys text[];
 BEGIN
     SELECT * INTO c FROM vk.collections WHERE id = TG_ARGV[0]::bigint;
-    EXECUTE format(
-        'WITH gone AS (SELECT o.%1$I::text AS pk FROM vk_old o), '
-        '     e AS (DELETE FROM vk.embeddings WHERE collection_id = $1 AND pk IN (SELECT pk FROM gone)) '
-        'DELETE FROM vk.queue WHERE collection_id = $1 AND pk IN (SELECT pk FROM gone)',
-        c.pk_column)
-        USING c.id;
+    EXECUTE format('SELECT array_agg(o.%I::text) FROM vk_old o', c.pk_column) INTO keys;
+    PERFORM vk.forget_v1(c.id, keys);
     RETURN NULL;
 END
 $$;
@@ -89,8 +100,9 @@ $$;
 CREATE OR REPLACE FUNCTION vk.on_truncate_v1() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM vk.embeddings WHERE collection_id = TG_ARGV[0]::bigint;
+    -- Queue first: see vk.forget_v1.
     DELETE FROM vk.queue WHERE collection_id = TG_ARGV[0]::bigint;
+    DELETE FROM vk.embeddings WHERE collection_id = TG_ARGV[0]::bigint;
     RETURN NULL;
 END
 $$;
