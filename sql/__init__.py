@@ -32,3 +32,12 @@ def queries() -> dict[str, str]:
 
 def query(name: str) -> str:
     return queries()[name]
+
+
+IDEMPOTENT_MARK = "-- idempotent:"
+
+
+def is_idempotent(relative_path: str) -> bool:
+    """Files marked idempotent (CREATE OR REPLACE only) can be applied again;
+    the others (tables, seeds) run once, in their own revision."""
+    return IDEMPOTENT_MARK in read(relative_path).split("\n\n", 1)[0]

@@ -24,11 +24,10 @@ _counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of the server's maintenance database."""
-    configured = os.environ.get("VECTORKEEP_TEST_ADMIN_URL")
-    if configured:
-        yield configured
+def embedded_pgdata() -> Iterator[Path | None]:
+    """The data directory of the embedded test server (None with VECTORKEEP_TEST_ADMIN_URL)."""
+    if os.environ.get("VECTORKEEP_TEST_ADMIN_URL"):
+        yield None
         return
     # Under the checkout rather than /tmp/pytest-of-*: when the tests run as
     # root the server runs as an unprivileged user, who cannot enter a 0700
@@ -36,11 +35,21 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base = Path(__file__).resolve().parent.parent / ".vectorkeep" / f"test-{os.getpid()}"
     pgdata = base / "pgdata"
     try:
-        server = embedded.start(pgdata)
-        yield server.url
+        embedded.start(pgdata)
+        yield pgdata
     finally:
+        # Stopped and deleted even when tests fail: no stray servers.
         embedded.destroy(pgdata)
-        base.rmdir() if base.exists() and not any(base.iterdir()) else None
+        if base.exists() and not any(base.iterdir()):
+            base.rmdir()
+
+
+@pytest.fixture(scope="session")
+def server_url(embedded_pgdata: Path | None) -> str:
+    """URL of the server's maintenance database."""
+    if embedded_pgdata is None:
+        return os.environ["VECTORKEEP_TEST_ADMIN_URL"]
+    return embedded.start(embedded_pgdata).url
 
 
 def admin(url: str) -> psycopg.Connection:

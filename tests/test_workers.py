@@ -9,10 +9,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
+import pytest
 
 from helpers import FAST_RETRY, drain, embeddings, queue_size
+from vectorkeep.db import embedded
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.worker import Worker, WorkerSettings
 
@@ -130,3 +133,35 @@ def test_sigkill_mid_batch_then_another_worker_finishes(
     rows = embeddings(conn)
     assert len(rows) == 1000
     assert count(conn, "SELECT count(DISTINCT pk) FROM vk.embeddings") == 1000
+
+
+def test_worker_reconnects_after_its_connections_are_killed(
+    conn: psycopg.Connection, db_url: str, encoders: EncoderCache
+) -> None:
+    with background_worker(db_url, encoders, poll_interval=0.2, reconnect_max_delay=0.5):
+        conn.execute("INSERT INTO vk.documents (body) VALUES ('before')")
+        wait_for(lambda: n_embedded(conn) == 1, 30, "the first row")
+        killed = count(
+            conn,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name LIKE 'vectorkeep %' AND pid <> pg_backend_pid()",
+        )
+        assert killed == 2  # the LISTEN connection and the work connection
+        conn.execute("INSERT INTO vk.documents (body) VALUES ('after')")
+        wait_for(lambda: n_embedded(conn) == 2, 30, "the worker to reconnect")
+
+
+def test_worker_survives_a_database_restart(
+    embedded_pgdata: Path | None, server_url: str, db_url: str, encoders: EncoderCache
+) -> None:
+    if embedded_pgdata is None:
+        pytest.skip("restarts only the embedded test server")
+    with background_worker(db_url, encoders, poll_interval=0.2, reconnect_max_delay=0.5):
+        with psycopg.connect(db_url, autocommit=True) as c:
+            c.execute("INSERT INTO vk.documents (body) VALUES ('before restart')")
+            wait_for(lambda: n_embedded(c) == 1, 30, "the first row")
+        embedded.restart(embedded_pgdata)
+        assert embedded.start(embedded_pgdata).url == server_url
+        with psycopg.connect(db_url, autocommit=True) as c:
+            c.execute("INSERT INTO vk.documents (body) VALUES ('after restart')")
+            wait_for(lambda: n_embedded(c) == 2, 60, "the worker to reconnect")

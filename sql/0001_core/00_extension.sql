@@ -1,4 +1,5 @@
 -- pgvector, created only when missing; the comment marks it as ours so that
+-- idempotent: does nothing when pgvector is already there.
 -- down.sql drops only what this migration created.
 DO $$
 BEGIN

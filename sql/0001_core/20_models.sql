@@ -1,4 +1,5 @@
 -- Model versions: naming, lookup and the guard on vectors written for them.
+-- idempotent: only CREATE OR REPLACE; a later revision may re-apply this file.
 
 CREATE OR REPLACE FUNCTION vk.probe_text() RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -93,7 +94,7 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER embeddings_check
+CREATE OR REPLACE TRIGGER embeddings_check
     BEFORE INSERT OR UPDATE OF embedding, model_id ON vk.embeddings
     FOR EACH ROW EXECUTE FUNCTION vk.embeddings_check_v1();
 

@@ -1,4 +1,5 @@
 -- Collections: attaching a table installs the triggers that queue its rows.
+-- idempotent: only CREATE OR REPLACE; a later revision may re-apply this file.
 
 CREATE OR REPLACE FUNCTION vk.collection(collection_name text) RETURNS vk.collections
 LANGUAGE plpgsql STABLE AS $$

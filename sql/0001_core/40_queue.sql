@@ -1,4 +1,5 @@
 -- The embedding queue: statement-level triggers fill it, workers drain it.
+-- idempotent: only CREATE OR REPLACE; a later revision may re-apply this file.
 --
 -- The triggers are statement-level with transition tables: one set-based
 -- INSERT into vk.queue and at most one NOTIFY per statement, however many rows

@@ -1,4 +1,5 @@
 -- Similarity search and recovery: the stable SQL API.
+-- idempotent: only CREATE OR REPLACE; a later revision may re-apply this file.
 --
 -- Every query is built so that it matches the partial HNSW index of its
 -- (collection, model): the same cast expression, the ids as literals (a

@@ -1,4 +1,5 @@
 -- vk.status: per collection and model, where every row stands.
+-- idempotent: only CREATE OR REPLACE; a later revision may re-apply this file.
 
 CREATE OR REPLACE FUNCTION vk.collection_stats_v1(c_id bigint, m_id bigint)
 RETURNS TABLE (rows bigint, empty bigint, embedded bigint, stale bigint, pending bigint, failed bigint, dead bigint)
