@@ -26,7 +26,7 @@ from vectorkeep.workers.worker import Worker, WorkerSettings
 class NoopEncoder:
     """No model: a unit vector derived from the text's hash."""
 
-    def __init__(self, params: dict[str, Any]) -> None:
+    def __init__(self, params: dict[str, Any], artifact: bytes | None = None) -> None:
         self._dim = int(params.get("dim", 384))
 
     @property

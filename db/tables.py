@@ -16,7 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import INTERVAL, JSONB
 
 metadata = MetaData(schema="vk")
 
@@ -114,4 +114,33 @@ jobs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
+    Column("snapshot", JSONB, nullable=False),
+    Column("log_tail", Text),
+    Column("max_attempts", Integer, nullable=False),
+    Column("schedule_id", BigInteger),
+)
+
+model_artifacts = Table(
+    "model_artifacts",
+    metadata,
+    Column("model_id", BigInteger, primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("sha256", LargeBinary, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("params", JSONB, nullable=False),
+    Column("collection_id", BigInteger),
+    Column("every", INTERVAL, nullable=False),
+    Column("next_run_at", DateTime(timezone=True), nullable=False),
+    Column("last_job_id", BigInteger),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

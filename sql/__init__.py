@@ -41,3 +41,8 @@ def is_idempotent(relative_path: str) -> bool:
     """Files marked idempotent (CREATE OR REPLACE only) can be applied again;
     the others (tables, seeds) run once, in their own revision."""
     return IDEMPOTENT_MARK in read(relative_path).split("\n\n", 1)[0]
+
+
+def revision_dirs() -> list[str]:
+    """The revision folders (0001_core, 0002_...), in order."""
+    return sorted(p.name for p in files(__name__).iterdir() if re.fullmatch(r"\d{4}_\w+", p.name))

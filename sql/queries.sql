@@ -96,3 +96,118 @@ SELECT id::text FROM vk.documents WHERE metadata ->> 'source' = %(source)s ORDER
 -- name: listen
 -- The channel the queue triggers notify (vk.enqueued_v1).
 LISTEN vk_queue;
+
+-- name: store_artifact
+INSERT INTO vk.model_artifacts (model_id, name, data, sha256, size_bytes)
+VALUES (%(model_id)s, %(name)s, %(data)s, sha256(%(data)s), length(%(data)s))
+ON CONFLICT (model_id, name) DO UPDATE
+SET data = EXCLUDED.data, sha256 = EXCLUDED.sha256, size_bytes = EXCLUDED.size_bytes, created_at = now()
+RETURNING encode(sha256, 'hex');
+
+-- name: load_artifact
+SELECT data, encode(sha256, 'hex') FROM vk.model_artifacts WHERE model_id = %(model_id)s AND name = %(name)s;
+
+-- name: claim_job
+SELECT * FROM vk.claim_job_v1(%(worker)s, %(lease)s, %(kinds)s);
+
+-- name: heartbeat_job
+SELECT vk.heartbeat_job_v1(%(id)s, %(worker)s, %(lease)s, %(progress)s);
+
+-- name: finish_job
+SELECT vk.finish_job_v1(%(id)s, %(worker)s, %(metrics)s, %(model_id)s, %(log)s);
+
+-- name: fail_job
+SELECT vk.fail_job_v1(%(id)s, %(worker)s, %(error)s, %(log)s);
+
+-- name: record_snapshot
+UPDATE vk.jobs SET snapshot = vk.snapshot_v1(%(collection_id)s) WHERE id = %(id)s RETURNING snapshot;
+
+-- name: run_due_schedules
+SELECT vk.run_due_schedules_v1();
+
+-- name: listen_jobs
+LISTEN vk_jobs;
+
+-- name: enqueue_page
+SELECT last_key, scanned, queued FROM vk.enqueue_page_v1(%(collection_id)s, %(model_id)s, %(after)s, %(page)s);
+
+-- name: queued_for
+SELECT count(*) FROM vk.queue WHERE collection_id = %(collection_id)s AND model_id = %(model_id)s;
+
+-- name: dead_for
+SELECT count(*), min(last_error) FROM vk.queue
+WHERE collection_id = %(collection_id)s AND model_id = %(model_id)s AND dead;
+
+-- name: collection_texts
+SELECT pk, body FROM vk.collection_texts_v1(%(collection_id)s);
+
+-- name: collection_pairs
+-- (text, vector) pairs of a collection under a model: what a distilled model learns from.
+SELECT pk, body, embedding FROM vk.embeddings
+WHERE collection_id = %(collection_id)s AND model_id = %(model_id)s ORDER BY pk;
+
+-- name: vectors_of
+SELECT pk, embedding FROM vk.embeddings
+WHERE collection_id = %(collection_id)s AND model_id = %(model_id)s AND pk = ANY(%(pks)s);
+
+-- name: create_training_model
+-- The version a train job produces, reserved at its start (status training).
+INSERT INTO vk.models (name, version, kind, dim, distance, params, status, trained_by_job)
+VALUES (%(name)s, coalesce((SELECT max(version) FROM vk.models WHERE name = %(name)s), 0) + 1,
+        %(kind)s, %(dim)s, 'cosine', %(params)s, 'training', %(job_id)s)
+RETURNING id;
+
+-- name: set_job_model
+UPDATE vk.jobs SET model_id = %(model_id)s WHERE id = %(id)s;
+
+-- name: model_trained
+UPDATE vk.models
+SET dim = %(dim)s, params = %(params)s, metrics = %(metrics)s, fingerprint = %(fingerprint)s,
+    status = 'ready', updated_at = now()
+WHERE id = %(id)s;
+
+-- name: model_failed
+UPDATE vk.models SET status = 'failed', updated_at = now() WHERE id = %(id)s AND status = 'training';
+
+-- name: submit_reembed
+SELECT vk.submit_job_v1('reembed', %(params)s, %(collection_id)s, %(model_id)s);
+
+-- name: embed_with
+SELECT vk.embed_with_v1(c, m) FROM vk.collections c, vk.models m
+WHERE c.id = %(collection_id)s AND m.id = %(model_id)s;
+
+-- name: activate
+SELECT vk.model_label(m) FROM vk.activate(%(collection)s, %(model)s, %(gates)s) m;
+
+-- name: collection_name
+SELECT name, default_model_id FROM vk.collections WHERE id = %(id)s;
+
+-- name: list_jobs
+SELECT j.id, j.kind, j.status, c.name AS collection, vk.model_label(m) AS model, j.attempts,
+       j.progress, j.metrics, j.error, j.worker, j.created_at, j.started_at, j.finished_at
+FROM vk.jobs j
+LEFT JOIN vk.collections c ON c.id = j.collection_id
+LEFT JOIN vk.models m ON m.id = j.model_id
+ORDER BY j.id DESC LIMIT %(limit)s;
+
+-- name: job
+SELECT j.*, c.name AS collection, vk.model_label(m) AS model
+FROM vk.jobs j
+LEFT JOIN vk.collections c ON c.id = j.collection_id
+LEFT JOIN vk.models m ON m.id = j.model_id
+WHERE j.id = %(id)s;
+
+-- name: train
+SELECT vk.train(%(model)s, %(kind)s, %(params)s, %(collection)s);
+
+-- name: schedule_train
+SELECT vk.schedule_train(%(model)s, %(kind)s, %(every)s::interval, %(params)s, %(collection)s);
+
+-- name: reembed
+SELECT vk.reembed(%(collection)s, %(model)s);
+
+-- name: retire
+SELECT vk.retire(%(model)s, %(collection)s);
+
+-- name: release_job
+SELECT vk.release_job_v1(%(id)s, %(worker)s, %(progress)s);

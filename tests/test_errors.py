@@ -105,7 +105,7 @@ def test_huge_text_is_embedded_truncated_by_the_encoder(
 class PoisonEncoder:
     """The real MiniLM encoder, except that it raises on texts containing POISON."""
 
-    def __init__(self, params: dict) -> None:
+    def __init__(self, params: dict, artifact: bytes | None = None) -> None:
         self._inner = SentenceTransformerEncoder(params["source"])
 
     @property

@@ -29,6 +29,6 @@ def test_python_builds_no_sql_by_string_formatting() -> None:
     for folder in ("db", "workers"):
         for path in (ROOT / folder).rglob("*.py"):
             for n, line in enumerate(path.read_text().splitlines(), 1):
-                if any(p in line for p in ('execute(f"', "execute(f'", 'executemany(f"', ".format(")):
+                if any(p in line for p in ('execute(f"', "execute(f'", 'executemany(f"', '".format(', "'.format(")):
                     suspicious.append(f"{path.relative_to(ROOT)}:{n}")
     assert suspicious == []

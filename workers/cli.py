@@ -15,10 +15,12 @@ from vectorkeep import __version__
 from vectorkeep.db import embedded, migrate, registry, settings
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
+from vectorkeep.workers import jobs_cli
 from vectorkeep.workers.embed import RetryPolicy
 from vectorkeep.workers.encoders.registry import load_kind
 from vectorkeep.workers.output import emit
 from vectorkeep.workers.search import search_text, similar
+from vectorkeep.workers.service import Service
 from vectorkeep.workers.worker import Worker, WorkerSettings
 
 log = logging.getLogger("vectorkeep")
@@ -28,7 +30,7 @@ def _url(args: argparse.Namespace) -> str:
     return args.database_url or settings.database_url()
 
 
-def _stop_on_signals(worker: Worker) -> None:
+def _stop_on_signals(worker: Worker | Service) -> None:
     """SIGINT/SIGTERM: finish the batch in hand, then stop."""
 
     def handler(signum: int, _frame: object) -> None:
@@ -58,12 +60,18 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    worker = Worker(_url(args), _worker_settings(args))
-    _stop_on_signals(worker)
-    stats = worker.run(until_idle=args.until_idle)
-    log.info("worker stopped: %s", stats)
+    service = Service(
+        _url(args),
+        _worker_settings(args),
+        queue=not args.jobs_only,
+        jobs=not args.no_jobs,
+        lease_seconds=args.lease,
+    )
+    _stop_on_signals(service)
+    result = service.run(until_idle=args.until_idle)
+    log.info("worker stopped: %s, jobs run: %s", result.queue, result.jobs)
     if args.json:
-        emit([vars(stats)], as_json=True)
+        emit([{**vars(result.queue), "jobs": result.jobs}], as_json=True)
     return 0
 
 
@@ -104,6 +112,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     url = _url(args)
     if args.action == "register":
         return _register_model(url, args)
+    if args.action == "activate":
+        return jobs_cli.cmd_activate(url, args)
+    if args.action == "retire":
+        return jobs_cli.cmd_retire(url, args)
     with connect(url) as conn, conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(query("list_models")).fetchall()
     if not args.json:
@@ -228,9 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "worker",
         cmd_worker,
-        "Embed queued rows: LISTEN, claim, encode, write; Ctrl-C or SIGTERM finishes the batch and stops.",
+        "Embed queued rows (LISTEN, claim, encode, write) and run jobs (train, reembed); Ctrl-C or SIGTERM "
+        "finishes the batch, hands running jobs back, and stops.",
     )
-    p.add_argument("--until-idle", action="store_true", help="exit when no queued row is ready")
+    p.add_argument("--until-idle", action="store_true", help="exit when no job and no queued row is left")
+    p.add_argument("--jobs-only", action="store_true", help="run jobs only, no embedding queue")
+    p.add_argument("--no-jobs", action="store_true", help="embed queued rows only, run no job")
+    p.add_argument(
+        "--lease", type=float, default=30.0, help="seconds a job stays ours without a heartbeat (default 30)"
+    )
     _worker_options(p)
 
     p = add("attach", cmd_attach, "Watch a table: queue its rows for embedding on INSERT/UPDATE.", json_flag=False)
@@ -258,12 +276,23 @@ def build_parser() -> argparse.ArgumentParser:
         "Rows, embedded, pending, failed, dead, empty and stale per collection and model.",
     )
 
-    p = add("models", cmd_models, "List model versions, or register a new one.")
-    p.add_argument("action", nargs="?", choices=["list", "register"], default="list")
-    p.add_argument("name", nargs="?", help="with register: the model name")
-    p.add_argument("--source", help="with register: Hugging Face name or local path")
-    p.add_argument("--kind", default="sentence-transformers")
+    p = add("models", cmd_models, "List model versions; register one; activate one for search; retire one.")
+    p.add_argument("action", nargs="?", choices=["list", "register", "activate", "retire"], default="list")
+    p.add_argument("name", nargs="?", help="register: the model name; activate, retire: name@version")
+    p.add_argument("--source", help="register: Hugging Face name or local path")
+    p.add_argument(
+        "--kind",
+        default="sentence-transformers",
+        choices=["sentence-transformers", "hf-mean-pool"],
+        help="register: how to load it",
+    )
     p.add_argument("--distance", default="cosine", choices=["cosine", "l2", "ip"])
+    p.add_argument("--collection", help="activate, retire: the collection")
+    p.add_argument(
+        "--min-metric", action="append", metavar="METRIC=MIN", help="activate: a gate, e.g. recall@10=0.9 (repeatable)"
+    )
+
+    jobs_cli.add_commands(add, _url)
     return parser
 
 

@@ -4,10 +4,10 @@ import logging
 
 import psycopg
 
-from vectorkeep.db import registry
+from vectorkeep.db import artifacts, registry
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.workers.encoders import Encoder, load_encoder
-from vectorkeep.workers.encoders.registry import check_fingerprint
+from vectorkeep.workers.encoders.registry import TRAINED_KINDS, check_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,8 @@ class EncoderCache:
         encoder = self._encoders.get(model.id)
         if encoder is not None:
             return encoder
-        encoder = load_encoder(model)
+        artifact = artifacts.load(conn, model) if model.kind in TRAINED_KINDS else None
+        encoder = load_encoder(model, artifact)
         probe = encoder.encode([registry.probe_text(conn)])[0]
         if model.fingerprint is None:
             registry.record_fingerprint(conn, model.id, probe)

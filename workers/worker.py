@@ -64,6 +64,10 @@ class Worker:
         self.stats = WorkerStats()
         self._stop = threading.Event()
 
+    @property
+    def stop_event(self) -> threading.Event:
+        return self._stop
+
     def stop(self) -> None:
         """Ask the worker to finish its current batch and return."""
         self._stop.set()

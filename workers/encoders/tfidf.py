@@ -1,0 +1,74 @@
+"""TF-IDF, optionally projected to a dense space (SVD or PCA), from arrays in an .npz artifact."""
+
+import io
+from typing import Any
+
+import numpy as np
+
+from vectorkeep.workers.encoders.text import tokenize
+
+
+class TfidfFeatures:
+    """Sublinear term frequency times idf over a fixed vocabulary, L2-normalised rows."""
+
+    def __init__(self, vocabulary: list[str], idf: np.ndarray) -> None:
+        self.vocabulary = vocabulary
+        self.index = {term: i for i, term in enumerate(vocabulary)}
+        self.idf = idf.astype(np.float32)
+
+    def transform(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), len(self.vocabulary)), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for token in tokenize(text):
+                col = self.index.get(token)
+                if col is not None:
+                    out[row, col] += 1.0
+        np.log1p(out, out=out)
+        out *= self.idf
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"vocabulary": np.array(self.vocabulary), "idf": self.idf}
+
+    @classmethod
+    def from_arrays(cls, arrays: Any) -> "TfidfFeatures":
+        return cls([str(t) for t in arrays["vocabulary"]], np.asarray(arrays["idf"]))
+
+
+def pack(arrays: dict[str, np.ndarray]) -> bytes:
+    """Arrays to bytes without pickle (np.savez), so loading an artifact runs no code."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def unpack(data: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+class TfidfEncoder:
+    def __init__(self, params: dict[str, Any], artifact: bytes) -> None:
+        arrays = unpack(artifact)
+        self.features = TfidfFeatures.from_arrays(arrays)
+        self.mean = arrays.get("mean")
+        self.components = arrays.get("components")
+
+    @property
+    def dim(self) -> int:
+        return len(self.features.vocabulary) if self.components is None else int(self.components.shape[1])
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        x = self.features.transform(texts)
+        if self.components is not None:
+            if self.mean is not None:
+                x = x - self.mean
+            x = x @ self.components
+        return l2_normalize(x.astype(np.float32))

@@ -1,0 +1,8 @@
+"""Long jobs run by workers, recorded in vk.jobs: train, reembed."""
+
+from vectorkeep.workers.jobs.reembed import run_reembed
+from vectorkeep.workers.jobs.train import run_train
+
+HANDLERS = {"train": run_train, "reembed": run_reembed}
+
+__all__ = ["HANDLERS"]

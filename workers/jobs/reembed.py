@@ -1,0 +1,86 @@
+"""reembed: fill vk.embeddings for a model version over a whole collection.
+
+The job walks the source table by key (keyset pages) and queues each page's
+rows whose vector is missing or stale; the workers embed them like any queued
+row. Memory is one page; progress (the last key queued) is saved after each
+page commits, so a job taken over after a crash resumes where it stopped;
+rows inserted or changed meanwhile are queued by the triggers, so none is
+missed. When the queue for the version is empty the job ends, and activates
+the version if asked to (params.activate: the gates, e.g. {"recall@10": 0.5}).
+"""
+
+import logging
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from vectorkeep.db import registry
+from vectorkeep.sql import query
+from vectorkeep.workers.encoder_cache import EncoderCache
+from vectorkeep.workers.jobs.runner import JobContext, JobOutcome
+
+log = logging.getLogger(__name__)
+
+PAGE = 500
+
+
+def _count(conn: psycopg.Connection, name: str, key: dict[str, Any]) -> int:
+    row = conn.execute(query(name), key).fetchone()
+    return int(row[0]) if row else 0
+
+
+def run_reembed(ctx: JobContext) -> JobOutcome:
+    conn, job = ctx.conn, ctx.job
+    key = {"collection_id": job["collection_id"], "model_id": job["model_id"]}
+    params = job["params"] or {}
+    page = int(params.get("page_size", PAGE))
+    model = registry.by_id(conn, job["model_id"])
+    # Prove the encoder loads (artifact sha256, fingerprint) before queueing
+    # any row for it: a tampered model fails the job, with the reason.
+    with conn.transaction():
+        EncoderCache().get(conn, model)
+    conn.execute(query("record_snapshot"), {"id": ctx.id, **key})
+
+    state = ctx.progress_state
+    after, scanned, queued = state.get("last_key"), int(state.get("scanned", 0)), int(state.get("queued", 0))
+    if state.get("phase") != "embedding":
+        while True:
+            # Keep the queue short: feed a page only when the workers have caught up.
+            while _count(conn, "queued_for", key) > 2 * page:
+                ctx.sleep(0.2)
+            ctx.check()
+            row = conn.execute(query("enqueue_page"), {**key, "after": after, "page": page}).fetchone()
+            assert row is not None
+            last_key, page_scanned, page_queued = row
+            if last_key is None:
+                break
+            after, scanned, queued = last_key, scanned + page_scanned, queued + page_queued
+            ctx.progress(phase="queueing", last_key=after, scanned=scanned, queued=queued)
+            ctx.save_progress()
+        ctx.progress(phase="embedding", last_key=after, scanned=scanned, queued=queued)
+        ctx.save_progress()
+        log.info("reembed %s: %d rows scanned, %d queued for %s", ctx.id, scanned, queued, model.label)
+
+    while (left := _count(conn, "queued_for", key)) > 0:
+        dead = conn.execute(query("dead_for"), key).fetchone()
+        if dead and dead[0] and dead[0] == left:
+            raise RuntimeError(f"{dead[0]} rows could not be embedded with {model.label}: {dead[1]}")
+        ctx.progress(remaining=left)
+        ctx.sleep(0.2)
+    ctx.progress(remaining=0)
+
+    metrics: dict[str, Any] = {"scanned": scanned, "queued": queued}
+    gates = params.get("activate")
+    if gates is not None:
+        name_row = conn.execute(query("collection_name"), {"id": job["collection_id"]}).fetchone()
+        assert name_row is not None
+        try:
+            conn.execute(query("activate"), {"collection": name_row[0], "model": model.label, "gates": Jsonb(gates)})
+            metrics["activated"] = True
+            log.info("activated %s for %s", model.label, name_row[0])
+        except psycopg.Error as exc:
+            metrics["activated"] = False
+            metrics["activation_refused"] = exc.diag.message_primary or str(exc)
+            log.warning("%s not activated: %s", model.label, metrics["activation_refused"])
+    return JobOutcome(metrics=metrics, model_id=model.id)
