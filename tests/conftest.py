@@ -109,3 +109,32 @@ def conn(db_url: str) -> Iterator[psycopg.Connection]:
     """An application's connection: autocommit, like plain SQL clients."""
     with connect(db_url, autocommit=True) as c:
         yield c
+
+
+CORPUS_TEMPLATE = "vk_corpus_template"
+CORPUS_ROWS = 400
+
+
+@pytest.fixture(scope="session")
+def corpus_template(server_url: str, template_url: str, encoders: EncoderCache) -> str:
+    """The template plus 400 real paragraphs in vk.documents, embedded with minilm@1."""
+    from helpers import drain
+    from vectorkeep.workers.corpus import paragraphs
+
+    with admin(server_url) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {CORPUS_TEMPLATE}")
+        conn.execute(f"CREATE DATABASE {CORPUS_TEMPLATE} TEMPLATE {TEMPLATE}")
+    url = url_with_database(server_url, CORPUS_TEMPLATE)
+    texts = [text for _, text in paragraphs()][:CORPUS_ROWS]
+    with connect(url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany("INSERT INTO vk.documents (body) VALUES (%s)", [(t,) for t in texts])
+    drain(url, encoders)
+    return url
+
+
+@pytest.fixture
+def corpus_url(server_url: str, corpus_template: str) -> Iterator[str]:
+    """A database of its own holding the embedded sample corpus."""
+    name, url = fresh_database(server_url, CORPUS_TEMPLATE)
+    yield url
+    drop_database(server_url, name)

@@ -90,3 +90,30 @@ def test_up_embeds_and_shows_a_search(conn: psycopg.Connection, db_url: str) -> 
     }
     assert report["similar_to"] == report["search"][0]["pk"]
     assert report["status"][0]["embedded"] == 3
+
+
+def test_train_jobs_activate_retire_from_the_command_line(corpus_url: str) -> None:
+    url = corpus_url
+    job_id = json.loads(ok(url, "train", "cli", "--kind", "tfidf", "--param", "dim=16", "--json"))[0]["job"]
+    stats = json.loads(ok(url, "worker", "--until-idle", "--json"))[0]
+    assert stats["jobs"] == [job_id, job_id + 1]  # the train job, then its reembed job
+    assert stats["embedded"] == 400
+
+    shown = json.loads(ok(url, "jobs", "show", str(job_id), "--json"))[0]
+    assert (shown["kind"], shown["status"], shown["model"]) == ("train", "succeeded", "cli@1")
+    assert shown["snapshot"]["rows"] == 400
+    assert [j["kind"] for j in json.loads(ok(url, "jobs", "--json"))] == ["reembed", "train"]
+
+    refused = cli(url, "models", "activate", "cli@1", "--collection", "documents", "--min-metric", "recall@10=1.5")
+    assert refused.returncode == 1
+    assert "cli@1 fails its gate: recall@10" in refused.stderr
+    assert "cli@1 is now the search model of documents" in ok(
+        url, "models", "activate", "cli@1", "--collection", "documents"
+    )
+    hits = json.loads(ok(url, "search", "exceptions and the try statement", "-k", "3", "--json"))
+    assert len(hits) == 3
+    assert "400 vectors removed" in ok(url, "models", "retire", "minilm@1", "--collection", "documents")
+    models = {m["model"]: m["status"] for m in json.loads(ok(url, "models", "--json"))}
+    assert models == {"minilm@1": "retired", "cli@1": "active"}
+
+    assert "every 24h" in ok(url, "train", "nightly", "--kind", "tfidf", "--every", "24h")

@@ -91,3 +91,46 @@ def test_vectorkeep_migrate_command(empty_db_url: str) -> None:
     done = cli(empty_db_url, "migrate", "--downgrade", "base")
     assert done.returncode == 0, done.stderr
     assert "revision None" in done.stdout
+
+
+SCHEMA = """
+SELECT md5(coalesce((SELECT string_agg(p.oid::regprocedure::text || pg_get_functiondef(p.oid), '|'
+                                       ORDER BY p.oid::regprocedure::text)
+                     FROM pg_proc p WHERE p.pronamespace = 'vk'::regnamespace), '')
+        || coalesce((SELECT string_agg(format('%s.%s %s %s %s', c.table_name, c.column_name, c.data_type,
+                                              c.is_nullable, c.column_default), '|'
+                                       ORDER BY c.table_name, c.ordinal_position)
+                     FROM information_schema.columns c WHERE c.table_schema = 'vk'), '')
+        || coalesce((SELECT string_agg(indexdef, '|' ORDER BY indexdef) FROM pg_indexes
+                     WHERE schemaname = 'vk'), '')
+        || coalesce((SELECT string_agg(pg_get_triggerdef(t.oid), '|' ORDER BY pg_get_triggerdef(t.oid))
+                     FROM pg_trigger t
+                     WHERE NOT t.tgisinternal), ''))
+"""
+
+
+def schema_of(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        return str(one(conn, SCHEMA))
+
+
+def test_every_revision_round_trips_to_the_same_schema(server_url: str, empty_db_url: str) -> None:
+    from conftest import drop_database, fresh_database
+
+    revisions = ["0001_core", migrate.head_revision()]
+    fresh: dict[str, str] = {}
+    for revision in revisions:
+        name, url = fresh_database(server_url, None)
+        try:
+            migrate.upgrade(url, revision)
+            fresh[revision] = schema_of(url)
+        finally:
+            drop_database(server_url, name)
+    assert fresh["0001_core"] != fresh[migrate.head_revision()]
+
+    migrate.upgrade(empty_db_url)
+    assert schema_of(empty_db_url) == fresh[migrate.head_revision()]
+    migrate.downgrade(empty_db_url, "0001_core")
+    assert schema_of(empty_db_url) == fresh["0001_core"]
+    migrate.upgrade(empty_db_url)
+    assert schema_of(empty_db_url) == fresh[migrate.head_revision()]

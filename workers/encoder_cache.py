@@ -1,7 +1,9 @@
 """Encoders loaded once per worker process, each proven against its fingerprint."""
 
+import json
 import logging
 
+import numpy as np
 import psycopg
 
 from vectorkeep.db import artifacts, registry
@@ -12,9 +14,15 @@ from vectorkeep.workers.encoders.registry import TRAINED_KINDS, check_fingerprin
 log = logging.getLogger(__name__)
 
 
+def _key(model: ModelVersion) -> tuple[object, ...]:
+    # Not the id alone: one process may serve several databases (ids repeat),
+    # and a version's params (its artifact hash) identify what to load.
+    return (model.id, model.label, model.kind, json.dumps(model.params, sort_keys=True))
+
+
 class EncoderCache:
     def __init__(self) -> None:
-        self._encoders: dict[int, Encoder] = {}
+        self._encoders: dict[tuple[object, ...], tuple[Encoder, np.ndarray]] = {}
 
     def get(self, conn: psycopg.Connection, model: ModelVersion) -> Encoder:
         """The encoder of a model version, loaded and fingerprint-checked on first use.
@@ -22,8 +30,10 @@ class EncoderCache:
         The first worker ever to load a version records its fingerprint (in
         the caller's transaction); every later load is compared with it.
         """
-        encoder = self._encoders.get(model.id)
-        if encoder is not None:
+        cached = self._encoders.get(_key(model))
+        if cached is not None:
+            encoder, probe = cached
+            check_fingerprint(model, probe)  # the recorded fingerprint may have changed since
             return encoder
         artifact = artifacts.load(conn, model) if model.kind in TRAINED_KINDS else None
         encoder = load_encoder(model, artifact)
@@ -33,5 +43,5 @@ class EncoderCache:
             model = registry.by_id(conn, model.id)
             log.info("recorded the fingerprint of %s", model.label)
         check_fingerprint(model, probe)
-        self._encoders[model.id] = encoder
+        self._encoders[_key(model)] = (encoder, probe)
         return encoder

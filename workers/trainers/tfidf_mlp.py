@@ -74,7 +74,7 @@ def train(
             loss = _loss(mlp, x, y)
             loss.backward()
             optimiser.step()
-            total, n = total + float(loss) * len(batch), n + len(batch)
+            total, n = total + loss.item() * len(batch), n + len(batch)
         if n == 0:
             raise ValueError("no (text, vector) pairs of the teacher model to learn from: embed the collection first")
         mlp.eval()
