@@ -319,3 +319,45 @@ def test_schedules_create_retrain_jobs(conn: psycopg.Connection) -> None:
     assert one(conn, "SELECT vk.run_due_schedules_v1()") == 1
     assert one(conn, "SELECT count(*) FROM vk.jobs WHERE kind = 'train' AND schedule_id = %s", (schedule,)) == 2
     assert one(conn, "SELECT next_run_at > now() + interval '23 hours' FROM vk.schedules") is True
+
+
+def test_hf_mean_pool_registered_encoder_matches_sentence_transformers(db_url: str, encoders: EncoderCache) -> None:
+    from helpers import cli
+
+    done = cli(
+        db_url,
+        "models",
+        "register",
+        "minihf",
+        "--kind",
+        "hf-mean-pool",
+        "--source",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    with connect(db_url, autocommit=True) as conn:
+        hf = registry.by_spec(conn, "minihf@1")
+        assert (hf.kind, hf.dim, hf.fingerprint is not None) == ("hf-mean-pool", 384, True)
+        texts = ["Mean pooling of MiniLM is what sentence-transformers does.", "Another sentence."]
+        mean_pooled = EncoderCache().get(conn, hf).encode(texts)
+        reference = encoders.get(conn, registry.by_spec(conn, "minilm@1")).encode(texts)
+    cosines = (mean_pooled * reference).sum(axis=1)
+    assert np.all(cosines > 0.999), cosines
+
+
+def test_reembed_with_a_changed_external_encoder_fails_with_the_reason(db_url: str, encoders: EncoderCache) -> None:
+    with connect(db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO vk.documents (body) VALUES ('one'), ('two')")
+        # Registered under this name with another encoder's probe vector.
+        conn.execute(
+            "INSERT INTO vk.models (name, version, kind, dim, params, fingerprint) VALUES ('swapped', 1, "
+            "'sentence-transformers', 384, '{\"source\": \"sentence-transformers/all-MiniLM-L6-v2\"}', %s)",
+            (np.random.default_rng(3).standard_normal(384).astype(np.float32),),
+        )
+        reembed_id = one(conn, "SELECT vk.reembed('documents', 'swapped@1')")
+        serve(db_url, encoders)
+        failed = job(conn, reembed_id)
+        assert failed["status"] == "failed"
+        assert "not the one it was registered with" in failed["error"]
+        assert one(conn, "SELECT count(*) FROM vk.embeddings WHERE model_id = (vk.model('swapped@1')).id") == 0

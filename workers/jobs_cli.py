@@ -95,7 +95,12 @@ def cmd_train(url: str, args: argparse.Namespace) -> int:
     if not args.wait:
         emit([{"job": job_id, "kind": "train", "model": args.name}], as_json=args.json)
         return 0
-    return _show(wait_for_job(url, job_id, quiet=args.json, follow=False), args.json)
+    train = wait_for_job(url, job_id, quiet=args.json, follow=False)
+    status = _show(train, args.json)
+    reembed = (train["metrics"] or {}).get("reembed_job")
+    if status == 0 and reembed:
+        status = _show(wait_for_job(url, int(reembed), quiet=args.json), args.json)
+    return status
 
 
 def cmd_reembed(url: str, args: argparse.Namespace) -> int:

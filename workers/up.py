@@ -15,6 +15,7 @@ from vectorkeep.workers import corpus
 from vectorkeep.workers.embed import BatchResult
 from vectorkeep.workers.output import emit
 from vectorkeep.workers.search import search_text, similar
+from vectorkeep.workers.service import Service
 from vectorkeep.workers.worker import Worker, WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -74,15 +75,15 @@ def up(url: str, worker_settings: WorkerSettings, *, exit_when_done: bool, load_
     if exit_when_done:
         return 0
 
-    print("\nworker running; Ctrl-C to stop (the database keeps running: `vectorkeep down` stops it)")
-    worker.on_batch = None
+    print("\nworker running (queue and jobs); Ctrl-C to stop (the database keeps running: `vectorkeep down`)")
+    service = Service(url, worker_settings, encoders=worker.encoders)
 
     def handler(signum: int, _frame: object) -> None:
-        worker.stop()
+        service.stop()
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
-    worker.run()
+    service.run()
     return 0
 
 
