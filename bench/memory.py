@@ -1,0 +1,110 @@
+"""Peak memory of training and re-embedding as the collection grows.
+
+Each measurement runs in a fresh process (`python -m bench.memory --child`)
+and reports its peak RSS and the growth over its RSS right before the work
+(after imports), for a tfidf train job and a reembed job (no-op encoder) over
+n rows; `python -m bench.memory` compares the growth at two sizes.
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+from bench.database import bench_database
+from bench.ingest import NoopEncoder, texts
+from vectorkeep.db.connect import connect
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(url: str, task: str) -> dict[str, Any]:
+    from vectorkeep.workers.encoders import registry as encoder_registry
+    from vectorkeep.workers.jobs import HANDLERS
+    from vectorkeep.workers.jobs.runner import JobRunner
+    from vectorkeep.workers.service import Service
+
+    encoder_registry.LOADERS["noop"] = NoopEncoder
+    with connect(url, autocommit=True) as conn:
+        if task == "train":
+            conn.execute("SELECT vk.train('mem', 'tfidf', '{\"dim\": 64}', 'bench_rows')")
+        else:
+            conn.execute("SELECT vk.reembed('bench_rows', 'noop@1')")
+    before = _rss_mb()
+    start = time.perf_counter()
+    if task == "train":
+        JobRunner(url, handlers={"train": HANDLERS["train"]}).run(until_idle=True)
+    else:
+        Service(url).run(until_idle=True)
+    return {
+        "task": task,
+        "seconds": round(time.perf_counter() - start, 2),
+        "rss_before_mb": round(before, 1),
+        "peak_mb": round(_peak_mb(), 1),
+        "growth_mb": round(_peak_mb() - before, 1),
+    }
+
+
+def measure(rows: int) -> list[dict[str, Any]]:
+    results = []
+    with bench_database() as url:
+        with connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE bench_rows (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text)")
+            conn.execute("INSERT INTO vk.models (name, version, kind, dim) VALUES ('noop', 1, 'noop', 384)")
+            conn.execute("SELECT vk.attach('bench_rows', 'id', 'body', NULL)")
+            with conn.cursor() as cur, cur.copy("COPY bench_rows (body) FROM STDIN") as copy:
+                for body in texts(rows):
+                    copy.write_row((body,))
+            conn.execute("VACUUM ANALYZE bench_rows")
+        for task in ("train", "reembed"):
+            done = subprocess.run(
+                [sys.executable, "-m", "bench.memory", "--child", task, "--url", url],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            results.append({"rows": rows, **json.loads(done.stdout.strip().splitlines()[-1])})
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__)
+    parser.add_argument("--rows", type=int, nargs=2, default=[5000, 20000])
+    parser.add_argument("--child", choices=["train", "reembed"])
+    parser.add_argument("--url")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.url, args.child)))
+        return 0
+    small, large = (measure(n) for n in args.rows)
+    for a, b in zip(small, large, strict=True):
+        ratio = b["growth_mb"] / a["growth_mb"] if a["growth_mb"] else float("nan")
+        print(
+            json.dumps(
+                {
+                    "task": a["task"],
+                    "small": a,
+                    "large": b,
+                    "growth_ratio": round(ratio, 2),
+                    "rows_ratio": b["rows"] / a["rows"],
+                }
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
