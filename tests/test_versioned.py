@@ -361,3 +361,24 @@ def test_reembed_with_a_changed_external_encoder_fails_with_the_reason(db_url: s
         assert failed["status"] == "failed"
         assert "not the one it was registered with" in failed["error"]
         assert one(conn, "SELECT count(*) FROM vk.embeddings WHERE model_id = (vk.model('swapped@1')).id") == 0
+
+
+def test_a_job_whose_workers_keep_dying_fails_with_the_reason(conn: psycopg.Connection) -> None:
+    train_id = one(conn, "SELECT vk.train('doomed', 'tfidf')")
+    conn.execute(
+        "INSERT INTO vk.models (name, version, kind, dim, status, trained_by_job) "
+        "VALUES ('doomed', 1, 'tfidf', 8, 'training', %s)",
+        (train_id,),
+    )
+    conn.execute(
+        "UPDATE vk.jobs SET model_id = (SELECT id FROM vk.models WHERE name = 'doomed') WHERE id = %s", (train_id,)
+    )
+    for attempt in range(1, 4):
+        claimed = conn.execute("SELECT id, attempts FROM vk.claim_job_v1(%s, 0.05)", (f"doomed-{attempt}",))
+        assert claimed.fetchall() == [(train_id, attempt)]
+        time.sleep(0.1)  # dies: the lease expires unrenewed
+    assert conn.execute("SELECT * FROM vk.claim_job_v1('next', 30)").fetchall() == []
+    failed = job(conn, train_id)
+    assert failed["status"] == "failed"
+    assert "lease expired 3 times" in failed["error"] and "doomed-3" in failed["error"]
+    assert one(conn, "SELECT status FROM vk.models WHERE name = 'doomed'") == "failed"

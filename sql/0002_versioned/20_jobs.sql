@@ -121,10 +121,14 @@ CREATE OR REPLACE FUNCTION vk.claim_job_v1(worker_name text, lease_seconds doubl
 RETURNS SETOF vk.jobs
 LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE vk.jobs j
-    SET status = 'failed', finished_at = now(),
-        error = format('lease expired %s times: its workers died or were cut off (last: %s)', j.attempts, j.worker)
-    WHERE j.status = 'running' AND j.lease_until < now() AND j.attempts >= j.max_attempts;
+    WITH given_up AS (
+        UPDATE vk.jobs j
+        SET status = 'failed', finished_at = now(),
+            error = format('lease expired %s times: its workers died or were cut off (last: %s)', j.attempts, j.worker)
+        WHERE j.status = 'running' AND j.lease_until < now() AND j.attempts >= j.max_attempts
+        RETURNING j.model_id, j.kind)
+    UPDATE vk.models m SET status = 'failed', updated_at = now()
+    FROM given_up g WHERE g.kind = 'train' AND m.id = g.model_id AND m.status = 'training';
 
     RETURN QUERY
     UPDATE vk.jobs j
