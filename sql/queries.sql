@@ -211,3 +211,28 @@ SELECT vk.retire(%(model)s, %(collection)s);
 
 -- name: release_job
 SELECT vk.release_job_v1(%(id)s, %(worker)s, %(progress)s);
+
+-- name: adopt
+SELECT name, model_id FROM vk.adopt(%(table)s::regclass, %(pk)s, %(vector)s, %(model)s, %(name)s);
+
+-- name: set_encoder
+-- The adopted vectors' encoder, named by the user and loaded here: its
+-- fingerprint lets vk.compatible_models find versions in the same space.
+UPDATE vk.models
+SET fingerprint = %(fingerprint)s, params = params || jsonb_build_object('encoder', %(encoder)s::text),
+    updated_at = now()
+WHERE id = (vk.model(%(model)s)).id;
+
+-- name: recover_adopted
+SELECT vk.recover_adopted(%(adopted)s, %(method)s, %(reference)s, %(params)s);
+
+-- name: adopted_id
+SELECT id FROM vk.adopted WHERE name = %(name)s;
+
+-- name: recover_nearest_page
+SELECT last_key, recovered FROM vk.recover_nearest_page_v1(%(adopted_id)s, %(after)s, %(page)s,
+                                                            %(reference_model_id)s, %(job_id)s);
+
+-- name: recovered_summary
+SELECT count(*), avg(similarity), count(*) FILTER (WHERE body IS NULL)
+FROM vk.recovered WHERE adopted_id = %(adopted_id)s AND method = %(method)s;

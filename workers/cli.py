@@ -15,7 +15,7 @@ from vectorkeep import __version__
 from vectorkeep.db import embedded, migrate, registry, settings
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
-from vectorkeep.workers import jobs_cli
+from vectorkeep.workers import jobs_cli, recovery_cli
 from vectorkeep.workers.embed import RetryPolicy
 from vectorkeep.workers.encoders.registry import load_kind
 from vectorkeep.workers.output import emit
@@ -293,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     jobs_cli.add_commands(add, _url)
+    recovery_cli.add_commands(add, _url)
     return parser
 
 

@@ -1,8 +1,9 @@
-"""Long jobs run by workers, recorded in vk.jobs: train, reembed."""
+"""Long jobs run by workers, recorded in vk.jobs: train, reembed, recover."""
 
+from vectorkeep.workers.jobs.recover import run_recover
 from vectorkeep.workers.jobs.reembed import run_reembed
 from vectorkeep.workers.jobs.train import run_train
 
-HANDLERS = {"train": run_train, "reembed": run_reembed}
+HANDLERS = {"train": run_train, "reembed": run_reembed, "recover": run_recover}
 
 __all__ = ["HANDLERS"]

@@ -1,0 +1,76 @@
+"""The command line of recovery: adopt a legacy vector table, recover its text."""
+
+import argparse
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from vectorkeep.db import registry
+from vectorkeep.db.connect import connect
+from vectorkeep.sql import query
+from vectorkeep.workers.encoders.registry import load_kind
+from vectorkeep.workers.jobs_cli import _show, wait_for_job
+from vectorkeep.workers.output import emit
+
+
+def cmd_adopt(url: str, args: argparse.Namespace) -> int:
+    with connect(url) as conn:
+        row = conn.execute(
+            query("adopt"),
+            {"table": args.table, "pk": args.pk, "vector": args.vector, "model": args.model, "name": args.name},
+        ).fetchone()
+        assert row is not None
+        adopted, model_id = row
+        label = registry.by_id(conn, model_id).label
+        if args.encoder:
+            # The user says which encoder made these vectors: load it and record
+            # its fingerprint, which proves (or refutes) that stored corpora share its space.
+            encoder = load_kind(args.kind, {"source": args.encoder})
+            fingerprint = encoder.encode([registry.probe_text(conn)])[0]
+            if encoder.dim != registry.by_spec(conn, label).dim:
+                raise SystemExit(
+                    f"error: {args.encoder} makes {encoder.dim}-d vectors; {args.table} holds another size"
+                )
+            conn.execute(query("set_encoder"), {"model": label, "fingerprint": fingerprint, "encoder": args.encoder})
+        conn.commit()
+    print(f"adopted {args.table} as {adopted!r}: its vectors are {label}")
+    return 0
+
+
+def cmd_recover(url: str, args: argparse.Namespace) -> int:
+    with connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            query("recover_adopted"),
+            {"adopted": args.adopted, "method": args.method, "reference": args.reference, "params": Jsonb({})},
+        ).fetchone()
+    assert row is not None
+    if not args.wait:
+        emit([{"job": int(row[0]), "kind": "recover", "adopted": args.adopted}], as_json=args.json)
+        return 0
+    return _show(wait_for_job(url, int(row[0]), quiet=args.json), args.json)
+
+
+def add_commands(add: Any, url_of: Any) -> None:
+    p = add(
+        "adopt",
+        lambda a: cmd_adopt(url_of(a), a),
+        "Adopt a legacy table of vectors without text as an external model version.",
+        json_flag=False,
+    )
+    p.add_argument("table")
+    p.add_argument("--pk", required=True, help="key column")
+    p.add_argument("--vector", required=True, help="the vector column")
+    p.add_argument("--model", required=True, help="model name for these vectors (a new version of it)")
+    p.add_argument("--name", help="name of the adopted table (default: the table name)")
+    p.add_argument("--encoder", help="the encoder that made the vectors, if known (hub name or path)")
+    p.add_argument("--kind", default="sentence-transformers", choices=["sentence-transformers", "hf-mean-pool"])
+
+    p = add(
+        "recover",
+        lambda a: cmd_recover(url_of(a), a),
+        "Queue a recover job: text for every row of an adopted table, into vk.recovered.",
+    )
+    p.add_argument("adopted", help="adopted table name")
+    p.add_argument("--method", default="nearest", choices=["nearest"])
+    p.add_argument("--reference", help="the version whose stored texts to search (default: one proven compatible)")
+    p.add_argument("--wait", action="store_true", help="show progress until the job ends")
