@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     Integer,
     LargeBinary,
     MetaData,
@@ -143,4 +144,34 @@ schedules = Table(
     Column("last_job_id", BigInteger),
     Column("enabled", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+adopted = Table(
+    "adopted",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("source", Text, nullable=False),  # regclass, read as its name
+    Column("pk_column", Text, nullable=False),
+    Column("pk_type", Text, nullable=False),
+    Column("vector_column", Text, nullable=False),
+    Column("model_id", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+recovered = Table(
+    "recovered",
+    metadata,
+    Column("adopted_id", BigInteger, primary_key=True),
+    Column("pk", Text, primary_key=True),
+    Column("method", Text, primary_key=True),
+    Column("body", Text),
+    Column("similarity", Float),
+    Column("source_collection", Text),
+    Column("source_pk", Text),
+    Column("model_id", BigInteger, nullable=False),
+    Column("reference_model_id", BigInteger),
+    Column("job_id", BigInteger),
+    Column("details", JSONB, nullable=False),
+    Column("recovered_at", DateTime(timezone=True), nullable=False),
 )

@@ -236,3 +236,18 @@ SELECT last_key, recovered FROM vk.recover_nearest_page_v1(%(adopted_id)s, %(aft
 -- name: recovered_summary
 SELECT count(*), avg(similarity), count(*) FILTER (WHERE body IS NULL)
 FROM vk.recovered WHERE adopted_id = %(adopted_id)s AND method = %(method)s;
+
+-- name: adopted_page
+SELECT pk, embedding FROM vk.adopted_page_v1(%(adopted_id)s, %(after)s, %(page)s);
+
+-- name: put_recovered
+SELECT vk.put_recovered_v1(%(adopted_id)s, %(pk)s, %(body)s, %(similarity)s, %(model_id)s,
+                           %(reference_model_id)s, %(job_id)s, %(details)s);
+
+-- name: evaluate_recovery
+SELECT vk.evaluate_recovery(%(collection)s, %(model)s, %(inverter)s, %(params)s);
+
+-- name: nearest_other
+-- The nearest stored text to a vector that is not the row itself: recovery's baseline.
+SELECT r.pk, r.body, r.similarity FROM vk.recover(%(vector)s, %(model)s, 2, %(collection)s) r
+WHERE r.pk <> %(pk)s LIMIT 1;

@@ -37,7 +37,12 @@ def test_idempotent_files_reapply_as_no_ops(conn: psycopg.Connection) -> None:
 
 def test_run_once_files_are_not_marked_idempotent() -> None:
     run_once = [f for rev in sql.revision_dirs() for f in sql.migration_files(rev) if not sql.is_idempotent(f)]
-    assert run_once == ["0001_core/10_tables.sql", "0001_core/90_seed.sql", "0002_versioned/10_tables.sql"]
+    assert run_once == [
+        "0001_core/10_tables.sql",
+        "0001_core/90_seed.sql",
+        "0002_versioned/10_tables.sql",
+        "0003_recovery/10_tables.sql",
+    ]
 
 
 def test_every_named_query_is_valid_sql(conn: psycopg.Connection) -> None:

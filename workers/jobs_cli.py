@@ -159,10 +159,10 @@ def add_commands(add: Any, url_of: Any) -> None:
     p = add(
         "train",
         lambda a: cmd_train(url_of(a), a),
-        "Queue a train job for the next version of a model (doc2vec, tfidf, tfidf-mlp).",
+        "Queue a train job for the next version of a model (doc2vec, tfidf, tfidf-mlp, vec2text-inverter).",
     )
     p.add_argument("name", help="model name; versions are numbered for you")
-    p.add_argument("--kind", required=True, choices=["doc2vec", "tfidf", "tfidf-mlp"])
+    p.add_argument("--kind", required=True, choices=["doc2vec", "tfidf", "tfidf-mlp", "vec2text-inverter"])
     p.add_argument("--collection", default="documents")
     p.add_argument(
         "--param",

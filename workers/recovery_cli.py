@@ -41,13 +41,43 @@ def cmd_recover(url: str, args: argparse.Namespace) -> int:
     with connect(url, autocommit=True) as conn:
         row = conn.execute(
             query("recover_adopted"),
-            {"adopted": args.adopted, "method": args.method, "reference": args.reference, "params": Jsonb({})},
+            {
+                "adopted": args.adopted,
+                "method": args.method,
+                "reference": args.reference,
+                "params": Jsonb({"steps": args.steps, "beam_width": args.beam_width, "max_seconds": args.max_seconds}),
+            },
         ).fetchone()
     assert row is not None
     if not args.wait:
         emit([{"job": int(row[0]), "kind": "recover", "adopted": args.adopted}], as_json=args.json)
         return 0
     return _show(wait_for_job(url, int(row[0]), quiet=args.json), args.json)
+
+
+def cmd_evaluate_recovery(url: str, args: argparse.Namespace) -> int:
+    params = {"rows": args.rows, "steps": args.steps, "beam_width": args.beam_width, "max_seconds": args.max_seconds}
+    with connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            query("evaluate_recovery"),
+            {"collection": args.collection, "model": args.model, "inverter": args.inverter, "params": Jsonb(params)},
+        ).fetchone()
+    assert row is not None
+    job_id = int(row[0])
+    if not args.wait:
+        emit([{"job": job_id, "kind": "evaluate", "collection": args.collection}], as_json=args.json)
+        return 0
+    job = wait_for_job(url, job_id, quiet=args.json)
+    if job["status"] != "succeeded":
+        return _show(job, args.json)
+    results = job["metrics"]
+    table = [
+        {"method": method, **{k: v for k, v in results[method].items()}}
+        for method in ("nearest", "vec2text")
+        if method in results
+    ]
+    emit(table, as_json=args.json)
+    return 0
 
 
 def add_commands(add: Any, url_of: Any) -> None:
@@ -71,6 +101,27 @@ def add_commands(add: Any, url_of: Any) -> None:
         "Queue a recover job: text for every row of an adopted table, into vk.recovered.",
     )
     p.add_argument("adopted", help="adopted table name")
-    p.add_argument("--method", default="nearest", choices=["nearest"])
-    p.add_argument("--reference", help="the version whose stored texts to search (default: one proven compatible)")
+    p.add_argument("--method", default="nearest", choices=["nearest", "vec2text"])
+    p.add_argument(
+        "--reference",
+        help="nearest: the version whose stored texts to search; vec2text: the inverter "
+        "(default: one proven compatible by fingerprint)",
+    )
+    p.add_argument("--steps", type=int, default=1, help="vec2text: correction steps (default 1)")
+    p.add_argument("--beam-width", type=int, default=4, help="vec2text: candidates per step (default 4)")
+    p.add_argument("--max-seconds", type=float, default=10.0, help="vec2text: time box per vector (default 10)")
     p.add_argument("--wait", action="store_true", help="show progress until the job ends")
+
+    p = add(
+        "evaluate-recovery",
+        lambda a: cmd_evaluate_recovery(url_of(a), a),
+        "Score text recovery on held-out rows: nearest stored text (the baseline) and vec2text, side by side.",
+    )
+    p.add_argument("--collection", default="documents")
+    p.add_argument("--model", help="the vectors' model version (default: the collection's)")
+    p.add_argument("--inverter", help="a vec2text inverter to evaluate (name@version)")
+    p.add_argument("--rows", type=int, default=50, help="held-out rows to recover (default 50)")
+    p.add_argument("--steps", type=int, default=1)
+    p.add_argument("--beam-width", type=int, default=4)
+    p.add_argument("--max-seconds", type=float, default=10.0)
+    p.add_argument("--wait", action="store_true", help="wait and print the scores")

@@ -21,3 +21,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     apply_sql("0003_recovery/down.sql")
+    # vk.trainable_kinds as revision 0002 defined it.
+    apply_sql("0002_versioned/20_jobs.sql")

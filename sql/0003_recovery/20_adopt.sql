@@ -90,9 +90,48 @@ LANGUAGE sql STABLE AS $$
     ORDER BY x.status = 'active' DESC, x.id DESC;
 $$;
 
+-- The vec2text inverter to use for m's vectors: the one named, or the newest
+-- one trained for a version proven (by fingerprint) to share m's space.
+-- Vectors of another encoder are refused.
+CREATE OR REPLACE FUNCTION vk.inverter_for_v1(m vk.models, reference text) RETURNS vk.models
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    inv vk.models;
+    enc vk.models;
+BEGIN
+    IF reference IS NOT NULL THEN
+        inv := vk.require_usable(vk.model(reference));
+        IF inv.kind <> 'vec2text-inverter' THEN
+            RAISE EXCEPTION 'vectorkeep: % is a % model, not a vec2text inverter', vk.model_label(inv), inv.kind
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    ELSE
+        SELECT i.* INTO inv FROM vk.models i
+        WHERE i.kind = 'vec2text-inverter' AND i.status IN ('ready', 'active')
+          AND (i.params ->> 'encoder_model_id')::bigint IN (SELECT e.id FROM vk.compatible_models(m) e)
+        ORDER BY i.id DESC LIMIT 1;
+        IF inv.id IS NULL THEN
+            RAISE EXCEPTION 'vectorkeep: no vec2text inverter is known for the encoder of %', vk.model_label(m)
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Adopt with --encoder so its fingerprint is known, and train an inverter for that '
+                          || 'encoder: SELECT vk.train(''inverter'', ''vec2text-inverter'', ''{"encoder": "minilm@1"}'');';
+        END IF;
+    END IF;
+    SELECT * INTO enc FROM vk.models e WHERE e.id = (inv.params ->> 'encoder_model_id')::bigint;
+    IF m.fingerprint IS NOT NULL AND enc.fingerprint IS NOT NULL AND 1 - (enc.fingerprint <=> m.fingerprint) < 0.999 THEN
+        RAISE EXCEPTION 'vectorkeep: % inverts vectors of %, and % was made by another encoder (fingerprints differ)',
+                vk.model_label(inv), vk.model_label(enc), vk.model_label(m)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN inv;
+END
+$$;
+
 -- Queue a recover job for an adopted table. method nearest: the nearest
 -- stored text among the collections embedded with the reference version
--- (named, or proven compatible by fingerprint).
+-- (named, or proven compatible by fingerprint); vec2text: a trained inverter
+-- for that encoder generates the text (params: steps, beam_width,
+-- max_seconds per vector).
 CREATE OR REPLACE FUNCTION vk.recover_adopted(
     adopted_name text, method text DEFAULT 'nearest', reference text DEFAULT NULL, params jsonb DEFAULT '{}'
 ) RETURNS bigint
@@ -103,12 +142,13 @@ DECLARE
     ref vk.models;
 BEGIN
     SELECT * INTO m FROM vk.models WHERE id = a.model_id;
-    IF method IS DISTINCT FROM 'nearest' THEN
-        -- vk.recovered already has room for vec2text; its jobs come in a later revision.
+    IF method IS NULL OR method NOT IN ('nearest', 'vec2text') THEN
         RAISE EXCEPTION 'vectorkeep: unknown recovery method "%"', method
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'Methods available: nearest.';
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Methods: nearest, vec2text.';
     END IF;
-    IF reference IS NOT NULL THEN
+    IF method = 'vec2text' THEN
+        ref := vk.inverter_for_v1(m, reference);
+    ELSIF reference IS NOT NULL THEN
         ref := vk.require_usable(vk.model(reference));
     ELSE
         SELECT * INTO ref FROM vk.compatible_models(m) LIMIT 1;
@@ -124,7 +164,7 @@ BEGIN
                 vk.model_label(ref), ref.dim, vk.model_label(m), m.dim
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF m.fingerprint IS NOT NULL AND ref.fingerprint IS NOT NULL
+    IF method = 'nearest' AND m.fingerprint IS NOT NULL AND ref.fingerprint IS NOT NULL
        AND 1 - (ref.fingerprint <=> m.fingerprint) < 0.999 THEN
         RAISE EXCEPTION 'vectorkeep: % is not the encoder of % (their fingerprints differ)', vk.model_label(ref), vk.model_label(m)
             USING ERRCODE = 'invalid_parameter_value';
@@ -134,7 +174,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vk.recover_adopted(text, text, text, jsonb) IS
-    'Queue a recover job writing text for every row of an adopted table into vk.recovered (method nearest or vec2text), using a reference version in the same space. Returns the job id.';
+    'Queue a recover job writing text for every row of an adopted table into vk.recovered (method nearest: stored texts of a reference version in the same space; vec2text: a trained inverter for that encoder). Returns the job id.';
 
 -- Worker API: recover one keyset page of an adopted table by nearest stored
 -- text, entirely in SQL (vk.recover over the HNSW indexes).

@@ -14,10 +14,14 @@ from psycopg.types.json import Jsonb
 
 from vectorkeep.db import artifacts, registry
 from vectorkeep.sql import query
+from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders.registry import load_kind
+from vectorkeep.workers.inversion import metrics as recovery_metrics
+from vectorkeep.workers.inversion import model as inverter_model
+from vectorkeep.workers.inversion.invert import invert
 from vectorkeep.workers.jobs.runner import JobContext, JobLost, JobOutcome, JobStopped
-from vectorkeep.workers.trainers import doc2vec, tfidf, tfidf_mlp
-from vectorkeep.workers.trainers.data import CollectionTexts, sample
+from vectorkeep.workers.trainers import doc2vec, tfidf, tfidf_mlp, vec2text
+from vectorkeep.workers.trainers.data import CollectionPairs, CollectionTexts, sample
 from vectorkeep.workers.trainers.evaluate import retrieval_metrics
 from vectorkeep.workers.trainers.result import Trained
 
@@ -28,6 +32,11 @@ POOL_SAMPLE = 1000
 
 
 def _train(ctx: JobContext, kind: str, texts: CollectionTexts, params: dict[str, Any]) -> Trained:
+    if kind == "vec2text-inverter":
+        encoder = _reference(ctx, params.get("encoder"))
+        if encoder is None:
+            raise ValueError("an inverter is trained for an encoder version: the collection has none")
+        return vec2text.train(ctx.url, ctx.job["collection_id"], encoder, texts.holdout, params)
     if kind == "doc2vec":
         return doc2vec.train(texts, params)
     if kind == "tfidf":
@@ -81,12 +90,15 @@ def run_train(ctx: JobContext) -> JobOutcome:
         trained = _train(ctx, kind, texts, params)
         ctx.check()
         ctx.progress(phase="evaluating")
-        encoder = load_kind(kind, trained.params, trained.artifact)
-        heldout = sample(CollectionTexts(ctx.url, job["collection_id"], "heldout", holdout), HELDOUT_SAMPLE)
-        pool = sample(texts, POOL_SAMPLE)
-        reference = _reference_vectors(ctx, [pk for pk, _ in heldout + pool])
-        evaluation = retrieval_metrics(encoder, heldout, pool, reference)
-        probe = encoder.encode([registry.probe_text(conn)])[0]
+        if kind == "vec2text-inverter":
+            evaluation, probe = _evaluate_inverter(ctx, trained, holdout), None
+        else:
+            encoder = load_kind(kind, trained.params, trained.artifact)
+            heldout = sample(CollectionTexts(ctx.url, job["collection_id"], "heldout", holdout), HELDOUT_SAMPLE)
+            pool = sample(texts, POOL_SAMPLE)
+            reference = _reference_vectors(ctx, [pk for pk, _ in heldout + pool])
+            evaluation = retrieval_metrics(encoder, heldout, pool, reference)
+            probe = encoder.encode([registry.probe_text(conn)])[0]
         ctx.check()
         with conn.transaction():
             sha = artifacts.store(conn, model_id, trained.artifact)
@@ -101,19 +113,42 @@ def run_train(ctx: JobContext) -> JobOutcome:
                     "fingerprint": probe,
                 },
             )
-            key = {"collection_id": job["collection_id"], "model_id": model_id}
-            conn.execute(query("embed_with"), key)
-            reembed = conn.execute(
-                query("submit_reembed"), {**key, "params": Jsonb({} if gates is None else {"activate": gates})}
-            ).fetchone()
+            reembed = None
+            if kind != "vec2text-inverter":  # an inverter makes text, not vectors: nothing to embed
+                key = {"collection_id": job["collection_id"], "model_id": model_id}
+                conn.execute(query("embed_with"), key)
+                reembed = conn.execute(
+                    query("submit_reembed"), {**key, "params": Jsonb({} if gates is None else {"activate": gates})}
+                ).fetchone()
     except (JobLost, JobStopped):
         raise  # the version stays reserved for whoever resumes the job
     except Exception:
         conn.execute(query("model_failed"), {"id": model_id})
         raise
-    assert reembed is not None
-    log.info("trained %s: %s; reembed job %s", registry.by_id(conn, model_id).label, evaluation, reembed[0])
-    return JobOutcome(metrics={**metrics, "reembed_job": reembed[0]}, model_id=model_id)
+    log.info("trained %s: %s", registry.by_id(conn, model_id).label, evaluation)
+    if reembed is not None:
+        metrics["reembed_job"] = reembed[0]
+    return JobOutcome(metrics=metrics, model_id=model_id)
+
+
+INVERTER_SAMPLE = 20
+
+
+def _evaluate_inverter(ctx: JobContext, trained: Trained, holdout: float) -> dict[str, Any]:
+    """Invert held-out vectors of the encoder; compare with their texts (and re-embed for the cosine)."""
+    encoder_model = registry.by_id(ctx.conn, trained.params["encoder_model_id"])
+    encoder = EncoderCache().get(ctx.conn, encoder_model)
+    model = inverter_model.from_artifact(trained.params["encoder_source"], trained.params, trained.artifact)
+    pairs = sample(
+        CollectionPairs(ctx.url, ctx.job["collection_id"], encoder_model.id, "heldout", holdout), INVERTER_SAMPLE
+    )
+    results = [invert(model, encoder, vector, steps=0, beam_width=2) for _, _, vector in pairs]
+    return {
+        f"inversion_{k}": v
+        for k, v in recovery_metrics.summary(
+            [r.text for r in results], [text for _, text, _ in pairs], [r.cosine for r in results]
+        ).items()
+    }
 
 
 def _reference_vectors(ctx: JobContext, pks: list[str]) -> dict[str, Any] | None:

@@ -1,0 +1,112 @@
+"""vec2text inversion: a tiny inverter trained as a job, recovery with recorded cosine, evaluation."""
+
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from psycopg import errors
+from psycopg.rows import dict_row
+
+from helpers import FAST_RETRY
+from vectorkeep.db import registry
+from vectorkeep.db.connect import connect
+from vectorkeep.workers.encoder_cache import EncoderCache
+from vectorkeep.workers.service import Service
+from vectorkeep.workers.worker import WorkerSettings
+
+LEGACY = """
+CREATE TABLE legacy_vectors (id bigint PRIMARY KEY, v vector(384));
+INSERT INTO legacy_vectors SELECT e.pk::bigint, e.embedding FROM vk.embeddings e
+WHERE e.collection_id = (vk.collection('documents')).id ORDER BY e.pk::bigint LIMIT 6;
+"""
+
+
+def one(conn: psycopg.Connection, sql: str, params: Any = None) -> Any:
+    row = conn.execute(sql, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def serve(url: str, encoders: EncoderCache) -> list[int]:
+    return Service(url, WorkerSettings(retry=FAST_RETRY), encoders=encoders).run(until_idle=True).jobs
+
+
+def test_tiny_inverter_trains_recovers_with_cosine_and_is_evaluated(corpus_url: str, encoders: EncoderCache) -> None:
+    with connect(corpus_url, autocommit=True) as conn:
+        train_id = one(conn, "SELECT vk.train('inv', 'vec2text-inverter', '{\"epochs\": 1, \"batch_size\": 32}')")
+        assert serve(corpus_url, encoders) == [train_id]  # an inverter has no vectors: no reembed job follows
+        with conn.cursor(row_factory=dict_row) as cur:
+            train = cur.execute("SELECT * FROM vk.jobs WHERE id = %s", (train_id,)).fetchone()
+        assert train is not None and train["status"] == "succeeded", train and train["error"]
+        for key in ("train_loss", "val_loss", "inversion_mean_cosine", "inversion_token_f1", "inversion_bleu"):
+            assert train["metrics"][key] is not None, key
+        inverter = registry.by_spec(conn, "inv@1")
+        assert (inverter.kind, inverter.dim, inverter.params["encoder"]) == ("vec2text-inverter", 384, "minilm@1")
+        assert one(conn, "SELECT size_bytes FROM vk.model_artifacts WHERE model_id = %s", (inverter.id,)) > 0
+
+        # Adopted vectors of the same encoder: the inverter is found through the fingerprint.
+        conn.execute(LEGACY)
+        conn.execute("SELECT vk.adopt('legacy_vectors', 'id', 'v', 'legacy')")
+        conn.execute("UPDATE vk.models SET fingerprint = (vk.model('minilm@1')).fingerprint WHERE name = 'legacy'")
+        recover_id = one(
+            conn, "SELECT vk.recover_adopted('legacy_vectors', 'vec2text', NULL, '{\"steps\": 1, \"beam_width\": 2}')"
+        )
+        assert serve(corpus_url, encoders) == [recover_id]
+        with conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(
+                "SELECT r.*, l.v FROM vk.recovered r JOIN legacy_vectors l ON l.id = r.pk::bigint ORDER BY r.pk"
+            ).fetchall()
+        assert len(rows) == 6
+        minilm = encoders.get(conn, registry.by_spec(conn, "minilm@1"))
+        for r in rows:
+            assert r["method"] == "vec2text" and r["reference_model_id"] == inverter.id and r["job_id"] == recover_id
+            assert isinstance(r["body"], str)
+            assert r["details"]["beam_width"] == 2 and r["details"]["inverter"] == "inv@1"
+            # The recorded cosine is that of the recovered text, re-embedded, to the target.
+            target = registry.as_array(r["v"])
+            again = minilm.encode([r["body"]])[0]
+            cosine = float(again @ target / (np.linalg.norm(again) * np.linalg.norm(target)))
+            assert r["similarity"] == pytest.approx(cosine, abs=1e-4)
+
+        # A zero time box stops after the first step, and says so.
+        conn.execute(
+            "SELECT vk.recover_adopted('legacy_vectors', 'vec2text', 'inv@1', "
+            '\'{"steps": 3, "beam_width": 2, "max_seconds": 0}\')'
+        )
+        serve(corpus_url, encoders)
+        details = [r[0] for r in conn.execute("SELECT details FROM vk.recovered")]
+        assert all(d["timed_out"] and d["steps_run"] == 0 for d in details)
+
+        evaluate_id = one(
+            conn,
+            "SELECT vk.evaluate_recovery('documents', 'minilm@1', 'inv@1', "
+            '\'{"rows": 8, "beam_width": 2, "steps": 0}\')',
+        )
+        assert serve(corpus_url, encoders) == [evaluate_id]
+        metrics = one(conn, "SELECT metrics FROM vk.jobs WHERE id = %s", (evaluate_id,))
+        for method in ("nearest", "vec2text"):
+            assert metrics[method]["n"] == 8
+            assert set(metrics[method]) >= {"exact_match", "token_f1", "bleu", "mean_cosine"}
+        # The baseline every generative method is reported against: nearest other stored text.
+        assert metrics["nearest"]["mean_cosine"] > metrics["vec2text"]["mean_cosine"]
+
+
+def test_inverting_vectors_of_another_encoder_is_refused(db_url: str) -> None:
+    with connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO vk.models (name, version, kind, dim, params) VALUES ('inv', 1, 'vec2text-inverter', 384, "
+            "jsonb_build_object('encoder_model_id', (vk.model('minilm@1')).id))"
+        )
+        conn.execute("CREATE TABLE other_vectors (id int PRIMARY KEY, v vector(384))")
+        conn.execute("INSERT INTO other_vectors VALUES (1, %s)", (np.ones(384, dtype=np.float32),))
+        conn.execute("SELECT vk.adopt('other_vectors', 'id', 'v', 'other')")
+        # The vectors' encoder is known, and it is not the inverter's.
+        other = np.random.default_rng(7).standard_normal(384).astype(np.float32)
+        conn.execute("UPDATE vk.models SET fingerprint = %s WHERE name = 'other'", (other,))
+        with pytest.raises(errors.InvalidParameterValue, match="was made by another encoder"):
+            conn.execute("SELECT vk.recover_adopted('other_vectors', 'vec2text', 'inv@1')")
+        with pytest.raises(errors.ObjectNotInPrerequisiteState, match="no vec2text inverter is known"):
+            conn.execute("SELECT vk.recover_adopted('other_vectors', 'vec2text')")
+        with pytest.raises(errors.InvalidParameterValue, match="not a vec2text inverter"):
+            conn.execute("SELECT vk.recover_adopted('other_vectors', 'vec2text', 'minilm@1')")

@@ -1,0 +1,53 @@
+"""Invert one vector: generate, re-embed, keep the closest, correct, within a time box.
+
+Each step generates beam_width candidates and re-embeds them with the
+encoder; the candidate whose vector is closest (cosine) to the target wins.
+Correction without a trained corrector model: the next step conditions the
+inverter on the target pushed away from where the best hypothesis landed
+(target + (target - hypothesis)), a step in embedding space toward the
+missing meaning. The best text over all steps is kept, with its cosine.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vectorkeep.workers.encoders import Encoder
+from vectorkeep.workers.inversion.model import generate
+
+
+@dataclass(frozen=True)
+class Inversion:
+    text: str
+    cosine: float
+    steps_run: int
+    timed_out: bool
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
+
+
+def invert(
+    model: Any, encoder: Encoder, target: np.ndarray, *, steps: int = 1, beam_width: int = 4, max_seconds: float = 10.0
+) -> Inversion:
+    start = time.monotonic()
+    goal = _unit(np.asarray(target, dtype=np.float32))
+    query = goal
+    best_text, best_cosine, steps_run, timed_out = "", -1.0, 0, False
+    for step in range(steps + 1):
+        candidates = generate(model, query[None, :], beam_width=beam_width)[0]
+        vectors = _unit(encoder.encode(candidates))
+        cosines = vectors @ goal
+        i = int(np.argmax(cosines))
+        if cosines[i] > best_cosine:
+            best_text, best_cosine = candidates[i], float(cosines[i])
+        steps_run = step
+        if time.monotonic() - start > max_seconds:
+            timed_out = step < steps
+            break
+        query = _unit(goal + (goal - vectors[i]))
+    return Inversion(best_text, best_cosine, steps_run, timed_out)
