@@ -110,3 +110,58 @@ def test_inverting_vectors_of_another_encoder_is_refused(db_url: str) -> None:
             conn.execute("SELECT vk.recover_adopted('other_vectors', 'vec2text')")
         with pytest.raises(errors.InvalidParameterValue, match="not a vec2text inverter"):
             conn.execute("SELECT vk.recover_adopted('other_vectors', 'vec2text', 'minilm@1')")
+
+
+def test_a_pretrained_inverter_is_registered_from_a_local_directory(
+    db_url: str, encoders: EncoderCache, tmp_path: Any
+) -> None:
+    from helpers import cli
+    from vectorkeep.workers.encoders.sentence_transformers import MINILM
+    from vectorkeep.workers.inversion import model as inverter_model
+
+    # An inverter saved the way vec2text saves one, its T5 in a local folder.
+    original = inverter_model.build(MINILM, {"seed": 3})
+    original.encoder_decoder.save_pretrained(tmp_path / "t5")
+    original.tokenizer.save_pretrained(tmp_path / "t5")
+    original.config.model_name_or_path = str(tmp_path / "t5")
+    original.save_pretrained(tmp_path / "inverter")
+
+    done = cli(
+        db_url,
+        "models",
+        "register",
+        "pre",
+        "--kind",
+        "vec2text-inverter",
+        "--source",
+        str(tmp_path / "inverter"),
+        "--for",
+        "minilm@1",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    with connect(db_url, autocommit=True) as conn:
+        version = registry.by_spec(conn, "pre@1")
+        assert (version.kind, version.dim, version.params["encoder"]) == ("vec2text-inverter", 384, "minilm@1")
+        # The stored inverter generates what the saved one generates.
+        from vectorkeep.db import artifacts
+
+        loaded = inverter_model.from_artifact(MINILM, version.params, artifacts.load(conn, version))
+        vector = np.random.default_rng(0).standard_normal((1, 384)).astype(np.float32)
+        assert inverter_model.generate(loaded, vector, beam_width=2) == inverter_model.generate(
+            original.eval(), vector, beam_width=2
+        )
+
+    refused = cli(
+        db_url,
+        "models",
+        "register",
+        "bad",
+        "--kind",
+        "vec2text-inverter",
+        "--source",
+        str(tmp_path / "nowhere"),
+        "--for",
+        "minilm@1",
+    )
+    assert refused.returncode == 1 and "error:" in refused.stderr

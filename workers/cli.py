@@ -13,10 +13,12 @@ from psycopg.rows import dict_row
 
 from vectorkeep import __version__
 from vectorkeep.db import embedded, migrate, registry, settings
+from vectorkeep.db.artifacts import ArtifactError
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
 from vectorkeep.workers import jobs_cli, recovery_cli
 from vectorkeep.workers.embed import RetryPolicy
+from vectorkeep.workers.encoders.base import EncoderError
 from vectorkeep.workers.encoders.registry import load_kind
 from vectorkeep.workers.output import emit
 from vectorkeep.workers.search import search_text, similar
@@ -129,6 +131,21 @@ def _register_model(url: str, args: argparse.Namespace) -> int:
     if not args.name or not args.source:
         print("error: models register needs NAME and --source", file=sys.stderr)
         return 2
+    if args.kind == "vec2text-inverter":
+        version = recovery_cli.register_inverter(url, args)
+        emit(
+            [
+                {
+                    "model": version.label,
+                    "kind": version.kind,
+                    "dim": version.dim,
+                    "status": version.status,
+                    "encoder": version.params["encoder"],
+                }
+            ],
+            as_json=args.json,
+        )
+        return 0
     params = {"source": args.source}
     # The dimension and the fingerprint come from the encoder itself.
     encoder = load_kind(args.kind, params)
@@ -283,9 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kind",
         default="sentence-transformers",
-        choices=["sentence-transformers", "hf-mean-pool"],
-        help="register: how to load it",
+        choices=["sentence-transformers", "hf-mean-pool", "vec2text-inverter"],
+        help="register: how to load it (vec2text-inverter: a pretrained inverter, with --for)",
     )
+    p.add_argument("--for", dest="for_model", help="register vec2text-inverter: the encoder version it inverts")
+    p.add_argument("--t5", help="register vec2text-inverter: a local copy of its T5 (default: as its config says)")
     p.add_argument("--distance", default="cosine", choices=["cosine", "l2", "ip"])
     p.add_argument("--collection", help="activate, retire: the collection")
     p.add_argument(
@@ -313,4 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {diag.message_primary or exc}", file=sys.stderr)
         if diag.message_hint:
             print(f"hint: {diag.message_hint}", file=sys.stderr)
+        return 1
+    except (EncoderError, ArtifactError, ValueError, LookupError, OSError) as exc:
+        # Bad input the user can fix (a model that does not load, a wrong path): a message, not a traceback.
+        print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -5,12 +5,42 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from vectorkeep.db import registry
+from vectorkeep.db import artifacts, registry
 from vectorkeep.db.connect import connect
+from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
 from vectorkeep.workers.encoders.registry import load_kind
 from vectorkeep.workers.jobs_cli import _show, wait_for_job
 from vectorkeep.workers.output import emit
+
+
+def register_inverter(url: str, args: argparse.Namespace) -> ModelVersion:
+    """A pretrained vec2text inverter as a model version tied to its encoder, its weights stored."""
+    from vectorkeep.workers.inversion import pretrained
+    from vectorkeep.workers.inversion.model import to_artifact
+    from vectorkeep.workers.trainers.vec2text import encoder_source
+
+    if not args.for_model:
+        raise SystemExit("error: registering a vec2text-inverter needs --for ENCODER@VERSION")
+    with connect(url) as conn:
+        encoder = registry.by_spec(conn, args.for_model)
+        source = encoder_source(encoder)
+        model, params = pretrained.load(args.source, source, encoder.dim, args.t5)
+        recorded = {**params, "encoder_model_id": encoder.id, "encoder": encoder.label, "encoder_source": source}
+        version = registry.register(conn, name=args.name, kind="vec2text-inverter", dim=encoder.dim, params=recorded)
+        sha = artifacts.store(conn, version.id, to_artifact(model))
+        conn.execute(
+            query("model_trained"),
+            {
+                "id": version.id,
+                "dim": encoder.dim,
+                "params": Jsonb({**recorded, "artifact_sha256": sha}),
+                "metrics": Jsonb({}),
+                "fingerprint": None,
+            },
+        )
+        conn.commit()
+        return registry.by_id(conn, version.id)
 
 
 def cmd_adopt(url: str, args: argparse.Namespace) -> int:

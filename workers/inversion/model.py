@@ -31,6 +31,8 @@ def _quiet() -> None:
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+    # Importing vec2text turns torch's dynamo logs up to INFO (vec2text/experiments.py).
+    torch._logging.set_logs(dynamo=logging.WARNING)
 
 
 def build(encoder_source: str, params: dict[str, Any]) -> Any:

@@ -1,0 +1,64 @@
+"""A pretrained vec2text inverter (a local directory or a hub name), tied to an encoder version.
+
+vec2text saves an InversionModel as a config (its T5, its embedder's name)
+and weights. Loading it the way vec2text does would fetch the embedder by
+name and fails with transformers 5 (from_pretrained); here the model is built
+from that config with the project's own encoder, then the weights are loaded
+into it (the embedder's left out: vectors come from the database).
+"""
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vectorkeep.workers.inversion.model import EMBEDDER_PREFIX, build
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def _weights(source: str) -> dict[str, torch.Tensor]:
+    folder = Path(source)
+    if folder.is_dir():
+        files = [folder / name for name in WEIGHT_FILES if (folder / name).is_file()]
+        if not files:
+            raise FileNotFoundError(f"{source} holds no {' or '.join(WEIGHT_FILES)}")
+        path = files[0]
+    else:
+        from huggingface_hub import hf_hub_download
+
+        path = Path(hf_hub_download(source, WEIGHT_FILES[0]))
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    return torch.load(path, map_location="cpu", weights_only=True)  # type: ignore[no-any-return]
+
+
+def load(source: str, encoder_source: str, encoder_dim: int, t5: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """The inverter saved at source, rebuilt for the encoder; and the params that rebuild it again."""
+    from vec2text.models.config import InversionConfig
+
+    config = InversionConfig.from_pretrained(source)
+    params = {
+        "t5": t5 or config.model_name_or_path,
+        "num_repeat_tokens": int(config.num_repeat_tokens),
+        "max_length": int(config.max_seq_length),
+        "pretrained": source,
+    }
+    state = {k: v for k, v in _weights(source).items() if not k.startswith(EMBEDDER_PREFIX)}
+    expected = state.get("embedding_transform.0.weight")
+    if expected is None:
+        raise ValueError(f"{source} is not a vec2text InversionModel (no embedding_transform weights)")
+    if expected.shape[1] != encoder_dim:
+        raise ValueError(f"{source} inverts {expected.shape[1]}-d vectors; the encoder makes {encoder_dim}-d vectors")
+    model = build(encoder_source, params)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # Tied weights (T5's embeddings and lm_head) are saved once; their aliases are not missing.
+    loaded = {id(p) for name, p in model.named_parameters(remove_duplicate=False) if name in state}
+    aliases = {name for name, p in model.named_parameters(remove_duplicate=False) if id(p) in loaded}
+    missing = [k for k in missing if k not in aliases and not k.startswith(EMBEDDER_PREFIX)]
+    if unexpected or missing:
+        raise ValueError(f"{source} does not fit its own config (missing {missing[:3]}, extra {unexpected[:3]})")
+    model.eval()
+    return model, params
