@@ -55,3 +55,25 @@ def queue_size(conn: psycopg.Connection) -> int:
     row = conn.execute("SELECT count(*) FROM vk.queue").fetchone()
     assert row is not None
     return int(row[0])
+
+
+INVARIANT = """
+SELECT c.name, vk.model_label(m), cov.texts, cov.current, cov.queued,
+       (SELECT count(*) FROM vk.embeddings e WHERE e.collection_id = c.id AND e.model_id = m.id) AS vectors
+FROM vk.collections c
+JOIN vk.collection_models cm ON cm.collection_id = c.id
+JOIN vk.models m ON m.id = cm.model_id
+CROSS JOIN LATERAL vk.coverage_v1(c, m) cov
+"""
+
+
+def assert_invariant(conn: psycopg.Connection) -> None:
+    """Every row with text has exactly one vector per model version of its collection, made from its
+    current text (sha256), no vector is left without its row, and nothing is queued or claimed."""
+    for name, model, texts, current, queued, vectors in conn.execute(INVARIANT).fetchall():
+        assert (current, vectors, queued) == (texts, texts, 0), (
+            f"{name}/{model}: {texts} rows with text, {current} current vectors, {vectors} vectors, {queued} queued"
+        )
+    with conn.transaction():
+        free = len(conn.execute("SELECT 1 FROM vk.queue FOR UPDATE SKIP LOCKED").fetchall())
+    assert free == queue_size(conn), "queue rows are still claimed"
