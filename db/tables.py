@@ -81,6 +81,7 @@ embeddings = Table(
     Column("body", Text, nullable=False),
     Column("text_sha256", LargeBinary, nullable=False),
     Column("computed_at", DateTime(timezone=True), nullable=False),
+    Column("truncated", Boolean, nullable=False),
 )
 
 queue = Table(

@@ -7,12 +7,12 @@ SELECT collection_id, pk, model_id, attempts, body FROM vk.claim_v1(%(batch_size
 
 -- name: upsert_embedding
 -- The vector and the exact text it came from, tagged with its model version.
-INSERT INTO vk.embeddings AS e (collection_id, pk, model_id, embedding, body, text_sha256)
+INSERT INTO vk.embeddings AS e (collection_id, pk, model_id, embedding, body, text_sha256, truncated)
 VALUES (%(collection_id)s, %(pk)s, %(model_id)s, %(embedding)s, %(body)s,
-        sha256(convert_to(%(body)s, 'UTF8')))
+        sha256(convert_to(%(body)s, 'UTF8')), %(truncated)s)
 ON CONFLICT (collection_id, pk, model_id) DO UPDATE
 SET embedding = EXCLUDED.embedding, body = EXCLUDED.body,
-    text_sha256 = EXCLUDED.text_sha256, computed_at = now();
+    text_sha256 = EXCLUDED.text_sha256, truncated = EXCLUDED.truncated, computed_at = now();
 
 -- name: forget_embedding
 -- A row whose text became NULL or blank keeps no vector of its old text.

@@ -148,7 +148,7 @@ def test_delete_while_a_worker_holds_the_row_neither_deadlocks_nor_leaves_a_vect
         time.sleep(0.3)
         assert deleting.is_alive()  # waits for the worker's batch
         key = {"collection_id": 1, "pk": "1", "model_id": 1}
-        worker.execute(query("upsert_embedding"), {**key, "embedding": vector, "body": "new text"})
+        worker.execute(query("upsert_embedding"), {**key, "embedding": vector, "body": "new text", "truncated": False})
         worker.execute(query("finish"), key)
         worker.commit()
         deleting.join(timeout=10)

@@ -92,14 +92,26 @@ def test_nul_bytes_are_refused_by_postgres_with_a_clear_error(conn: psycopg.Conn
     assert queue_size(conn) == 0
 
 
-def test_huge_text_is_embedded_truncated_by_the_encoder(
+def test_huge_and_long_text_are_embedded_and_truncation_is_recorded(
     conn: psycopg.Connection, db_url: str, encoders: EncoderCache
 ) -> None:
-    big = "word " * 400_000  # 2 MB
-    conn.execute("INSERT INTO vk.documents (body) VALUES (%s)", (big,))
+    huge = "word " * 2_000_000  # 10 MB
+    conn.execute("INSERT INTO vk.documents (body) VALUES (%s), ('a short text'), (%s)", (huge, "long " * 300))
     drain(db_url, encoders)
-    (row,) = embeddings(conn).values()
-    assert row["body"] == big
+    rows = {r["body"][:10]: r for r in embeddings(conn).values()}
+    assert rows["word word "]["body"] == huge  # the whole text is kept beside its vector
+    truncated = dict(conn.execute("SELECT left(body, 10), truncated FROM vk.embeddings").fetchall())
+    # all-MiniLM-L6-v2 reads 256 word pieces: the end of the long texts never reached their vectors.
+    assert truncated == {"word word ": True, "a short te": False, "long long ": True}
+
+
+def test_invalid_utf8_and_nan_vectors_are_refused_by_the_database(conn: psycopg.Connection) -> None:
+    with pytest.raises(psycopg.errors.CharacterNotInRepertoire):
+        conn.execute("INSERT INTO vk.documents (body) VALUES (convert_from(decode('c328', 'hex'), 'UTF8'))")
+    for bad in ("[NaN,1]", "[Infinity,1]"):
+        with pytest.raises(psycopg.DataError):
+            conn.execute("SELECT * FROM vk.recover(%s::vector, 'minilm')", (bad,))
+    assert queue_size(conn) == 0
 
 
 class PoisonEncoder:

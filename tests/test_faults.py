@@ -128,7 +128,9 @@ def test_update_while_the_old_text_is_being_embedded(
         time.sleep(0.3)
         key = {"collection_id": 1, "pk": "1", "model_id": 1}
         vector = encoder.encode(["the old text"])[0]
-        worker.execute(query("upsert_embedding"), {**key, "embedding": vector, "body": "the old text"})
+        worker.execute(
+            query("upsert_embedding"), {**key, "embedding": vector, "body": "the old text", "truncated": False}
+        )
         worker.execute(query("finish"), key)
         worker.commit()
         updating.join(timeout=10)

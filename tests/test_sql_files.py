@@ -42,6 +42,7 @@ def test_run_once_files_are_not_marked_idempotent() -> None:
         "0001_core/90_seed.sql",
         "0002_versioned/10_tables.sql",
         "0003_recovery/10_tables.sql",
+        "0004_reliability/10_tables.sql",
     ]
 
 

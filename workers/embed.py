@@ -22,6 +22,7 @@ from vectorkeep.db.records import Claimed, ModelVersion
 from vectorkeep.sql import query
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders import Encoder
+from vectorkeep.workers.encoders.base import truncation_flags
 
 log = logging.getLogger(__name__)
 
@@ -114,20 +115,23 @@ def _settle(
             result.emptied += len(empty)
         if not todo:
             return
+        texts = [r.body or "" for r in todo]
         try:
             encoder = encoders.get(conn, model)
-            outcomes = encode_rows(encoder, [r.body or "" for r in todo], model.dim)
+            outcomes = encode_rows(encoder, texts, model.dim)
+            truncated = truncation_flags(encoder, texts)
         except Exception as exc:
             log.error("cannot encode with %s: %s", model.label, exc)
             outcomes = [f"{type(exc).__name__}: {exc}"] * len(todo)
-        done = [(r, v) for r, v in zip(todo, outcomes, strict=True) if not isinstance(v, str)]
+            truncated = [False] * len(todo)
+        done = [(r, v, t) for r, v, t in zip(todo, outcomes, truncated, strict=True) if not isinstance(v, str)]
         failed = [(r, v) for r, v in zip(todo, outcomes, strict=True) if isinstance(v, str)]
         if done:
             cur.executemany(
                 query("upsert_embedding"),
-                [{**key(r), "embedding": v, "body": r.body} for r, v in done],
+                [{**key(r), "embedding": v, "body": r.body, "truncated": t} for r, v, t in done],
             )
-            cur.executemany(query("finish"), [key(r) for r, _ in done])
+            cur.executemany(query("finish"), [key(r) for r, _, _ in done])
             result.embedded += len(done)
         if failed:
             for r, error in failed:

@@ -16,3 +16,9 @@ class Encoder(Protocol):
     def encode(self, texts: list[str]) -> np.ndarray:
         """A float32 array of shape (len(texts), dim)."""
         ...
+
+
+def truncation_flags(encoder: Encoder, texts: list[str]) -> list[bool]:
+    """Which texts the encoder cut to its window; encoders without a window cut none."""
+    truncated = getattr(encoder, "truncated", None)
+    return list(truncated(texts)) if truncated is not None else [False] * len(texts)

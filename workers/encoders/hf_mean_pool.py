@@ -36,6 +36,10 @@ class MeanPoolEncoder:
     def dim(self) -> int:
         return self._dim
 
+    def truncated(self, texts: list[str]) -> list[bool]:
+        ids = self._tokenizer(texts, truncation=True, max_length=self._max_length + 1)["input_ids"]
+        return [len(i) > self._max_length for i in ids]
+
     def encode(self, texts: list[str]) -> np.ndarray:
         torch = self._torch
         out = []

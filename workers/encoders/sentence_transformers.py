@@ -58,6 +58,12 @@ class SentenceTransformerEncoder:
     def dim(self) -> int:
         return self._dim
 
+    def truncated(self, texts: list[str]) -> list[bool]:
+        """Texts longer than the model's window (max_seq_length word pieces, special tokens included)."""
+        window = int(self._model.max_seq_length)
+        ids = self._model.tokenizer(texts, add_special_tokens=True, truncation=True, max_length=window + 1)["input_ids"]
+        return [len(i) > window for i in ids]
+
     def encode(self, texts: list[str]) -> np.ndarray:
         vectors = self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self._dim)
