@@ -60,7 +60,7 @@ class SentenceTransformerEncoder:
 
     def truncated(self, texts: list[str]) -> list[bool]:
         """Texts longer than the model's window (max_seq_length word pieces, special tokens included)."""
-        window = int(self._model.max_seq_length)
+        window = int(self._model.max_seq_length or 512)
         ids = self._model.tokenizer(texts, add_special_tokens=True, truncation=True, max_length=window + 1)["input_ids"]
         return [len(i) > window for i in ids]
 
