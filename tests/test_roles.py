@@ -1,0 +1,129 @@
+"""Roles: an application role writes text and searches, and cannot change models, jobs,
+artifacts or vectors; a worker role embeds and runs jobs; functions acting for their
+callers fix their search_path."""
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+import psycopg
+import pytest
+from psycopg import errors
+
+from helpers import FAST_RETRY, drain
+from vectorkeep.db.connect import connect
+from vectorkeep.workers.encoder_cache import EncoderCache
+from vectorkeep.workers.service import Service
+from vectorkeep.workers.worker import WorkerSettings
+
+_names = itertools.count()
+
+
+def as_user(url: str, user: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.split("@", 1)[1] if "@" in parts.netloc else parts.netloc
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+@pytest.fixture
+def login(server_url: str, db_url: str) -> Iterator[Callable[[str], str]]:
+    """make(group) -> the URL of a new login role in that group (dropped after the test)."""
+    made: list[str] = []
+
+    def make(group: str) -> str:
+        name = f"t_{group}_{os.getpid()}_{next(_names)}"
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f"CREATE ROLE {name} LOGIN IN ROLE {group}")
+        made.append(name)
+        return as_user(db_url, name)
+
+    yield make
+    for name in made:
+        with psycopg.connect(db_url, autocommit=True) as owner:
+            owner.execute(f"DROP OWNED BY {name}")
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f"DROP ROLE {name}")
+
+
+FORBIDDEN_TO_APPS = [
+    "UPDATE vk.models SET status = 'retired'",
+    "INSERT INTO vk.models (name, version, kind, dim) VALUES ('evil', 1, 'external', 3)",
+    "DELETE FROM vk.jobs",
+    "INSERT INTO vk.jobs (kind) VALUES ('train')",
+    "DELETE FROM vk.model_artifacts",
+    "UPDATE vk.embeddings SET body = 'forged'",
+    "DELETE FROM vk.embeddings",
+    "INSERT INTO vk.queue (collection_id, pk, model_id) VALUES (1, '1', 1)",
+    "UPDATE vk.collections SET text_expression = 'body'",
+    "SELECT vk.train('mine', 'tfidf')",
+    "SELECT vk.retire('minilm@1')",
+    "SELECT vk.attach('vk.documents', 'id', 'body')",
+    "SELECT * FROM vk.claim_v1(10)",
+    "SELECT * FROM vk.claim_job_v1('me', 30)",
+]
+
+
+def test_application_role_writes_and_searches_but_changes_nothing_else(
+    conn: psycopg.Connection, db_url: str, encoders: EncoderCache, login: Callable[[str], str]
+) -> None:
+    conn.execute("CREATE TABLE items (id int PRIMARY KEY, body text)")
+    conn.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON items TO vk_app")
+    conn.execute("SELECT vk.attach('items', 'id', 'body')")
+    app_url = login("vk_app")
+    with psycopg.connect(app_url, autocommit=True) as app:
+        # Its own writes are queued by the triggers, which act as their owner.
+        app.execute("INSERT INTO vk.documents (body) VALUES ('written by the application')")
+        app.execute("INSERT INTO items VALUES (1, 'an item'), (2, 'another item')")
+        app.execute("UPDATE items SET body = 'an item, changed' WHERE id = 1")
+        app.execute("DELETE FROM items WHERE id = 2")
+        assert app.execute("SELECT count(*) FROM vk.queue").fetchone() == (2,)
+        for statement in FORBIDDEN_TO_APPS:
+            with pytest.raises(errors.InsufficientPrivilege):
+                app.execute(statement)
+    drain(db_url, encoders)
+    with connect(app_url, autocommit=True) as app:
+        hits = app.execute("SELECT pk, body FROM vk.search('items', %s, 5)", (np.ones(384, dtype=np.float32),))
+        assert [tuple(r) for r in hits] == [("1", "an item, changed")]
+        assert app.execute("SELECT rows, embedded FROM vk.status WHERE collection = 'items'").fetchone() == (1, 1)
+        vector = app.execute(
+            "SELECT embedding FROM vk.embeddings WHERE pk = '1' AND collection_id = (vk.collection('items')).id"
+        ).fetchone()
+        assert vector is not None
+        assert app.execute("SELECT pk FROM vk.recover(%s, 'minilm', 1)", (vector[0],)).fetchone() == ("1",)
+
+
+def test_worker_role_embeds_trains_and_cannot_reconfigure(
+    conn: psycopg.Connection, encoders: EncoderCache, login: Callable[[str], str]
+) -> None:
+    # A table the worker role was never granted: it reads it through vk's functions only.
+    conn.execute("CREATE TABLE private_notes (id int PRIMARY KEY, body text)")
+    conn.execute(
+        "INSERT INTO private_notes SELECT g, 'private note number ' || g || ' about topic ' || (g % 7) "
+        "FROM generate_series(1, 60) g"
+    )
+    conn.execute("SELECT vk.attach('private_notes', 'id', 'body')")
+    conn.execute("SELECT vk.train('notes-tfidf', 'tfidf', '{\"dim\": 8, \"min_df\": 1}', 'private_notes')")
+    worker_url = login("vk_worker")
+    result = Service(worker_url, WorkerSettings(retry=FAST_RETRY), encoders=encoders).run(until_idle=True)
+    assert len(result.jobs) == 2  # train, then its reembed (which builds the version's index)
+    status = dict(conn.execute("SELECT model, embedded FROM vk.status WHERE collection = 'private_notes'").fetchall())
+    assert status == {"minilm@1": 60, "notes-tfidf@1": 60}
+    with psycopg.connect(worker_url, autocommit=True) as worker:
+        with pytest.raises(errors.InsufficientPrivilege):
+            worker.execute("SELECT count(*) FROM private_notes")
+        with pytest.raises(errors.InsufficientPrivilege):
+            worker.execute("SELECT vk.attach('vk.documents', 'id', 'body')")
+        with pytest.raises(errors.InsufficientPrivilege):
+            worker.execute("DELETE FROM vk.collections")
+
+
+def test_functions_acting_for_their_callers_fix_their_search_path(conn: psycopg.Connection) -> None:
+    rows = conn.execute(
+        "SELECT p.proname, p.proconfig FROM pg_proc p WHERE p.pronamespace = 'vk'::regnamespace AND p.prosecdef"
+    ).fetchall()
+    assert {name for name, _ in rows} >= {"on_insert_v1", "on_update_v1", "claim_v1", "embed_with_v1"}
+    for name, config in rows:
+        path = next((c for c in config or [] if c.startswith("search_path=")), None)
+        assert path is not None and path.startswith("search_path=pg_catalog,") and path.endswith("pg_temp"), name
