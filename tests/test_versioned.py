@@ -15,7 +15,7 @@ import pytest
 from psycopg import errors
 from psycopg.rows import dict_row
 
-from helpers import FAST_RETRY
+from helpers import FAST_RETRY, assert_invariant
 from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
 from vectorkeep.workers.encoder_cache import EncoderCache
@@ -218,6 +218,7 @@ def test_a_dead_trainer_is_taken_over_after_its_lease(corpus_url: str, encoders:
         # The takeover trained the version the first attempt had reserved.
         assert done["model_id"] == reserved
         assert one(conn, "SELECT vk.model_label(m) FROM vk.models m WHERE id = %s", (reserved,)) == "slow@1"
+        assert_invariant(conn)
 
 
 def test_interrupted_reembed_resumes_and_embeds_each_row_once(corpus_url: str, encoders: EncoderCache) -> None:

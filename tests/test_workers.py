@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from helpers import FAST_RETRY, drain, embeddings, queue_size
+from helpers import FAST_RETRY, assert_invariant, drain, embeddings, queue_size
 from vectorkeep.db import embedded
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.worker import Worker, WorkerSettings
@@ -86,6 +86,7 @@ def test_poll_picks_up_work_whose_notify_was_lost(
             conn.execute("INSERT INTO vk.documents (id, body) OVERRIDING SYSTEM VALUE VALUES (77, 'silent')")
             conn.execute("INSERT INTO vk.queue (collection_id, pk, model_id) VALUES (1, '77', 1)")
         wait_for(lambda: "77" in embeddings(conn), 30, "the polling worker")
+    assert_invariant(conn)
 
 
 def test_two_worker_processes_embed_every_row_exactly_once(conn: psycopg.Connection, db_url: str) -> None:
@@ -101,7 +102,9 @@ def test_two_worker_processes_embed_every_row_exactly_once(conn: psycopg.Connect
     assert queue_size(conn) == 0
 
 
-def test_sigterm_finishes_the_batch_and_loses_nothing(conn: psycopg.Connection, db_url: str) -> None:
+def test_sigterm_finishes_the_batch_and_loses_nothing(
+    conn: psycopg.Connection, db_url: str, encoders: EncoderCache
+) -> None:
     conn.execute("INSERT INTO vk.documents (body) SELECT 'line ' || g FROM generate_series(1, 2000) g")
     worker = start_worker(db_url, "--batch-size", "8")
     wait_for(lambda: n_embedded(conn) > 0, 120, "the first batch")
@@ -113,6 +116,8 @@ def test_sigterm_finishes_the_batch_and_loses_nothing(conn: psycopg.Connection, 
     # Every row is either embedded or still queued, and nothing is left claimed.
     assert embedded + queue_size(conn) == 2000
     assert unlocked_queue_rows(conn) == queue_size(conn)
+    drain(db_url, encoders)
+    assert_invariant(conn)
 
 
 def test_sigkill_mid_batch_then_another_worker_finishes(
