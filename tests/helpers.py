@@ -3,6 +3,8 @@
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -77,3 +79,12 @@ def assert_invariant(conn: psycopg.Connection) -> None:
     with conn.transaction():
         free = len(conn.execute("SELECT 1 FROM vk.queue FOR UPDATE SKIP LOCKED").fetchall())
     assert free == queue_size(conn), "queue rows are still claimed"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll condition until it holds; fail naming what was awaited after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)

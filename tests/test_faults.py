@@ -8,28 +8,20 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from helpers import FAST_RETRY, assert_invariant, drain
+from helpers import FAST_RETRY, assert_invariant, drain, wait_for
 from vectorkeep.db import embedded, registry
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.jobs.runner import JobRunner
 from vectorkeep.workers.worker import Worker, WorkerSettings
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def worker_process(url: str, *args: str) -> subprocess.Popen[str]:

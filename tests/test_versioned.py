@@ -6,7 +6,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 from psycopg import errors
 from psycopg.rows import dict_row
 
-from helpers import FAST_RETRY, assert_invariant
+from helpers import FAST_RETRY, assert_invariant, wait_for
 from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
 from vectorkeep.workers.encoder_cache import EncoderCache
@@ -42,14 +41,6 @@ def serve(url: str, encoders: EncoderCache, lease: float = 30.0) -> list[int]:
     """A worker's whole service (queue + jobs) until nothing is left to do."""
     service = Service(url, WorkerSettings(retry=FAST_RETRY), lease_seconds=lease, encoders=encoders)
     return service.run(until_idle=True).jobs
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def vectors_complete(conn: psycopg.Connection, model: str) -> bool:

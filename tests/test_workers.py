@@ -7,25 +7,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from helpers import FAST_RETRY, assert_invariant, drain, embeddings, queue_size
+from helpers import FAST_RETRY, assert_invariant, drain, embeddings, queue_size, wait_for
 from vectorkeep.db import embedded
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.worker import Worker, WorkerSettings
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def start_worker(url: str, *args: str) -> subprocess.Popen[str]:
