@@ -69,7 +69,7 @@ def run(url: str, *, vectors: int, queries: int, seed: int = 7) -> dict[str, Any
         ids = {
             v: _one(conn, "SELECT id FROM vk.models WHERE name = 'synthetic' AND version = %s", (v,)) for v in (1, 2)
         }
-        indexes = dict(
+        indexes: dict[int, str] = dict(
             conn.execute(
                 "SELECT model_id, index_name FROM vk.collection_models WHERE collection_id = %s", (c_id,)
             ).fetchall()
@@ -95,7 +95,8 @@ def run(url: str, *, vectors: int, queries: int, seed: int = 7) -> dict[str, Any
         # The query vk.search runs, sent by hand with the same parameters.
         hand = _one(conn, "SELECT vk.knn_sql(%s, m) FROM vk.models m WHERE m.id = %s", (c_id, ids[1]))
         hand = hand.replace("$1", "%(q)s").replace("$2", "%(k)s")
-        wrapped, direct = [], []
+        wrapped: list[float] = []
+        direct: list[float] = []
         for q in qs:
             for kind in ("vk", "hand") if len(wrapped) % 2 == 0 else ("hand", "vk"):
                 t = time.perf_counter()
