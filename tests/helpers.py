@@ -88,3 +88,10 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)
+
+
+def one(conn: psycopg.Connection, sql: str, params: Any = None) -> Any:
+    """The first column of the first row of a query."""
+    row = conn.execute(sql, params).fetchone()
+    assert row is not None
+    return row[0]

@@ -3,12 +3,11 @@
 from typing import Any
 
 import numpy as np
-import psycopg
 import pytest
 from psycopg import errors
 from psycopg.rows import dict_row
 
-from helpers import FAST_RETRY
+from helpers import FAST_RETRY, one
 from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
 from vectorkeep.workers.encoder_cache import EncoderCache
@@ -20,12 +19,6 @@ CREATE TABLE legacy_vectors (id bigint PRIMARY KEY, v vector(384));
 INSERT INTO legacy_vectors SELECT e.pk::bigint, e.embedding FROM vk.embeddings e
 WHERE e.collection_id = (vk.collection('documents')).id ORDER BY e.pk::bigint LIMIT 6;
 """
-
-
-def one(conn: psycopg.Connection, sql: str, params: Any = None) -> Any:
-    row = conn.execute(sql, params).fetchone()
-    assert row is not None
-    return row[0]
 
 
 def serve(url: str, encoders: EncoderCache) -> list[int]:

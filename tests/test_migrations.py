@@ -6,16 +6,10 @@ from pathlib import Path
 
 import psycopg
 
-from helpers import cli
+from helpers import cli, one
 from vectorkeep.db import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def one(conn: psycopg.Connection, sql: str) -> object:
-    row = conn.execute(sql).fetchone()
-    assert row is not None
-    return row[0]
 
 
 def installed(conn: psycopg.Connection) -> dict[str, object]:

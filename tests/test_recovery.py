@@ -9,7 +9,7 @@ import pytest
 from psycopg import errors
 from psycopg.rows import dict_row
 
-from helpers import cli
+from helpers import cli, one
 from vectorkeep.db.connect import connect
 from vectorkeep.workers.jobs.runner import JobRunner
 
@@ -18,12 +18,6 @@ CREATE TABLE repo_info_pv_vec (id bigint PRIMARY KEY, vector vector(384));
 INSERT INTO repo_info_pv_vec SELECT e.pk::bigint + 1000, e.embedding FROM vk.embeddings e
 WHERE e.collection_id = (vk.collection('documents')).id;
 """
-
-
-def one(conn: psycopg.Connection, sql: str, params: Any = None) -> Any:
-    row = conn.execute(sql, params).fetchone()
-    assert row is not None
-    return row[0]
 
 
 def recovered(conn: psycopg.Connection) -> list[dict[str, Any]]:

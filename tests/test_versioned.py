@@ -14,7 +14,7 @@ import pytest
 from psycopg import errors
 from psycopg.rows import dict_row
 
-from helpers import FAST_RETRY, assert_invariant, wait_for
+from helpers import FAST_RETRY, assert_invariant, one, wait_for
 from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
 from vectorkeep.workers.encoder_cache import EncoderCache
@@ -22,12 +22,6 @@ from vectorkeep.workers.jobs import HANDLERS
 from vectorkeep.workers.jobs.runner import JobRunner
 from vectorkeep.workers.service import Service
 from vectorkeep.workers.worker import Worker, WorkerSettings
-
-
-def one(conn: psycopg.Connection, sql: str, params: Any = None) -> Any:
-    row = conn.execute(sql, params).fetchone()
-    assert row is not None
-    return row[0]
 
 
 def job(conn: psycopg.Connection, job_id: int) -> dict[str, Any]:

@@ -50,7 +50,8 @@ def unpack(data: bytes) -> dict[str, np.ndarray]:
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    """Unit length along the last axis (a vector, or each row); zero stays zero."""
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
 
 

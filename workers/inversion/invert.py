@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from vectorkeep.workers.encoders import Encoder
+from vectorkeep.workers.encoders.tfidf import l2_normalize
 from vectorkeep.workers.inversion.model import generate
 
 
@@ -26,21 +27,16 @@ class Inversion:
     timed_out: bool
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
-
-
 def invert(
     model: Any, encoder: Encoder, target: np.ndarray, *, steps: int = 1, beam_width: int = 4, max_seconds: float = 10.0
 ) -> Inversion:
     start = time.monotonic()
-    goal = _unit(np.asarray(target, dtype=np.float32))
+    goal = l2_normalize(np.asarray(target, dtype=np.float32))
     query = goal
     best_text, best_cosine, steps_run, timed_out = "", -1.0, 0, False
     for step in range(steps + 1):
         candidates = generate(model, query[None, :], beam_width=beam_width)[0]
-        vectors = _unit(encoder.encode(candidates))
+        vectors = l2_normalize(encoder.encode(candidates))
         cosines = vectors @ goal
         i = int(np.argmax(cosines))
         if cosines[i] > best_cosine:
@@ -49,5 +45,5 @@ def invert(
         if time.monotonic() - start > max_seconds:
             timed_out = step < steps
             break
-        query = _unit(goal + (goal - vectors[i]))
+        query = l2_normalize(goal + (goal - vectors[i]))
     return Inversion(best_text, best_cosine, steps_run, timed_out)

@@ -11,11 +11,10 @@ to the target vector.
 import logging
 from typing import Any
 
-import numpy as np
-
 from vectorkeep.db import artifacts, registry
 from vectorkeep.sql import query
 from vectorkeep.workers.encoder_cache import EncoderCache
+from vectorkeep.workers.encoders.tfidf import l2_normalize
 from vectorkeep.workers.inversion import metrics
 from vectorkeep.workers.inversion import model as inverter_model
 from vectorkeep.workers.inversion.invert import invert
@@ -23,10 +22,6 @@ from vectorkeep.workers.jobs.runner import JobContext, JobOutcome
 from vectorkeep.workers.trainers.data import CollectionPairs, sample
 
 log = logging.getLogger(__name__)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / max(float(np.linalg.norm(x)), 1e-12)
 
 
 def run_evaluate(ctx: JobContext) -> JobOutcome:
@@ -50,7 +45,10 @@ def run_evaluate(ctx: JobContext) -> JobOutcome:
             query("nearest_other"), {"vector": vector, "model": model.label, "collection": collection, "pk": pk}
         ).fetchone()
         found.append(hit[1] if hit else "")
-    cosines = [float(_unit(v) @ _unit(e)) for v, e in zip([p[2] for p in pairs], encoder.encode(found), strict=True)]
+    cosines = [
+        float(l2_normalize(v) @ l2_normalize(e))
+        for v, e in zip([p[2] for p in pairs], encoder.encode(found), strict=True)
+    ]
     results: dict[str, Any] = {"nearest": metrics.summary(found, references, cosines)}
     ctx.progress(phase="nearest done")
 
