@@ -4,7 +4,10 @@
    second of encoder.encode() on the same texts and batch size, in the same
    process (raw measured before and after the worker; their mean is used);
 2. the same drain with a no-op encoder (a deterministic random unit vector
-   per text): what the trigger, queue, claim, upsert and HNSW insert cost.
+   per text): what the trigger, queue, claim, upsert and HNSW insert cost;
+   again without the HNSW index (the queue's own cost), and, as the raw
+   part, the same vectors inserted by plain SQL into a table with the same
+   HNSW index.
 """
 
 import hashlib
@@ -13,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from pgvector.psycopg import register_vector
 from psycopg import sql
 
 from vectorkeep.db import registry
@@ -90,6 +94,20 @@ def run(url: str, *, rows: int, batch_size: int = 64) -> dict[str, Any]:
         _insert(conn, "public", "bench_noop", corpus)
     noop_embedded, noop_seconds = _drain(url, encoders, batch_size)
 
+    # The queue's own cost: the same drain into a collection without its HNSW index.
+    with connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_noindex (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text)")
+        conn.execute("SELECT vk.attach('bench_noindex', 'id', 'body', 'noop@1')")
+        index = conn.execute(
+            "SELECT cm.index_name FROM vk.collection_models cm JOIN vk.collections c ON c.id = cm.collection_id "
+            "WHERE c.name = 'bench_noindex'"
+        ).fetchone()
+        assert index is not None
+        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier("vk", index[0])))
+        _insert(conn, "public", "bench_noindex", corpus)
+    bare_embedded, bare_seconds = _drain(url, encoders, batch_size)
+    hnsw_raw = _hnsw_insert_rate(url, NoopEncoder({}).encode(corpus), batch_size)
+
     return {
         "rows": rows,
         "batch_size": batch_size,
@@ -100,4 +118,25 @@ def run(url: str, *, rows: int, batch_size: int = 64) -> dict[str, Any]:
         "worker_embedded": embedded,
         "noop_worker_rows_per_s": round(noop_embedded / noop_seconds, 1),
         "noop_embedded": noop_embedded,
+        "noop_worker_rows_per_s_without_index": round(bare_embedded / bare_seconds, 1),
+        "hnsw_insert_rows_per_s": round(hnsw_raw, 1),
+        "noop_worker_over_hnsw_insert": round(noop_embedded / noop_seconds / hnsw_raw, 3),
     }
+
+
+def _hnsw_insert_rate(url: str, vectors: np.ndarray, batch_size: int) -> float:
+    """Rows/s of inserting these vectors by plain SQL, batch by batch, into an HNSW-indexed table."""
+    with connect(url) as conn:
+        register_vector(conn)
+        conn.execute("CREATE TABLE bench_hnsw (id bigint PRIMARY KEY, embedding vector(384))")
+        conn.execute("CREATE INDEX ON bench_hnsw USING hnsw (embedding vector_cosine_ops)")
+        conn.commit()
+        start = time.perf_counter()
+        for i in range(0, len(vectors), batch_size):
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO bench_hnsw (id, embedding) VALUES (%s, %s)",
+                    [(i + j, v) for j, v in enumerate(vectors[i : i + batch_size])],
+                )
+            conn.commit()
+        return len(vectors) / (time.perf_counter() - start)

@@ -3,7 +3,10 @@
 Each measurement runs in a fresh process (`python -m bench.memory --child`)
 and reports its peak RSS and the growth over its RSS right before the work
 (after imports), for a tfidf train job and a reembed job (no-op encoder) over
-n rows; `python -m bench.memory` compares the growth at two sizes.
+n rows; `python -m bench.memory` compares the growth at two sizes. The
+reembed runs without the new version's HNSW index: its memory is the
+server's, not the job's, and pgvector's insert would make 200k rows take ten
+minutes here (bench/ingest.py measures it).
 """
 
 import argparse
@@ -13,6 +16,8 @@ import subprocess
 import sys
 import time
 from typing import Any
+
+from psycopg import sql
 
 from bench.database import bench_database
 from bench.ingest import NoopEncoder, texts
@@ -43,6 +48,12 @@ def child(url: str, task: str) -> dict[str, Any]:
             conn.execute("SELECT vk.train('mem', 'tfidf', '{\"dim\": 64}', 'bench_rows')")
         else:
             conn.execute("SELECT vk.reembed('bench_rows', 'noop@1')")
+            index = conn.execute(
+                "SELECT index_name FROM vk.collection_models WHERE model_id = "
+                "(SELECT id FROM vk.models WHERE name = 'noop')"
+            ).fetchone()
+            assert index is not None
+            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier("vk", index[0])))
     before = _rss_mb()
     start = time.perf_counter()
     if task == "train":
@@ -58,7 +69,7 @@ def child(url: str, task: str) -> dict[str, Any]:
     }
 
 
-def measure(rows: int) -> list[dict[str, Any]]:
+def measure(rows: int, tasks: tuple[str, ...] = ("train", "reembed")) -> list[dict[str, Any]]:
     results = []
     with bench_database() as url:
         with connect(url, autocommit=True) as conn:
@@ -69,7 +80,7 @@ def measure(rows: int) -> list[dict[str, Any]]:
                 for body in texts(rows):
                     copy.write_row((body,))
             conn.execute("VACUUM ANALYZE bench_rows")
-        for task in ("train", "reembed"):
+        for task in tasks:
             done = subprocess.run(
                 [sys.executable, "-m", "bench.memory", "--child", task, "--url", url],
                 capture_output=True,
@@ -83,27 +94,35 @@ def measure(rows: int) -> list[dict[str, Any]]:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__)
     parser.add_argument("--rows", type=int, nargs=2, default=[5000, 20000])
+    parser.add_argument("--tasks", nargs="+", choices=["train", "reembed"], default=["train", "reembed"])
     parser.add_argument("--child", choices=["train", "reembed"])
     parser.add_argument("--url")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.url, args.child)))
         return 0
-    small, large = (measure(n) for n in args.rows)
+    small, large = args.rows
+    for figure in compare(small, large, tasks=tuple(args.tasks)):
+        print(json.dumps(figure))
+    return 0
+
+
+def compare(small_rows: int, large_rows: int, tasks: tuple[str, ...] = ("train", "reembed")) -> list[dict[str, Any]]:
+    """Peak-RSS growth of each task at two sizes, and large / small."""
+    small, large = measure(small_rows, tasks), measure(large_rows, tasks)
+    figures = []
     for a, b in zip(small, large, strict=True):
         ratio = b["growth_mb"] / a["growth_mb"] if a["growth_mb"] else float("nan")
-        print(
-            json.dumps(
-                {
-                    "task": a["task"],
-                    "small": a,
-                    "large": b,
-                    "growth_ratio": round(ratio, 2),
-                    "rows_ratio": b["rows"] / a["rows"],
-                }
-            )
+        figures.append(
+            {
+                "task": a["task"],
+                "small": a,
+                "large": b,
+                "growth_ratio": round(ratio, 3),
+                "rows_ratio": b["rows"] / a["rows"],
+            }
         )
-    return 0
+    return figures
 
 
 if __name__ == "__main__":

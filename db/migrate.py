@@ -25,6 +25,20 @@ def apply_sql(relative_path: str) -> None:
     driver.execute(sql.read(relative_path).encode())
 
 
+def reapply_idempotent(through: str) -> None:
+    """Re-apply, in order, the idempotent files of every revision up to `through`.
+
+    A downgrade uses this to bring back the function bodies a later revision
+    replaced, without a second copy of them in its down.sql.
+    """
+    for revision in sql.revision_dirs():
+        if revision > through:
+            break
+        for path in sql.migration_files(revision):
+            if sql.is_idempotent(path):
+                apply_sql(path)
+
+
 def script_location() -> Path:
     """alembic/ of the checkout (editable install), or vectorkeep/migrations of a wheel."""
     package = Path(vectorkeep.__file__).parent

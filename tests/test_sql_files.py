@@ -43,6 +43,8 @@ def test_run_once_files_are_not_marked_idempotent() -> None:
         "0002_versioned/10_tables.sql",
         "0003_recovery/10_tables.sql",
         "0004_reliability/10_tables.sql",
+        "0006_fast_queue/05_rename.sql",
+        "0006_fast_queue/40_existing.sql",
     ]
 
 

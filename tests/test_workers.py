@@ -67,6 +67,25 @@ def test_notify_wakes_a_waiting_worker(conn: psycopg.Connection, db_url: str, en
         wait_for(lambda: len(embeddings(conn)) == 1, 30, "the notified worker")
 
 
+def test_a_row_whose_notify_was_debounced_is_still_picked_up_without_the_poll(
+    conn: psycopg.Connection, db_url: str, encoders: EncoderCache
+) -> None:
+    # The second INSERT comes within 50 ms of the first one's notification, so
+    # it sends none, and commits only once the worker has gone idle again: with
+    # a 600 s poll only the worker's linger can find it.
+    with background_worker(db_url, encoders, poll_interval=600):
+        time.sleep(0.5)
+        with psycopg.connect(db_url, autocommit=True) as listener:
+            listener.execute("LISTEN vk_queue")
+            conn.execute("INSERT INTO vk.documents (body) VALUES ('first')")
+            with conn.transaction():
+                conn.execute("INSERT INTO vk.documents (body) VALUES ('second, unannounced')")
+                wait_for(lambda: len(embeddings(conn)) == 1, 30, "the first row")
+            assert len(list(listener.notifies(timeout=0.5))) == 1
+        wait_for(lambda: len(embeddings(conn)) == 2, 30, "the lingering worker")
+    assert_invariant(conn)
+
+
 def test_poll_picks_up_work_whose_notify_was_lost(
     conn: psycopg.Connection, db_url: str, encoders: EncoderCache
 ) -> None:

@@ -24,6 +24,12 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "vk_queue"
 
+# A session notifies at most once per 50 ms (sql/0006_fast_queue/10_wake.sql):
+# after any work the worker polls every LINGER_POLL seconds for LINGER seconds,
+# so a row whose notification was skipped waits about 50 ms, not a full poll.
+LINGER = 0.5
+LINGER_POLL = 0.05
+
 
 @dataclass
 class WorkerSettings:
@@ -63,6 +69,7 @@ class Worker:
         self.name = f"{socket.gethostname()}-{os.getpid()}"
         self.stats = WorkerStats()
         self._stop = threading.Event()
+        self._active_at = float("-inf")
 
     @property
     def stop_event(self) -> threading.Event:
@@ -107,6 +114,7 @@ class Worker:
                     conn, self.encoders, batch_size=self.settings.batch_size, retry=self.settings.retry
                 )
                 if batch.claimed:
+                    self._active_at = time.monotonic()
                     self.stats.add(batch)
                     if self.on_batch:
                         self.on_batch(batch)
@@ -116,12 +124,15 @@ class Worker:
                 self._wait(listener)
 
     def _wait(self, listener: psycopg.Connection) -> None:
-        """Sleep until a notification, the poll interval, or stop()."""
-        deadline = time.monotonic() + self.settings.poll_interval
+        """Sleep until a notification, the poll interval (shorter right after work), or stop()."""
+        now = time.monotonic()
+        lingering = now - self._active_at < LINGER
+        deadline = now + (LINGER_POLL if lingering else self.settings.poll_interval)
         while not self.stopping:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
             # Short slices so that stop() is honoured promptly.
             for _ in listener.notifies(timeout=min(left, 0.25), stop_after=1):
+                self._active_at = time.monotonic()
                 return
