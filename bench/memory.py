@@ -11,7 +11,6 @@ minutes here (bench/ingest.py measures it).
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -24,16 +23,23 @@ from bench.ingest import NoopEncoder, texts
 from vectorkeep.db.connect import connect
 
 
-def _rss_mb() -> float:
+def _status_mb(field: str) -> float:
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
 
+def _rss_mb() -> float:
+    return _status_mb("VmRSS")
+
+
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the
+    # parent through fork and exec, so a child of a large process (python -m
+    # bench after its search section) would report the parent's peak.
+    return _status_mb("VmHWM")
 
 
 def child(url: str, task: str) -> dict[str, Any]:
