@@ -31,12 +31,8 @@ def reapply_idempotent(through: str) -> None:
     A downgrade uses this to bring back the function bodies a later revision
     replaced, without a second copy of them in its down.sql.
     """
-    for revision in sql.revision_dirs():
-        if revision > through:
-            break
-        for path in sql.migration_files(revision):
-            if sql.is_idempotent(path):
-                apply_sql(path)
+    for path in sql.reapplicable(through):
+        apply_sql(path)
 
 
 def script_location() -> Path:

@@ -50,6 +50,7 @@ collections = Table(
     Column("text_expression", Text, nullable=False),
     Column("default_model_id", BigInteger),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("chunking", JSONB, nullable=False),
 )
 
 collection_models = Table(
@@ -82,6 +83,9 @@ embeddings = Table(
     Column("text_sha256", LargeBinary, nullable=False),
     Column("computed_at", DateTime(timezone=True), nullable=False),
     Column("truncated", Boolean, nullable=False),
+    Column("chunk", Integer, primary_key=True),
+    Column("start_char", Integer, nullable=False),
+    Column("end_char", Integer),
 )
 
 queue = Table(

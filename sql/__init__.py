@@ -43,6 +43,19 @@ def is_idempotent(relative_path: str) -> bool:
     return IDEMPOTENT_MARK in read(relative_path).split("\n\n", 1)[0]
 
 
+SUPERSEDES = re.compile(r"^-- supersedes: (\S+)", re.MULTILINE)
+
+
+def reapplicable(through: str) -> list[str]:
+    """The idempotent files of every revision up to `through`, in order, that a
+    database at `through` can take again: a later file of that range may
+    declare (``-- supersedes: path``) that it changed an earlier file's objects
+    in a way the earlier file cannot redo (a view that gained columns)."""
+    files = [f for rev in revision_dirs() if rev <= through for f in migration_files(rev) if is_idempotent(f)]
+    superseded = {m for f in files for m in SUPERSEDES.findall(read(f).split("\n\n", 1)[0])}
+    return [f for f in files if f not in superseded]
+
+
 def revision_dirs() -> list[str]:
     """The revision folders (0001_core, 0002_...), in order."""
     return sorted(p.name for p in files(__name__).iterdir() if re.fullmatch(r"\d{4}_\w+", p.name))

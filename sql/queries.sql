@@ -5,14 +5,26 @@
 -- Lock a batch of ready queue rows with their current text (see vk.claim_v1).
 SELECT collection_id, pk, model_id, attempts, body FROM vk.claim_v1(%(batch_size)s);
 
--- name: upsert_embedding
--- The vector and the exact text it came from, tagged with its model version.
-INSERT INTO vk.embeddings AS e (collection_id, pk, model_id, embedding, body, text_sha256, truncated)
-VALUES (%(collection_id)s, %(pk)s, %(model_id)s, %(embedding)s, %(body)s,
-        sha256(convert_to(%(body)s, 'UTF8')), %(truncated)s)
-ON CONFLICT (collection_id, pk, model_id) DO UPDATE
-SET embedding = EXCLUDED.embedding, body = EXCLUDED.body,
-    text_sha256 = EXCLUDED.text_sha256, truncated = EXCLUDED.truncated, computed_at = now();
+-- name: upsert_chunk
+-- One chunk's vector (chunk 0 of an unchunked row) and the exact text it came
+-- from, its offsets in the row's text, the hash of that whole text, tagged
+-- with its model version.
+INSERT INTO vk.embeddings AS e
+    (collection_id, pk, model_id, chunk, start_char, end_char, embedding, body, text_sha256, truncated)
+VALUES (%(collection_id)s, %(pk)s, %(model_id)s, %(chunk)s, %(start_char)s, %(end_char)s, %(embedding)s,
+        %(body)s, %(text_sha256)s, %(truncated)s)
+ON CONFLICT (collection_id, pk, model_id, chunk) DO UPDATE
+SET embedding = EXCLUDED.embedding, body = EXCLUDED.body, start_char = EXCLUDED.start_char,
+    end_char = EXCLUDED.end_char, text_sha256 = EXCLUDED.text_sha256, truncated = EXCLUDED.truncated,
+    computed_at = now();
+
+-- name: forget_chunks_from
+-- A row's chunks past its new last one, removed in the transaction that wrote the new ones.
+DELETE FROM vk.embeddings
+WHERE collection_id = %(collection_id)s AND pk = %(pk)s AND model_id = %(model_id)s AND chunk >= %(chunks)s;
+
+-- name: collection_chunking
+SELECT chunking FROM vk.collections WHERE id = %(collection_id)s;
 
 -- name: forget_embedding
 -- A row whose text became NULL or blank keeps no vector of its old text.
@@ -75,8 +87,15 @@ SELECT pk, body, distance FROM vk.search(%(collection)s, %(query)s, %(k)s, %(mod
 -- name: similar
 SELECT pk, body, distance FROM vk.similar(%(collection)s, %(pk)s, %(k)s, %(model)s);
 
+-- name: search_chunks
+SELECT pk, chunk, start_char, end_char, body, distance
+FROM vk.search_chunks(%(collection)s, %(query)s, %(k)s, %(model)s);
+
+-- name: set_chunking
+SELECT name, chunking FROM vk.set_chunking(%(collection)s, %(method)s, %(size)s, %(overlap)s);
+
 -- name: status
-SELECT collection, model, is_default, rows, embedded, pending, failed, dead, empty, stale,
+SELECT collection, model, is_default, rows, embedded, chunks, chunking, pending, failed, dead, empty, stale,
        last_embedded_at
 FROM vk.status ORDER BY collection, model;
 

@@ -1,5 +1,6 @@
 """Helpers the tests share: run a worker, run the CLI, read vectors back."""
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -22,6 +23,14 @@ def drain(url: str, encoders: EncoderCache, **settings: object) -> Worker:
     worker = Worker(url, WorkerSettings(**{"retry": FAST_RETRY, **settings}), encoders=encoders)  # type: ignore[arg-type]
     worker.run(until_idle=True)
     return worker
+
+
+def serve(url: str, encoders: EncoderCache, lease: float = 30.0) -> list[int]:
+    """A worker's whole service (queue + jobs) until nothing is left to do."""
+    from vectorkeep.workers.service import Service
+
+    service = Service(url, WorkerSettings(retry=FAST_RETRY), lease_seconds=lease, encoders=encoders)
+    return service.run(until_idle=True).jobs
 
 
 def cli(url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -61,24 +70,48 @@ def queue_size(conn: psycopg.Connection) -> int:
 
 INVARIANT = """
 SELECT c.name, vk.model_label(m), cov.texts, cov.current, cov.queued,
-       (SELECT count(*) FROM vk.embeddings e WHERE e.collection_id = c.id AND e.model_id = m.id) AS vectors
+       (SELECT count(DISTINCT e.pk) FROM vk.embeddings e
+         WHERE e.collection_id = c.id AND e.model_id = m.id) AS vectors
 FROM vk.collections c
 JOIN vk.collection_models cm ON cm.collection_id = c.id
 JOIN vk.models m ON m.id = cm.model_id
 CROSS JOIN LATERAL vk.coverage_v1(c, m) cov
 """
 
+# Rows whose chunks are not 0..n-1 all cut from one text.
+TORN_ROWS = """
+SELECT count(*) FROM (
+    SELECT 1 FROM vk.embeddings e GROUP BY e.collection_id, e.pk, e.model_id
+    HAVING count(*) <> max(e.chunk) + 1 OR count(DISTINCT e.text_sha256) > 1) torn
+"""
+
 
 def assert_invariant(conn: psycopg.Connection) -> None:
-    """Every row with text has exactly one vector per model version of its collection, made from its
-    current text (sha256), no vector is left without its row, and nothing is queued or claimed."""
+    """Every row with text has exactly one set of vectors (its chunks, or one) per model version of its
+    collection, made from its current text (sha256), no vector is left without its row, and nothing
+    is queued or claimed."""
     for name, model, texts, current, queued, vectors in conn.execute(INVARIANT).fetchall():
         assert (current, vectors, queued) == (texts, texts, 0), (
             f"{name}/{model}: {texts} rows with text, {current} current vectors, {vectors} vectors, {queued} queued"
         )
+    assert one(conn, TORN_ROWS) == 0, "a row's chunks are not one complete set from one text"
     with conn.transaction():
         free = len(conn.execute("SELECT 1 FROM vk.queue FOR UPDATE SKIP LOCKED").fetchall())
     assert free == queue_size(conn), "queue rows are still claimed"
+
+
+def whole_text_chunk(key: dict[str, Any], vector: Any, body: str) -> dict[str, Any]:
+    """upsert_chunk's parameters for an unchunked row: chunk 0, the whole text."""
+    return {
+        **key,
+        "chunk": 0,
+        "start_char": 0,
+        "end_char": len(body),
+        "embedding": vector,
+        "body": body,
+        "text_sha256": hashlib.sha256(body.encode()).digest(),
+        "truncated": False,
+    }
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

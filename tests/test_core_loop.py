@@ -8,7 +8,7 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
-from helpers import drain, embeddings, queue_size
+from helpers import drain, embeddings, queue_size, whole_text_chunk
 from vectorkeep.db import registry
 from vectorkeep.sql import query
 from vectorkeep.workers.encoder_cache import EncoderCache
@@ -152,7 +152,7 @@ def test_delete_while_a_worker_holds_the_row_neither_deadlocks_nor_leaves_a_vect
         time.sleep(0.3)
         assert deleting.is_alive()  # waits for the worker's batch
         key = {"collection_id": 1, "pk": "1", "model_id": 1}
-        worker.execute(query("upsert_embedding"), {**key, "embedding": vector, "body": "new text", "truncated": False})
+        worker.execute(query("upsert_chunk"), whole_text_chunk(key, vector, "new text"))
         worker.execute(query("finish"), key)
         worker.commit()
         deleting.join(timeout=10)

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from helpers import FAST_RETRY, assert_invariant, drain, wait_for
+from helpers import FAST_RETRY, assert_invariant, drain, wait_for, whole_text_chunk
 from vectorkeep.db import embedded, registry
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
@@ -120,9 +120,7 @@ def test_update_while_the_old_text_is_being_embedded(
         time.sleep(0.3)
         key = {"collection_id": 1, "pk": "1", "model_id": 1}
         vector = encoder.encode(["the old text"])[0]
-        worker.execute(
-            query("upsert_embedding"), {**key, "embedding": vector, "body": "the old text", "truncated": False}
-        )
+        worker.execute(query("upsert_chunk"), whole_text_chunk(key, vector, "the old text"))
         worker.execute(query("finish"), key)
         worker.commit()
         updating.join(timeout=10)

@@ -62,6 +62,7 @@ FORBIDDEN_TO_APPS = [
     "SELECT vk.attach('vk.documents', 'id', 'body')",
     "SELECT * FROM vk.claim_v1(10)",
     "SELECT * FROM vk.claim_job_v1('me', 30)",
+    "SELECT vk.set_chunking('documents', 'tokens', 64)",
 ]
 
 
@@ -92,6 +93,14 @@ def test_application_role_writes_and_searches_but_changes_nothing_else(
         ).fetchone()
         assert vector is not None
         assert app.execute("SELECT pk FROM vk.recover(%s, 'minilm', 1)", (vector[0],)).fetchone() == ("1",)
+    # Chunked by an operator: the application's search API is unchanged.
+    conn.execute("SELECT vk.set_chunking('items', 'tokens', 2)")
+    drain(db_url, encoders)
+    with connect(app_url, autocommit=True) as app:
+        query = np.ones(384, dtype=np.float32)
+        assert [r[0] for r in app.execute("SELECT pk FROM vk.search('items', %s, 5)", (query,))] == ["1"]
+        chunks = app.execute("SELECT pk, start_char, end_char FROM vk.search_chunks('items', %s, 5)", (query,))
+        assert sorted(tuple(r) for r in chunks) == [("1", 0, 7), ("1", 7, 16)]  # 'an item' / ', changed'
 
 
 def test_worker_role_embeds_trains_and_cannot_reconfigure(

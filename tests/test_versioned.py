@@ -14,13 +14,12 @@ import pytest
 from psycopg import errors
 from psycopg.rows import dict_row
 
-from helpers import FAST_RETRY, assert_invariant, one, wait_for
+from helpers import FAST_RETRY, assert_invariant, one, serve, wait_for
 from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.jobs import HANDLERS
 from vectorkeep.workers.jobs.runner import JobRunner
-from vectorkeep.workers.service import Service
 from vectorkeep.workers.worker import Worker, WorkerSettings
 
 
@@ -29,12 +28,6 @@ def job(conn: psycopg.Connection, job_id: int) -> dict[str, Any]:
         row = cur.execute("SELECT * FROM vk.jobs WHERE id = %s", (job_id,)).fetchone()
     assert row is not None
     return row
-
-
-def serve(url: str, encoders: EncoderCache, lease: float = 30.0) -> list[int]:
-    """A worker's whole service (queue + jobs) until nothing is left to do."""
-    service = Service(url, WorkerSettings(retry=FAST_RETRY), lease_seconds=lease, encoders=encoders)
-    return service.run(until_idle=True).jobs
 
 
 def vectors_complete(conn: psycopg.Connection, model: str) -> bool:

@@ -83,15 +83,35 @@ def cmd_attach(args: argparse.Namespace) -> int:
             query("attach"),
             {"table": args.table, "pk": args.pk, "text": args.text, "model": args.model, "name": args.name},
         ).fetchone()
+        assert row is not None
+        if args.chunking != "none":
+            _set_chunking(conn, row[0], args)
         conn.commit()
+    print(f"attached {args.table} as collection {row[0]!r} (chunking {args.chunking}); existing rows are queued")
+    return 0
+
+
+def _set_chunking(conn: psycopg.Connection, collection: str, args: argparse.Namespace) -> dict[str, Any]:
+    params = {"collection": collection, "method": args.chunking, "size": args.chunk_size, "overlap": args.chunk_overlap}
+    row = conn.execute(query("set_chunking"), params).fetchone()
     assert row is not None
-    print(f"attached {args.table} as collection {row[0]!r}; existing rows are queued for embedding")
+    return {"collection": row[0], "chunking": row[1]}
+
+
+def cmd_chunking(args: argparse.Namespace) -> int:
+    with connect(_url(args)) as conn:
+        result = _set_chunking(conn, args.collection, args)
+        conn.commit()
+    if args.json:
+        emit([result], as_json=True)
+    else:
+        print(f"collection {result['collection']!r} now chunks with {json.dumps(result['chunking'])}; rows are queued")
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     with connect(_url(args)) as conn:
-        rows = search_text(conn, args.collection, args.text, k=args.k, model=args.model)
+        rows = search_text(conn, args.collection, args.text, k=args.k, model=args.model, chunks=args.chunks)
     emit(rows, as_json=args.json)
     return 0
 
@@ -217,6 +237,17 @@ def _worker_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _chunking_options(p: argparse.ArgumentParser, *, positional: bool = False) -> None:
+    methods = ["none", "tokens", "sentences", "markdown"]
+    help_ = "how to cut long text: none (one vector a row), tokens, sentences or markdown"
+    if positional:
+        p.add_argument("chunking", choices=methods, help=help_)
+    else:
+        p.add_argument("--chunking", choices=methods, default="none", help=help_ + " (default none)")
+    p.add_argument("--chunk-size", type=int, help="tokens a chunk (default: the encoder's window)")
+    p.add_argument("--chunk-overlap", type=int, default=0, help="tokens shared by neighbouring chunks (tokens only)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vectorkeep",
@@ -274,9 +305,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", required=True, help="SQL expression for the text, e.g. \"title || ' ' || body\"")
     p.add_argument("--model", default="minilm", help="model name or name@version (default minilm)")
     p.add_argument("--name", help="collection name (default: the table name)")
+    _chunking_options(p)
+
+    p = add("chunking", cmd_chunking, "Set how a collection's rows are cut before embedding; re-embeds them.")
+    p.add_argument("collection")
+    _chunking_options(p, positional=True)
 
     p = add("search", cmd_search, "Encode a text and show the nearest rows (vk.search).")
     p.add_argument("text")
+    p.add_argument("--chunks", action="store_true", help="show the nearest chunks and their offsets (vk.search_chunks)")
     p.add_argument("--collection", default="documents")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--model", help="name or name@version (default: the collection's)")
@@ -290,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "status",
         cmd_status,
-        "Rows, embedded, pending, failed, dead, empty and stale per collection and model.",
+        "Rows, embedded, chunks, pending, failed, dead, empty and stale per collection and model.",
     )
 
     p = add("models", cmd_models, "List model versions; register one; activate one for search; retire one.")

@@ -9,6 +9,7 @@ on that queue row's lock for the batch to commit, then queues it again, so a
 vector of old text is never left as the row's current one.
 """
 
+import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from psycopg.rows import class_row
 from vectorkeep.db import registry
 from vectorkeep.db.records import Claimed, ModelVersion
 from vectorkeep.sql import query
+from vectorkeep.workers.chunking import Chunk, Chunking, chunks, encoder_spans
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders import Encoder
 from vectorkeep.workers.encoders.base import truncation_flags
@@ -71,6 +73,53 @@ def encode_rows(encoder: Encoder, texts: list[str], dim: int) -> list[np.ndarray
     return [r if isinstance(r, str) else (_check_vector(r, dim) or r) for r in results]
 
 
+# A row's chunks with their vectors and truncation flags, and the hash of the row's text.
+Embedded = tuple[bytes, list[tuple[Chunk, np.ndarray, bool]]]
+
+
+def _chunk_params(c: Chunk) -> dict[str, object]:
+    return {"chunk": c.index, "start_char": c.start, "end_char": c.end, "body": c.text}
+
+
+def embed_rows(conn: psycopg.Connection, encoder: Encoder, dim: int, rows: list[Claimed]) -> list[Embedded | str]:
+    """Each row cut by its collection's chunking and embedded, or the reason it could not be.
+
+    All chunks of the batch are encoded together, batch by batch; a row
+    fails as a whole when any of its chunks does, so that it never ends up
+    with part of its chunks from one text and part from another.
+    """
+    spans, window = encoder_spans(encoder)
+    settings: dict[int, Chunking] = {}
+    cut: list[list[Chunk] | str] = []
+    for r in rows:
+        if r.collection_id not in settings:
+            value = conn.execute(query("collection_chunking"), {"collection_id": r.collection_id}).fetchone()
+            settings[r.collection_id] = Chunking.from_json(value[0] if value else None)
+        try:
+            found = list(chunks(r.body or "", settings[r.collection_id], spans, window))
+            cut.append(found or f"chunking {settings[r.collection_id].method} left no text to embed")
+        except ValueError as exc:
+            cut.append(f"chunking: {exc}")
+    flat = [c.text for pieces in cut if not isinstance(pieces, str) for c in pieces]
+    vectors = encode_rows(encoder, flat, dim)
+    flags = truncation_flags(encoder, flat)
+    out: list[Embedded | str] = []
+    at = 0
+    for r, pieces in zip(rows, cut, strict=True):
+        if isinstance(pieces, str):
+            out.append(pieces)
+            continue
+        mine = list(zip(pieces, vectors[at : at + len(pieces)], flags[at : at + len(pieces)], strict=True))
+        at += len(pieces)
+        error = next((v for _, v, _ in mine if isinstance(v, str)), None)
+        if error is not None:
+            out.append(error if len(mine) == 1 else f"a chunk failed: {error}")
+        else:
+            sha = hashlib.sha256((r.body or "").encode()).digest()
+            out.append((sha, [(c, v, t) for c, v, t in mine if not isinstance(v, str)]))
+    return out
+
+
 def process_batch(
     conn: psycopg.Connection,
     encoders: EncoderCache,
@@ -115,23 +164,26 @@ def _settle(
             result.emptied += len(empty)
         if not todo:
             return
-        texts = [r.body or "" for r in todo]
         try:
             encoder = encoders.get(conn, model)
-            outcomes = encode_rows(encoder, texts, model.dim)
-            truncated = truncation_flags(encoder, texts)
+            outcomes = embed_rows(conn, encoder, model.dim, todo)
         except Exception as exc:
             log.error("cannot encode with %s: %s", model.label, exc)
             outcomes = [f"{type(exc).__name__}: {exc}"] * len(todo)
-            truncated = [False] * len(todo)
-        done = [(r, v, t) for r, v, t in zip(todo, outcomes, truncated, strict=True) if not isinstance(v, str)]
+        done = [(r, v) for r, v in zip(todo, outcomes, strict=True) if not isinstance(v, str)]
         failed = [(r, v) for r, v in zip(todo, outcomes, strict=True) if isinstance(v, str)]
         if done:
             cur.executemany(
-                query("upsert_embedding"),
-                [{**key(r), "embedding": v, "body": r.body, "truncated": t} for r, v, t in done],
+                query("upsert_chunk"),
+                [
+                    {**key(r), **_chunk_params(c), "text_sha256": sha, "embedding": v, "truncated": t}
+                    for r, (sha, pieces) in done
+                    for c, v, t in pieces
+                ],
             )
-            cur.executemany(query("finish"), [key(r) for r, _, _ in done])
+            # Chunks past the new last one belong to an older, longer text: same transaction.
+            cur.executemany(query("forget_chunks_from"), [{**key(r), "chunks": len(p)} for r, (_, p) in done])
+            cur.executemany(query("finish"), [key(r) for r, _ in done])
             result.embedded += len(done)
         if failed:
             for r, error in failed:

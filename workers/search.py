@@ -31,11 +31,14 @@ def search_text(
     k: int = 10,
     model: str | None = None,
     encoders: EncoderCache | None = None,
+    chunks: bool = False,
 ) -> list[dict[str, Any]]:
+    """The nearest rows (each once), or with chunks=True the nearest chunks with their offsets."""
     vector = encode_query(conn, collection, model, text, encoders)
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            query("search"), {"collection": collection, "query": vector, "k": k, "model": model}
+            query("search_chunks" if chunks else "search"),
+            {"collection": collection, "query": vector, "k": k, "model": model},
         ).fetchall()
 
 

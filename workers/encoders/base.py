@@ -1,6 +1,6 @@
 """What every encoder offers the worker."""
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -22,3 +22,9 @@ def truncation_flags(encoder: Encoder, texts: list[str]) -> list[bool]:
     """Which texts the encoder cut to its window; encoders without a window cut none."""
     truncated = getattr(encoder, "truncated", None)
     return list(truncated(texts)) if truncated is not None else [False] * len(texts)
+
+
+def tokenizer_spans(tokenizer: Any, text: str) -> list[tuple[int, int]]:
+    """Character spans of a Hugging Face (fast) tokenizer's tokens, special tokens left out."""
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    return [(int(a), int(b)) for a, b in encoded["offset_mapping"]]

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from vectorkeep.workers.encoders.base import EncoderError
+from vectorkeep.workers.encoders.base import EncoderError, tokenizer_spans
 from vectorkeep.workers.encoders.sentence_transformers import resolve_source
 
 
@@ -35,6 +35,13 @@ class MeanPoolEncoder:
     @property
     def dim(self) -> int:
         return self._dim
+
+    @property
+    def window(self) -> int:
+        return self._max_length - 2
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return tokenizer_spans(self._tokenizer, text)
 
     def truncated(self, texts: list[str]) -> list[bool]:
         ids = self._tokenizer(texts, truncation=True, max_length=self._max_length + 1)["input_ids"]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vectorkeep.workers.encoders.base import EncoderError
+from vectorkeep.workers.encoders.base import EncoderError, tokenizer_spans
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,14 @@ class SentenceTransformerEncoder:
     @property
     def dim(self) -> int:
         return self._dim
+
+    @property
+    def window(self) -> int:
+        """Tokens of text one vector covers: the model's window less [CLS] and [SEP]."""
+        return int(self._model.max_seq_length or 512) - 2
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return tokenizer_spans(self._model.tokenizer, text)
 
     def truncated(self, texts: list[str]) -> list[bool]:
         """Texts longer than the model's window (max_seq_length word pieces, special tokens included)."""
