@@ -34,3 +34,14 @@ def bench_database() -> Iterator[str]:
         if not os.environ.get("VECTORKEEP_BENCH_ADMIN_URL"):
             embedded.destroy(pgdata)
             pgdata.parent.rmdir()
+
+
+def drop_index(conn: psycopg.Connection, collection: str, model: str) -> None:
+    """Drop the HNSW index of a (collection, model version): what pgvector costs, taken out."""
+    row = conn.execute(
+        "SELECT cm.index_name FROM vk.collection_models cm WHERE cm.collection_id = (vk.collection(%s)).id "
+        "AND cm.model_id = (vk.model(%s)).id",
+        (collection, model),
+    ).fetchone()
+    assert row is not None
+    conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier("vk", row[0])))

@@ -19,6 +19,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
+from bench.database import drop_index
 from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
 from vectorkeep.workers.corpus import paragraphs
@@ -98,12 +99,7 @@ def run(url: str, *, rows: int, batch_size: int = 64) -> dict[str, Any]:
     with connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE bench_noindex (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text)")
         conn.execute("SELECT vk.attach('bench_noindex', 'id', 'body', 'noop@1')")
-        index = conn.execute(
-            "SELECT cm.index_name FROM vk.collection_models cm JOIN vk.collections c ON c.id = cm.collection_id "
-            "WHERE c.name = 'bench_noindex'"
-        ).fetchone()
-        assert index is not None
-        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier("vk", index[0])))
+        drop_index(conn, "bench_noindex", "noop@1")
         _insert(conn, "public", "bench_noindex", corpus)
     bare_embedded, bare_seconds = _drain(url, encoders, batch_size)
     hnsw_raw = _hnsw_insert_rate(url, NoopEncoder({}).encode(corpus), batch_size)

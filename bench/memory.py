@@ -16,9 +16,7 @@ import sys
 import time
 from typing import Any
 
-from psycopg import sql
-
-from bench.database import bench_database
+from bench.database import bench_database, drop_index
 from bench.ingest import NoopEncoder, texts
 from vectorkeep.db.connect import connect
 
@@ -54,12 +52,7 @@ def child(url: str, task: str) -> dict[str, Any]:
             conn.execute("SELECT vk.train('mem', 'tfidf', '{\"dim\": 64}', 'bench_rows')")
         else:
             conn.execute("SELECT vk.reembed('bench_rows', 'noop@1')")
-            index = conn.execute(
-                "SELECT index_name FROM vk.collection_models WHERE model_id = "
-                "(SELECT id FROM vk.models WHERE name = 'noop')"
-            ).fetchone()
-            assert index is not None
-            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier("vk", index[0])))
+            drop_index(conn, "bench_rows", "noop@1")
     before = _rss_mb()
     start = time.perf_counter()
     if task == "train":
