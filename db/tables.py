@@ -17,7 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.dialects.postgresql import INTERVAL, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, INTERVAL, JSONB
 
 metadata = MetaData(schema="vk")
 
@@ -51,6 +51,8 @@ collections = Table(
     Column("default_model_id", BigInteger),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("chunking", JSONB, nullable=False),
+    Column("group_expression", Text),
+    Column("position_expression", Text),
 )
 
 collection_models = Table(
@@ -179,4 +181,46 @@ recovered = Table(
     Column("job_id", BigInteger),
     Column("details", JSONB, nullable=False),
     Column("recovered_at", DateTime(timezone=True), nullable=False),
+)
+
+maps = Table(
+    "maps",
+    metadata,
+    Column("model_id", BigInteger, primary_key=True),
+    Column("collection_id", BigInteger, nullable=False),
+    Column("source_model_id", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+coordinates = Table(
+    "coordinates",
+    metadata,
+    Column("collection_id", BigInteger, primary_key=True),
+    Column("pk", Text, primary_key=True),
+    Column("model_id", BigInteger, primary_key=True),
+    Column("x", Float, nullable=False),
+    Column("y", Float, nullable=False),
+    Column("text_sha256", LargeBinary, nullable=False),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("collection_id", BigInteger, primary_key=True),
+    Column("role", Text, primary_key=True),
+    Column("model_id", BigInteger, nullable=False),
+    Column("activated_at", DateTime(timezone=True), nullable=False),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("job_id", BigInteger, primary_key=True),
+    Column("collection_id", BigInteger, nullable=False),
+    Column("model_id", BigInteger, nullable=False),
+    Column("group_key", Text, nullable=False),
+    Column("context_pks", ARRAY(Text), nullable=False),
+    Column("vector", VECTOR(), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

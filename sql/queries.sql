@@ -167,7 +167,7 @@ WHERE collection_id = %(collection_id)s AND model_id = %(model_id)s ORDER BY pk;
 
 -- name: vectors_of
 SELECT pk, embedding FROM vk.embeddings
-WHERE collection_id = %(collection_id)s AND model_id = %(model_id)s AND pk = ANY(%(pks)s);
+WHERE collection_id = %(collection_id)s AND model_id = %(model_id)s AND pk = ANY(%(pks)s) AND chunk = 0;
 
 -- name: create_training_model
 -- The version a train job produces, reserved at its start (status training).
@@ -270,3 +270,64 @@ SELECT vk.evaluate_recovery(%(collection)s, %(model)s, %(inverter)s, %(params)s)
 -- The nearest stored text to a vector that is not the row itself: recovery's baseline.
 SELECT r.pk, r.body, r.similarity FROM vk.recover(%(vector)s, %(model)s, 2, %(collection)s) r
 WHERE r.pk <> %(pk)s LIMIT 1;
+
+-- name: row_vectors
+-- One vector a row (the mean of its chunks' vectors), with the hash of its text, in key order.
+SELECT pk, avg(embedding) AS embedding, min(text_sha256) AS text_sha256 FROM vk.embeddings
+WHERE collection_id = %(collection_id)s AND model_id = %(model_id)s
+  AND (%(pks)s::text[] IS NULL OR pk = ANY(%(pks)s::text[]))
+GROUP BY pk ORDER BY pk;
+
+-- name: maps_of
+-- The maps drawn from a collection's vectors of a model version, still in use.
+SELECT mp.model_id FROM vk.maps mp JOIN vk.models m ON m.id = mp.model_id
+WHERE mp.collection_id = %(collection_id)s AND mp.source_model_id = %(model_id)s
+  AND m.status IN ('ready', 'active');
+
+-- name: add_map
+INSERT INTO vk.maps (model_id, collection_id, source_model_id)
+VALUES (%(model_id)s, %(collection_id)s, %(source_model_id)s)
+ON CONFLICT (model_id) DO NOTHING;
+
+-- name: upsert_coordinates
+INSERT INTO vk.coordinates AS c (collection_id, pk, model_id, x, y, text_sha256)
+VALUES (%(collection_id)s, %(pk)s, %(model_id)s, %(x)s, %(y)s, %(text_sha256)s)
+ON CONFLICT (collection_id, pk, model_id) DO UPDATE
+SET x = EXCLUDED.x, y = EXCLUDED.y, text_sha256 = EXCLUDED.text_sha256, computed_at = now();
+
+-- name: map_coordinates
+SELECT pk, x, y FROM vk.coordinates WHERE model_id = %(model_id)s ORDER BY pk;
+
+-- name: map_gaps
+SELECT cell_x, cell_y, x, y, neighbours FROM vk.map_gaps(%(model)s, %(cells)s, %(min_neighbours)s);
+
+-- name: recover_nearest
+SELECT collection, pk, body, similarity FROM vk.recover(%(query)s, %(model)s, %(k)s, %(collection)s);
+
+-- name: inverters_for
+-- vec2text inverters trained for an encoder version, newest first.
+SELECT id FROM vk.models
+WHERE kind = 'vec2text-inverter' AND status IN ('ready', 'active')
+  AND (params ->> 'encoder_model_id')::bigint = %(model_id)s
+ORDER BY id DESC;
+
+-- name: sequence_windows
+SELECT group_key, target_pk, context_vectors, target
+FROM vk.sequence_windows_v1(%(collection_id)s, %(model_id)s, %(context)s);
+
+-- name: group_tail
+SELECT pk, v FROM vk.group_tail_v1(%(collection_id)s, %(model_id)s, %(group_key)s, %(n)s);
+
+-- name: put_prediction
+INSERT INTO vk.predictions (job_id, collection_id, model_id, group_key, context_pks, vector)
+VALUES (%(job_id)s, %(collection_id)s, %(model_id)s, %(group_key)s, %(context_pks)s, %(vector)s)
+ON CONFLICT (job_id) DO UPDATE SET vector = EXCLUDED.vector, context_pks = EXCLUDED.context_pks;
+
+-- name: set_order
+SELECT name FROM vk.set_order(%(collection)s, %(group)s, %(position)s);
+
+-- name: predict_next
+SELECT vk.predict_next(%(collection)s, %(group_key)s, %(model)s);
+
+-- name: predicted
+SELECT pk, body, similarity FROM vk.predicted(%(job_id)s, %(k)s);

@@ -33,6 +33,20 @@ def serve(url: str, encoders: EncoderCache, lease: float = 30.0) -> list[int]:
     return service.run(until_idle=True).jobs
 
 
+def save_untrained_inverter(folder: Any) -> Any:
+    """A tiny, untrained vec2text inverter for minilm@1, saved the way vec2text saves one
+    (its T5 in a local folder); returns the inverter and the folder to register."""
+    from vectorkeep.workers.encoders.sentence_transformers import MINILM
+    from vectorkeep.workers.inversion import model as inverter_model
+
+    original = inverter_model.build(MINILM, {"seed": 3})
+    original.encoder_decoder.save_pretrained(folder / "t5")
+    original.tokenizer.save_pretrained(folder / "t5")
+    original.config.model_name_or_path = str(folder / "t5")
+    original.save_pretrained(folder / "inverter")
+    return original, folder / "inverter"
+
+
 def cli(url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the vectorkeep console script against a database."""
     env = {**os.environ, "VECTORKEEP_DATABASE_URL": url}

@@ -108,16 +108,11 @@ def test_inverting_vectors_of_another_encoder_is_refused(db_url: str) -> None:
 def test_a_pretrained_inverter_is_registered_from_a_local_directory(
     db_url: str, encoders: EncoderCache, tmp_path: Any
 ) -> None:
-    from helpers import cli
+    from helpers import cli, save_untrained_inverter
     from vectorkeep.workers.encoders.sentence_transformers import MINILM
     from vectorkeep.workers.inversion import model as inverter_model
 
-    # An inverter saved the way vec2text saves one, its T5 in a local folder.
-    original = inverter_model.build(MINILM, {"seed": 3})
-    original.encoder_decoder.save_pretrained(tmp_path / "t5")
-    original.tokenizer.save_pretrained(tmp_path / "t5")
-    original.config.model_name_or_path = str(tmp_path / "t5")
-    original.save_pretrained(tmp_path / "inverter")
+    original, _ = save_untrained_inverter(tmp_path)
 
     done = cli(
         db_url,

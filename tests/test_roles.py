@@ -63,6 +63,9 @@ FORBIDDEN_TO_APPS = [
     "SELECT * FROM vk.claim_v1(10)",
     "SELECT * FROM vk.claim_job_v1('me', 30)",
     "SELECT vk.set_chunking('documents', 'tokens', 64)",
+    "SELECT vk.set_order('documents', 'id', 'id')",
+    "SELECT vk.submit_job_v1('train', '{}', 1)",
+    "DELETE FROM vk.coordinates",
 ]
 
 

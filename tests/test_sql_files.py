@@ -41,6 +41,8 @@ def test_run_once_files_are_not_marked_idempotent() -> None:
         "0006_fast_queue/05_rename.sql",
         "0006_fast_queue/40_existing.sql",
         "0007_chunks/10_tables.sql",
+        "0008_maps_sequences/05_rename.sql",
+        "0008_maps_sequences/10_tables.sql",
     ]
 
 

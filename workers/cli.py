@@ -16,7 +16,7 @@ from vectorkeep.db import embedded, migrate, registry, settings
 from vectorkeep.db.artifacts import ArtifactError
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
-from vectorkeep.workers import jobs_cli, recovery_cli
+from vectorkeep.workers import jobs_cli, maps_cli, recovery_cli
 from vectorkeep.workers.embed import RetryPolicy
 from vectorkeep.workers.encoders.base import EncoderError
 from vectorkeep.workers.encoders.registry import load_kind
@@ -350,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     jobs_cli.add_commands(add, _url)
     recovery_cli.add_commands(add, _url)
+    maps_cli.add_commands(add, _url)
     return parser
 
 

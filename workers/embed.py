@@ -25,8 +25,14 @@ from vectorkeep.workers.chunking import Chunk, Chunking, chunks, encoder_spans
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders import Encoder
 from vectorkeep.workers.encoders.base import truncation_flags
+from vectorkeep.workers.maps import coordinates
+from vectorkeep.workers.maps.coordinates import MapCache
 
 log = logging.getLogger(__name__)
+
+# Maps loaded once per process; keyed by version and artifact hash, so a
+# process serving several databases never mixes them.
+_maps = MapCache()
 
 
 @dataclass(frozen=True)
@@ -185,6 +191,19 @@ def _settle(
             cur.executemany(query("forget_chunks_from"), [{**key(r), "chunks": len(p)} for r, (_, p) in done])
             cur.executemany(query("finish"), [key(r) for r, _ in done])
             result.embedded += len(done)
+            # Rows move on the maps drawn from these vectors, in the same transaction.
+            for collection_id in {r.collection_id for r, _ in done}:
+                coordinates.follow(
+                    conn,
+                    _maps,
+                    collection_id,
+                    model,
+                    [
+                        (r.pk, np.mean([v for _, v, _ in pieces], axis=0), sha)
+                        for r, (sha, pieces) in done
+                        if r.collection_id == collection_id
+                    ],
+                )
         if failed:
             for r, error in failed:
                 log.warning(

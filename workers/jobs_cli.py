@@ -159,10 +159,11 @@ def add_commands(add: Any, url_of: Any) -> None:
     p = add(
         "train",
         lambda a: cmd_train(url_of(a), a),
-        "Queue a train job for the next version of a model (doc2vec, tfidf, tfidf-mlp, vec2text-inverter).",
+        "Queue a train job for the next version of a model (an encoder, an inverter, a map or a next-vector model).",
     )
     p.add_argument("name", help="model name; versions are numbered for you")
-    p.add_argument("--kind", required=True, choices=["doc2vec", "tfidf", "tfidf-mlp", "vec2text-inverter"])
+    kinds = ["doc2vec", "tfidf", "tfidf-mlp", "vec2text-inverter", "umap", "lvm-lstm", "lvm-gru", "lvm-transformer"]
+    p.add_argument("--kind", required=True, choices=kinds)
     p.add_argument("--collection", default="documents")
     p.add_argument(
         "--param",

@@ -19,6 +19,7 @@ from vectorkeep.workers.encoders.registry import load_kind
 from vectorkeep.workers.inversion import metrics as recovery_metrics
 from vectorkeep.workers.inversion import model as inverter_model
 from vectorkeep.workers.inversion.invert import invert
+from vectorkeep.workers.jobs import train_structure
 from vectorkeep.workers.jobs.runner import JobContext, JobLost, JobOutcome, JobStopped
 from vectorkeep.workers.trainers import doc2vec, tfidf, tfidf_mlp, vec2text
 from vectorkeep.workers.trainers.data import CollectionPairs, CollectionTexts, sample
@@ -85,6 +86,8 @@ def run_train(ctx: JobContext) -> JobOutcome:
         model_id = int(row[0])
         conn.execute(query("set_job_model"), {"id": ctx.id, "model_id": model_id})
     ctx.progress(phase="training", model_id=model_id)
+    if kind in train_structure.STRUCTURE_KINDS:
+        return _train_structure(ctx, kind, {**params, **({"gates": gates} if gates else {})}, model_id)
     try:
         texts = CollectionTexts(ctx.url, job["collection_id"], "train", holdout)
         trained = _train(ctx, kind, texts, params)
@@ -128,6 +131,28 @@ def run_train(ctx: JobContext) -> JobOutcome:
     log.info("trained %s: %s", registry.by_id(conn, model_id).label, evaluation)
     if reembed is not None:
         metrics["reembed_job"] = reembed[0]
+    return JobOutcome(metrics=metrics, model_id=model_id)
+
+
+def _train_structure(ctx: JobContext, kind: str, params: dict[str, Any], model_id: int) -> JobOutcome:
+    """A map or a next-vector model: learned from the source model's vectors, not from text."""
+    try:
+        source = _reference(ctx, params.pop("source", None))
+        if source is None:
+            raise ValueError(f"a {kind} model learns from a model's vectors: the collection has none")
+        trained = train_structure.train(ctx, kind, params, source)
+        ctx.check()
+        metrics = train_structure.finish(ctx, kind, model_id, trained)
+    except (JobLost, JobStopped):
+        raise
+    except Exception:
+        ctx.conn.execute(query("model_failed"), {"id": model_id})
+        raise
+    log.info(
+        "trained %s: %s",
+        registry.by_id(ctx.conn, model_id).label,
+        {k: v for k, v in metrics.items() if "hist" not in k},
+    )
     return JobOutcome(metrics=metrics, model_id=model_id)
 
 

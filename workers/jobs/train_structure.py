@@ -1,0 +1,86 @@
+"""train, for models of a collection's vectors rather than its text: maps (umap) and
+next-vector models (lvm-lstm, lvm-gru, lvm-transformer).
+
+Both learn from the vectors of a source model version (params.source, else
+the collection's search default), record the collection and source on the
+version, and store plain arrays as the artifact. A map then places every row
+(vk.coordinates, kept current by the workers from then on); a next-vector
+model is ready to be gated by vk.activate.
+"""
+
+import logging
+from typing import Any
+
+import numpy as np
+from psycopg.types.json import Jsonb
+
+from vectorkeep.db import artifacts, registry
+from vectorkeep.db.records import ModelVersion
+from vectorkeep.sql import query
+from vectorkeep.workers.jobs.runner import JobContext
+from vectorkeep.workers.maps import coordinates, umap
+from vectorkeep.workers.sequences import lvm
+from vectorkeep.workers.trainers.result import Trained
+
+log = logging.getLogger(__name__)
+
+STRUCTURE_KINDS = frozenset({"umap", *lvm.ARCHITECTURES})
+MAX_MAP_ROWS = 20_000
+
+
+def train(ctx: JobContext, kind: str, params: dict[str, Any], source: ModelVersion) -> Trained:
+    collection_id = int(ctx.job["collection_id"])
+    base = {**params, "collection_id": collection_id, "source_model_id": source.id, "source": source.label}
+    if kind == "umap":
+        rows = ctx.conn.execute(
+            query("row_vectors"), {"collection_id": collection_id, "model_id": source.id, "pks": None}
+        ).fetchall()
+        if len(rows) > MAX_MAP_ROWS:  # the exact neighbour graph is quadratic: a stable sample
+            rows = rows[:: len(rows) // MAX_MAP_ROWS + 1]
+        model, metrics = umap.train(np.stack([registry.as_array(v) for _, v, _ in rows]), params)
+        return Trained(umap.artifact(model), 2, {**base, **model.params}, metrics)
+    p = {**lvm.DEFAULTS, **params}
+    rows = ctx.conn.execute(
+        query("sequence_windows"), {"collection_id": collection_id, "model_id": source.id, "context": int(p["context"])}
+    ).fetchall()
+    windows = lvm.Windows(
+        contexts=np.stack([np.stack([registry.as_array(v) for v in ctx_vectors]) for _, _, ctx_vectors, _ in rows])
+        if rows
+        else np.zeros((0, int(p["context"]), source.dim), dtype=np.float32),
+        targets=np.stack([registry.as_array(t) for *_, t in rows]) if rows else np.zeros((0, source.dim), np.float32),
+        groups=[g for g, *_ in rows],
+    )
+    model, metrics = lvm.train(windows, kind, p)
+    return Trained(lvm.artifact(model), source.dim, {**base, **p, "dim": source.dim}, metrics)
+
+
+def finish(ctx: JobContext, kind: str, model_id: int, trained: Trained) -> dict[str, Any]:
+    """Store the version; a map also gets its row in vk.maps and every row's coordinates."""
+    conn = ctx.conn
+    with conn.transaction():
+        sha = artifacts.store(conn, model_id, trained.artifact)
+        conn.execute(
+            query("model_trained"),
+            {
+                "id": model_id,
+                "dim": trained.dim,
+                "params": Jsonb({**trained.params, "artifact_sha256": sha}),
+                "metrics": Jsonb(trained.metrics),
+                "fingerprint": None,
+            },
+        )
+        if kind == "umap":
+            version = registry.by_id(conn, model_id)
+            conn.execute(
+                query("add_map"),
+                {
+                    "model_id": model_id,
+                    "collection_id": trained.params["collection_id"],
+                    "source_model_id": trained.params["source_model_id"],
+                },
+            )
+            ctx.progress(phase="placing rows")
+            placed = coordinates.place_all(conn, version, umap.MapModel.load(version.params, trained.artifact))
+            log.info("%s placed %d rows", version.label, placed)
+            return {**trained.metrics, "placed": placed}
+    return trained.metrics
