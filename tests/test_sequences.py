@@ -114,3 +114,24 @@ def test_a_prediction_is_asked_for_in_sql_and_answered_with_stored_texts(section
         assert len(nearest) == 3 and all(-1 <= s <= 1 for _, _, s in nearest)
         with pytest.raises(psycopg.errors.NoDataFound):
             conn.execute("SELECT * FROM vk.predicted(-1)")
+
+
+def test_order_and_prediction_arguments_are_checked(sections: str, encoders: EncoderCache) -> None:
+    with connect(sections, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="do not evaluate"):
+            conn.execute("SELECT vk.set_order('sections', 'no_such_column', 'pos')")
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="bad order expression"):
+            conn.execute("SELECT vk.set_order('sections', 'topic; DROP TABLE sections', 'pos')")
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="has no order"):
+            conn.execute("SELECT vk.predict_next('documents', 'x', 'minilm@1')")
+        with pytest.raises(psycopg.errors.WrongObjectType, match="not a next-vector model"):
+            conn.execute("SELECT vk.predict_next('sections', 'compound', 'minilm@1')")
+        conn.execute("SELECT vk.train('next', 'lvm-lstm', '{\"epochs\": 1, \"hidden\": 32}', 'sections')")
+        serve(sections, encoders)
+        # A group with too few rows: the job fails with the reason, and vk.predicted says so.
+        job_id = one(conn, "SELECT vk.predict_next('sections', 'no such topic', 'next@1')")
+        serve(sections, encoders)
+        assert one(conn, "SELECT status FROM vk.jobs WHERE id = %s", (job_id,)) == "failed"
+        with pytest.raises(psycopg.errors.NoDataFound) as failed:
+            conn.execute("SELECT * FROM vk.predicted(%s)", (job_id,))
+        assert "has 0 embedded rows" in str(failed.value.diag.message_hint)
