@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import sparse
 from scipy.optimize import curve_fit
 from sklearn.manifold import trustworthiness
 from sklearn.neighbors import NearestNeighbors
@@ -81,13 +82,10 @@ def fuzzy_graph(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
         sigma[i] = max(mid, 1e-3 * np.mean(distances))
     weights = np.exp(-np.maximum(distances - rho[:, None], 0) / sigma[:, None])
     n = len(x)
-    w = np.zeros((n, n), dtype=np.float32) if n <= 20_000 else None
-    if w is None:
-        raise ValueError("the exact neighbour graph is limited to 20,000 rows; sample the collection")
-    w[np.repeat(np.arange(n), k), neighbours.ravel()] = weights.ravel()
-    w = w + w.T - w * w.T
-    heads, tails = np.nonzero(w)
-    return heads, tails, w[heads, tails]
+    # Sparse throughout: n * k edges, never an n x n matrix.
+    w = sparse.coo_matrix((weights.ravel(), (np.repeat(np.arange(n), k), neighbours.ravel())), shape=(n, n)).tocsr()
+    fuzzy = (w + w.T - w.multiply(w.T)).tocoo()
+    return fuzzy.row, fuzzy.col, fuzzy.data.astype(np.float32)
 
 
 @dataclass
@@ -133,15 +131,18 @@ def _umap_loss(
     rng = np.random.default_rng()
     neg_heads = np.repeat(heads, negatives)
     neg_tails = rng.integers(0, len(x), len(neg_heads))
-    z = encoder(x)
+    # Encode only the rows this batch touches: a step costs O(batch), not O(rows).
+    rows, inverse = np.unique(np.concatenate([heads, tails, neg_heads, neg_tails]), return_inverse=True)
+    z = encoder(x[torch.from_numpy(rows)])
+    h, t, nh, nt = np.split(inverse, np.cumsum([len(heads), len(tails), len(neg_heads)]))
 
     def q(i: np.ndarray, j: np.ndarray) -> torch.Tensor:
         d2 = ((z[i] - z[j]) ** 2).sum(dim=1)
         return 1.0 / (1.0 + a * d2.clamp_min(1e-12) ** b)
 
     eps = 1e-4
-    attract = -torch.log(q(heads, tails).clamp(eps, 1.0)).mean()
-    repel = -torch.log((1 - q(neg_heads, neg_tails)).clamp(eps, 1.0)).mean()
+    attract = -torch.log(q(h, t).clamp(eps, 1.0)).mean()
+    repel = -torch.log((1 - q(nh, nt)).clamp(eps, 1.0)).mean()
     return attract + negatives * repel
 
 
