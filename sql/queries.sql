@@ -165,10 +165,6 @@ SELECT pk, body FROM vk.collection_texts_v1(%(collection_id)s);
 SELECT pk, body, embedding FROM vk.embeddings
 WHERE collection_id = %(collection_id)s AND model_id = %(model_id)s ORDER BY pk;
 
--- name: vectors_of
-SELECT pk, embedding FROM vk.embeddings
-WHERE collection_id = %(collection_id)s AND model_id = %(model_id)s AND pk = ANY(%(pks)s) AND chunk = 0;
-
 -- name: create_training_model
 -- The version a train job produces, reserved at its start (status training).
 INSERT INTO vk.models (name, version, kind, dim, distance, params, status, trained_by_job)

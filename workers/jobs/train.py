@@ -181,6 +181,6 @@ def _reference_vectors(ctx: JobContext, pks: list[str]) -> dict[str, Any] | None
     if reference is None:
         return None
     rows = ctx.conn.execute(
-        query("vectors_of"), {"collection_id": ctx.job["collection_id"], "model_id": reference.id, "pks": pks}
+        query("row_vectors"), {"collection_id": ctx.job["collection_id"], "model_id": reference.id, "pks": pks}
     ).fetchall()
-    return {pk: registry.as_array(v) for pk, v in rows}
+    return {pk: registry.as_array(v) for pk, v, _ in rows}

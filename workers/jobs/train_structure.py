@@ -43,12 +43,10 @@ def train(ctx: JobContext, kind: str, params: dict[str, Any], source: ModelVersi
     rows = ctx.conn.execute(
         query("sequence_windows"), {"collection_id": collection_id, "model_id": source.id, "context": int(p["context"])}
     ).fetchall()
-    windows = lvm.Windows(
-        contexts=np.stack([np.stack([registry.as_array(v) for v in ctx_vectors]) for _, _, ctx_vectors, _ in rows])
-        if rows
-        else np.zeros((0, int(p["context"]), source.dim), dtype=np.float32),
-        targets=np.stack([registry.as_array(t) for *_, t in rows]) if rows else np.zeros((0, source.dim), np.float32),
-        groups=[g for g, *_ in rows],
+    windows = lvm.Windows.from_rows(
+        [(g, [registry.as_array(v) for v in context], registry.as_array(t)) for g, _, context, t in rows],
+        int(p["context"]),
+        source.dim,
     )
     model, metrics = lvm.train(windows, kind, p)
     return Trained(lvm.artifact(model), source.dim, {**base, **p, "dim": source.dim}, metrics)

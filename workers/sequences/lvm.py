@@ -77,6 +77,13 @@ class Windows:
     targets: np.ndarray
     groups: list[str]
 
+    @classmethod
+    def from_rows(cls, rows: list[tuple[str, list[np.ndarray], np.ndarray]], context: int, dim: int) -> "Windows":
+        """From (group, context vectors oldest first, next vector) rows, as vk.sequence_windows_v1 gives them."""
+        if not rows:
+            return cls(np.zeros((0, context, dim), np.float32), np.zeros((0, dim), np.float32), [])
+        return cls(np.stack([np.stack(c) for _, c, _ in rows]), np.stack([t for *_, t in rows]), [g for g, *_ in rows])
+
     def subset(self, mask: np.ndarray) -> "Windows":
         return Windows(
             self.contexts[mask], self.targets[mask], [g for g, m in zip(self.groups, mask, strict=True) if m]
