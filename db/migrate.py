@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import psycopg
+
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -10,29 +12,55 @@ from sqlalchemy import create_engine, pool
 import vectorkeep
 from alembic import command, op
 from vectorkeep import sql
-from vectorkeep.db import settings
+from vectorkeep.db import catalogue, definitions, settings
+from vectorkeep.db.catalogue import VECTOR_SCHEMA, Release
+
+
+def _driver() -> psycopg.Connection:
+    driver = op.get_bind().connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    return driver
 
 
 def apply_sql(relative_path: str) -> None:
     """Run one file of sql/ inside the current migration's transaction.
 
     The text goes to psycopg's own connection with no parameters, so it is
-    sent as written (no placeholder parsing of '%' or ':name'): the files stay
-    plain SQL a DBA can run with psql -f.
+    sent as written (no placeholder parsing of '%' or ':name'); only
+    "@extschema:vector@" is replaced by pgvector's schema.
     """
-    driver = op.get_bind().connection.driver_connection
-    assert driver is not None
-    driver.execute(sql.read(relative_path).encode())
+    conn = _driver()
+    text = sql.read(relative_path)
+    if VECTOR_SCHEMA in text:
+        text = definitions.fill_vector_schema(text, catalogue.vector_schema(conn))
+    conn.execute(text.encode())
 
 
-def reapply_idempotent(through: str) -> None:
-    """Re-apply, in order, the idempotent files of every revision up to `through`.
+def apply_definitions(revision: str, skip: tuple[str, ...] = ()) -> None:
+    """The definitions that `revision` has: the files of sql/definitions/ for the
+    head revision, else the catalogue recorded for that release.
 
-    A downgrade uses this to bring back the function bodies a later revision
-    replaced, without a second copy of them in its down.sql.
+    skip: objects of the release's catalogue that the revision's own run-once
+    file creates (see 0001_core).
     """
-    for path in sql.reapplicable(through):
-        apply_sql(path)
+    conn = _driver()
+    with catalogue.names_printed_for(conn, catalogue.vector_schema(conn)):
+        if revision == head_revision():
+            for path in sql.definition_files():
+                apply_sql(path)
+        else:
+            definitions.restore(conn, release(revision), skip)
+
+
+def restore_definitions(revision: str) -> None:
+    """A downgrade's last step: the definitions of the release below, as recorded."""
+    conn = _driver()
+    with catalogue.names_printed_for(conn, catalogue.vector_schema(conn)):
+        definitions.restore(conn, release(revision))
+
+
+def release(revision: str) -> Release:
+    return Release.loads(sql.read(sql.release_file(revision)))
 
 
 def script_location() -> Path:
@@ -71,3 +99,9 @@ def current_revision(url: str | None = None) -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(config("postgresql://unused")).get_current_head()
+
+
+def revisions() -> list[str]:
+    """Every revision, oldest first."""
+    script = ScriptDirectory.from_config(config("postgresql://unused"))
+    return [r.revision for r in reversed(list(script.walk_revisions()))]

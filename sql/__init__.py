@@ -1,7 +1,16 @@
-"""The SQL that is the system, read from the .sql files beside this module.
+"""The SQL that is the system, read from the files beside this module.
+
+- ``definitions/*.sql``: the current definition of every function, view,
+  trigger, comment and grant, each object once; re-applied by every upgrade.
+- ``migrations/<revision>/*.sql``: run-once changes (tables, columns, data,
+  drops), frozen by hash once released (frozen.txt).
+- ``releases/<revision>.json``: the catalogue each release installs,
+  generated (``python -m vectorkeep.db.release``); downgrades and
+  ``vectorkeep schema check`` read it.
+- ``queries.sql``: every statement the Python side sends, by name.
 
 Python never builds SQL by concatenation: migrations apply these files whole,
-and the worker's statements are looked up by name in queries.sql.
+and statements are looked up by name.
 """
 
 import functools
@@ -12,15 +21,30 @@ _QUERY_HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
 def read(relative_path: str) -> str:
-    """The text of one file under sql/, e.g. ``0001_core/down.sql``."""
+    """The text of one file under sql/, e.g. ``definitions/30_search.sql``."""
     return files(__name__).joinpath(relative_path).read_text(encoding="utf-8")
 
 
-def migration_files(revision_dir: str) -> list[str]:
-    """The upgrade files of one revision directory, in the order they apply."""
-    folder = files(__name__).joinpath(revision_dir)
-    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
-    return [f"{revision_dir}/{n}" for n in names if n != "down.sql"]
+def definition_files() -> list[str]:
+    """The current definitions, in the order they apply."""
+    folder = files(__name__).joinpath("definitions")
+    return sorted(f"definitions/{p.name}" for p in folder.iterdir() if p.name.endswith(".sql"))
+
+
+def release_file(revision: str) -> str:
+    return f"releases/{revision}.json"
+
+
+def release_revisions() -> list[str]:
+    """Revisions whose catalogue is recorded, in order."""
+    folder = files(__name__).joinpath("releases")
+    return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def migration_dirs() -> list[str]:
+    """The run-once folders (migrations/0001_core, ...), in order."""
+    folder = files(__name__).joinpath("migrations")
+    return sorted(f"migrations/{p.name}" for p in folder.iterdir() if re.fullmatch(r"\d{4}_\w+", p.name))
 
 
 @functools.cache
@@ -32,30 +56,3 @@ def queries() -> dict[str, str]:
 
 def query(name: str) -> str:
     return queries()[name]
-
-
-IDEMPOTENT_MARK = "-- idempotent:"
-
-
-def is_idempotent(relative_path: str) -> bool:
-    """Files marked idempotent (CREATE OR REPLACE only) can be applied again;
-    the others (tables, seeds) run once, in their own revision."""
-    return IDEMPOTENT_MARK in read(relative_path).split("\n\n", 1)[0]
-
-
-SUPERSEDES = re.compile(r"^-- supersedes: (\S+)", re.MULTILINE)
-
-
-def reapplicable(through: str) -> list[str]:
-    """The idempotent files of every revision up to `through`, in order, that a
-    database at `through` can take again: a later file of that range may
-    declare (``-- supersedes: path``) that it changed an earlier file's objects
-    in a way the earlier file cannot redo (a view that gained columns)."""
-    files = [f for rev in revision_dirs() if rev <= through for f in migration_files(rev) if is_idempotent(f)]
-    superseded = {m for f in files for m in SUPERSEDES.findall(read(f).split("\n\n", 1)[0])}
-    return [f for f in files if f not in superseded]
-
-
-def revision_dirs() -> list[str]:
-    """The revision folders (0001_core, 0002_...), in order."""
-    return sorted(p.name for p in files(__name__).iterdir() if re.fullmatch(r"\d{4}_\w+", p.name))

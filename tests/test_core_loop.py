@@ -153,7 +153,7 @@ def test_delete_while_a_worker_holds_the_row_neither_deadlocks_nor_leaves_a_vect
         assert deleting.is_alive()  # waits for the worker's batch
         key = {"collection_id": 1, "pk": "1", "model_id": 1}
         worker.execute(query("upsert_chunk"), whole_text_chunk(key, vector, "new text"))
-        worker.execute(query("finish"), key)
+        worker.execute(query("finish_row"), {**key, "chunks": 1})
         worker.commit()
         deleting.join(timeout=10)
         assert not deleting.is_alive()

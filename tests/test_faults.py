@@ -121,7 +121,7 @@ def test_update_while_the_old_text_is_being_embedded(
         key = {"collection_id": 1, "pk": "1", "model_id": 1}
         vector = encoder.encode(["the old text"])[0]
         worker.execute(query("upsert_chunk"), whole_text_chunk(key, vector, "the old text"))
-        worker.execute(query("finish"), key)
+        worker.execute(query("finish_row"), {**key, "chunks": 1})
         worker.commit()
         updating.join(timeout=10)
         assert not updating.is_alive()

@@ -1,8 +1,10 @@
-"""Released migrations are frozen: a change to their SQL belongs in a new revision.
+"""Released revisions are frozen: their run-once migrations and their recorded
+catalogue (sql/releases/) never change; a change is a new revision.
 
 sql/frozen.txt lists the sha256 of every file of a released revision. If this
-test fails, write the change as a new revision (sql/000N_*/ + alembic/versions)
-instead of editing a file that databases in the field have already applied.
+test fails, write the change as a new revision (sql/migrations/000N_*/, an
+alembic revision, and edit sql/definitions/ in place) instead of editing a file
+that databases in the field have already applied.
 """
 
 import hashlib
@@ -16,15 +18,16 @@ def frozen() -> dict[str, str]:
     return {path: digest for digest, path in (line.split() for line in lines if line and not line.startswith("#"))}
 
 
-def test_released_migration_files_are_unchanged() -> None:
+def test_released_files_are_unchanged() -> None:
     recorded = frozen()
     assert recorded, "sql/frozen.txt lists no file"
     actual = {path: hashlib.sha256((SQL / path).read_bytes()).hexdigest() for path in recorded}
     changed = [f"{digest}  {path}" for path, digest in actual.items() if digest != recorded[path]]
-    assert changed == [], "released migration SQL changed; new hashes:\n" + "\n".join(changed)
+    assert changed == [], "released SQL changed; new hashes:\n" + "\n".join(changed)
 
 
 def test_every_file_of_a_released_revision_is_frozen() -> None:
-    revisions = {path.split("/")[0] for path in frozen()}
-    files = {str(p.relative_to(SQL)) for rev in revisions for p in (SQL / rev).glob("*.sql")}
+    revisions = {Path(path).parts[1].removesuffix(".json") for path in frozen()}
+    files = {str(p.relative_to(SQL)) for rev in revisions for p in (SQL / "migrations" / rev).glob("*.sql")}
+    files |= {f"releases/{rev}.json" for rev in revisions}
     assert files == set(frozen())

@@ -7,7 +7,7 @@ from pathlib import Path
 import psycopg
 
 from helpers import cli, one
-from vectorkeep.db import migrate
+from vectorkeep.db import catalogue, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,50 +87,39 @@ def test_vectorkeep_migrate_command(empty_db_url: str) -> None:
     assert "revision None" in done.stdout
 
 
-SCHEMA = """
-SELECT md5(coalesce((SELECT string_agg(p.oid::regprocedure::text || pg_get_functiondef(p.oid), '|'
-                                       ORDER BY p.oid::regprocedure::text)
-                     FROM pg_proc p WHERE p.pronamespace = 'vk'::regnamespace), '')
-        || coalesce((SELECT string_agg(format('%s.%s %s %s %s', c.table_name, c.column_name, c.data_type,
-                                              c.is_nullable, c.column_default), '|'
-                                       ORDER BY c.table_name, c.ordinal_position)
-                     FROM information_schema.columns c WHERE c.table_schema = 'vk'), '')
-        || coalesce((SELECT string_agg(indexdef, '|' ORDER BY indexdef) FROM pg_indexes
-                     WHERE schemaname = 'vk'), '')
-        || coalesce((SELECT string_agg(pg_get_triggerdef(t.oid), '|' ORDER BY pg_get_triggerdef(t.oid))
-                     FROM pg_trigger t
-                     WHERE NOT t.tgisinternal), ''))
-"""
-
-
-def schema_of(url: str) -> str:
+def catalogue_of(url: str) -> catalogue.Catalogue:
     with psycopg.connect(url) as conn:
-        return str(one(conn, SCHEMA))
+        return catalogue.read(conn)
 
 
-def test_every_revision_round_trips_to_the_same_schema(server_url: str, empty_db_url: str) -> None:
-    """Each downgrade, one revision at a time from head, gives exactly the schema a fresh install of
-    the revision below has (functions, columns, indexes, triggers), and upgrading again gives head's."""
+def test_every_revision_installs_the_catalogue_recorded_for_its_release(server_url: str) -> None:
+    """A fresh install of each revision has exactly the catalogue recorded in sql/releases/ (for the
+    releases before 0009, recorded from installs by the release itself): installing or downgrading to an
+    old revision gives the schema that release had. For the head revision, regenerate the file with
+    `python -m vectorkeep.db.release` once the revision is ready."""
     from conftest import drop_database, fresh_database
 
-    from vectorkeep import sql
-
-    revisions = sql.revision_dirs()
-    assert revisions[-1] == migrate.head_revision()
-    fresh: dict[str, str] = {}
-    for revision in revisions:
+    for revision in migrate.revisions():
         name, url = fresh_database(server_url, None)
         try:
             migrate.upgrade(url, revision)
-            fresh[revision] = schema_of(url)
+            drift = catalogue.diff(migrate.release(revision).objects, catalogue_of(url))
         finally:
             drop_database(server_url, name)
-    assert len(set(fresh.values())) == len(revisions)  # every revision changes the schema
+        assert drift.lines() == [], f"revision {revision}"
 
+
+def test_every_revision_round_trips_to_the_same_catalogue(server_url: str, empty_db_url: str) -> None:
+    """Each downgrade, one revision at a time from head, gives exactly the catalogue of the revision below
+    (functions with their properties, views, triggers, tables, indexes, comments, grants), and upgrading
+    again gives head's."""
+    revisions = migrate.revisions()
+    assert revisions[-1] == migrate.head_revision()
     migrate.upgrade(empty_db_url)
-    assert schema_of(empty_db_url) == fresh[revisions[-1]]
+    assert catalogue.diff(migrate.release(revisions[-1]).objects, catalogue_of(empty_db_url)).lines() == []
     for revision in reversed(revisions[:-1]):
         migrate.downgrade(empty_db_url, revision)
-        assert schema_of(empty_db_url) == fresh[revision], f"downgrade to {revision}"
+        drift = catalogue.diff(migrate.release(revision).objects, catalogue_of(empty_db_url))
+        assert drift.lines() == [], f"downgrade to {revision}"
     migrate.upgrade(empty_db_url)
-    assert schema_of(empty_db_url) == fresh[revisions[-1]]
+    assert catalogue.diff(migrate.release(revisions[-1]).objects, catalogue_of(empty_db_url)).lines() == []

@@ -1,55 +1,53 @@
-"""The sql/ files: idempotent ones re-apply as no-ops; run-once ones are marked as such."""
+"""The sql/ files: one current definition per object, properties on the CREATE,
+re-applying the definitions is a no-op, every named query plans."""
 
 import re
+from collections import Counter
+from pathlib import Path
 
 import psycopg
 
 from vectorkeep import sql
+from vectorkeep.db import catalogue
+from vectorkeep.db.definitions import fill_vector_schema
 
-DEFINITIONS = """
-SELECT md5(string_agg(p.proname || pg_get_functiondef(p.oid), '' ORDER BY p.proname, p.oid::regprocedure::text))
-FROM pg_proc p WHERE p.pronamespace = 'vk'::regnamespace
-"""
+SQL = Path(__file__).resolve().parent.parent / "sql"
+CREATES = re.compile(r"^CREATE OR REPLACE (FUNCTION|VIEW|TRIGGER) ([\w.]+)", re.MULTILINE)
 
 
-def test_idempotent_files_reapply_as_no_ops(conn: psycopg.Connection) -> None:
-    """Every revision's idempotent files, re-applied in order, leave the schema as it was."""
-    files = sql.reapplicable(through=sql.revision_dirs()[-1])
-    # 0007 made vk.status wider: 0001's view file no longer re-applies, 0007's does.
-    assert [f for f in files if f.startswith("0001_core")] == [
-        f"0001_core/{n}"
-        for n in ("00_extension.sql", "20_models.sql", "30_collections.sql", "40_queue.sql", "50_search.sql")
-    ]
-    assert "0007_chunks/40_status.sql" in files
-    before = conn.execute(DEFINITIONS).fetchone()
-    for path in files:
-        conn.execute(sql.read(path).encode())
-    assert conn.execute(DEFINITIONS).fetchone() == before
+def test_each_object_is_defined_in_exactly_one_place() -> None:
+    found: Counter[str] = Counter()
+    for path in sql.definition_files():
+        text = sql.read(path)
+        for kind, name in CREATES.findall(text):
+            # Overloads are told apart by their arguments; vectorkeep has none.
+            found[f"{kind.lower()} {name}"] += 1
+    assert [name for name, n in found.items() if n > 1] == []
+    # Run-once migrations create tables, never functions or views.
+    for path in SQL.glob("migrations/*/*.sql"):
+        assert not CREATES.search(path.read_text()), f"{path} defines a function or view: move it to definitions/"
+
+
+def test_properties_are_stated_on_each_create() -> None:
+    for path in sql.definition_files():
+        assert "ALTER FUNCTION" not in sql.read(path), f"{path}: state properties on the CREATE"
+
+
+def test_definitions_reapply_as_no_ops(conn: psycopg.Connection) -> None:
+    before = catalogue.read(conn)
+    schema = catalogue.vector_schema(conn)
+    for path in sql.definition_files():
+        conn.execute(fill_vector_schema(sql.read(path), schema).encode())
+    assert catalogue.diff(before, catalogue.read(conn)).lines() == []
     # Still working after the re-apply.
     conn.execute("INSERT INTO vk.documents (body) VALUES ('still queued')")
     assert conn.execute("SELECT count(*) FROM vk.queue").fetchone() == (1,)
 
 
-def test_run_once_files_are_not_marked_idempotent() -> None:
-    run_once = [f for rev in sql.revision_dirs() for f in sql.migration_files(rev) if not sql.is_idempotent(f)]
-    assert run_once == [
-        "0001_core/10_tables.sql",
-        "0001_core/90_seed.sql",
-        "0002_versioned/10_tables.sql",
-        "0003_recovery/10_tables.sql",
-        "0004_reliability/10_tables.sql",
-        "0006_fast_queue/05_rename.sql",
-        "0006_fast_queue/40_existing.sql",
-        "0007_chunks/10_tables.sql",
-        "0008_maps_sequences/05_rename.sql",
-        "0008_maps_sequences/10_tables.sql",
-    ]
-
-
 def test_every_named_query_is_valid_sql(conn: psycopg.Connection) -> None:
     """Each statement of queries.sql parses and plans against the schema (PREPARE checks both)."""
     for name, text in sql.queries().items():
-        if name.startswith("listen"):
+        if name.startswith(("listen", "set_search_path")):
             continue
         statement = text.rstrip().rstrip(";")
         # Named placeholders become positional parameters of unknown type.

@@ -165,8 +165,7 @@ def _settle(
     with conn.cursor() as cur:
         if empty:
             # Nothing to embed: the row keeps no vector (vk.status counts it as empty).
-            cur.executemany(query("forget_embedding"), [key(r) for r in empty])
-            cur.executemany(query("finish"), [key(r) for r in empty])
+            cur.executemany(query("finish_row"), [{**key(r), "chunks": 0} for r in empty])
             result.emptied += len(empty)
         if not todo:
             return
@@ -188,8 +187,7 @@ def _settle(
                 ],
             )
             # Chunks past the new last one belong to an older, longer text: same transaction.
-            cur.executemany(query("forget_chunks_from"), [{**key(r), "chunks": len(p)} for r, (_, p) in done])
-            cur.executemany(query("finish"), [key(r) for r, _ in done])
+            cur.executemany(query("finish_row"), [{**key(r), "chunks": len(p)} for r, (_, p) in done])
             result.embedded += len(done)
             # Rows move on the maps drawn from these vectors, in the same transaction.
             for collection_id in {r.collection_id for r, _ in done}:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from vectorkeep.db import contract
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
 from vectorkeep.workers.embed import BatchResult, RetryPolicy, process_batch
@@ -94,6 +95,8 @@ class Worker:
                 if self.stopping:
                     break
                 log.warning("database connection lost (%s); reconnecting in %.1fs", exc, delay)
+            except contract.SchemaMismatch:
+                raise
             except Exception:
                 # A bug or an unexpected database error: the batch rolled back
                 # and its rows are free; keep serving the queue rather than die.
@@ -107,6 +110,7 @@ class Worker:
             connect(self.url, autocommit=True, application_name=f"vectorkeep listen {self.name}") as listener,
             connect(self.url, application_name=f"vectorkeep worker {self.name}") as conn,
         ):
+            contract.check(conn)
             listener.execute(query("listen"))
             log.info("worker %s listening on %s", self.name, CHANNEL)
             while not self.stopping:

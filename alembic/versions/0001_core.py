@@ -6,8 +6,7 @@ Revises:
 Create Date: 2026-11-25
 """
 
-from vectorkeep import sql
-from vectorkeep.db.migrate import apply_sql
+from vectorkeep.db.migrate import apply_definitions, apply_sql
 
 revision: str = "0001_core"
 down_revision: str | None = None
@@ -16,9 +15,12 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    for path in sql.migration_files("0001_core"):
-        apply_sql(path)
+    apply_sql("migrations/0001_core/00_extension.sql")
+    apply_sql("migrations/0001_core/10_tables.sql")
+    # The seed creates documents_touch itself.
+    apply_definitions(revision, skip=("trigger documents_touch ON vk.documents",))
+    apply_sql("migrations/0001_core/90_seed.sql")
 
 
 def downgrade() -> None:
-    apply_sql("0001_core/down.sql")
+    apply_sql("migrations/0001_core/down.sql")

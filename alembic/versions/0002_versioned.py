@@ -6,8 +6,7 @@ Revises: 0001_core
 Create Date: 2026-11-25
 """
 
-from vectorkeep import sql
-from vectorkeep.db.migrate import apply_sql
+from vectorkeep.db.migrate import apply_definitions, apply_sql, restore_definitions
 
 revision: str = "0002_versioned"
 down_revision: str | None = "0001_core"
@@ -16,11 +15,10 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    for path in sql.migration_files("0002_versioned"):
-        apply_sql(path)
+    apply_sql("migrations/0002_versioned/10_tables.sql")
+    apply_definitions(revision)
 
 
 def downgrade() -> None:
-    apply_sql("0002_versioned/down.sql")
-    # vk.add_model as revision 0001 defined it.
-    apply_sql("0001_core/30_collections.sql")
+    apply_sql("migrations/0002_versioned/down.sql")
+    restore_definitions("0001_core")

@@ -5,8 +5,7 @@ Revises: 0002_versioned
 Create Date: 2026-11-25
 """
 
-from vectorkeep import sql
-from vectorkeep.db.migrate import apply_sql
+from vectorkeep.db.migrate import apply_definitions, apply_sql, restore_definitions
 
 revision: str = "0003_recovery"
 down_revision: str | None = "0002_versioned"
@@ -15,11 +14,10 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    for path in sql.migration_files("0003_recovery"):
-        apply_sql(path)
+    apply_sql("migrations/0003_recovery/10_tables.sql")
+    apply_definitions(revision)
 
 
 def downgrade() -> None:
-    apply_sql("0003_recovery/down.sql")
-    # vk.trainable_kinds as revision 0002 defined it.
-    apply_sql("0002_versioned/20_jobs.sql")
+    apply_sql("migrations/0003_recovery/down.sql")
+    restore_definitions("0002_versioned")

@@ -5,8 +5,7 @@ Revises: 0003_recovery
 Create Date: 2026-11-25
 """
 
-from vectorkeep import sql
-from vectorkeep.db.migrate import apply_sql
+from vectorkeep.db.migrate import apply_definitions, apply_sql, restore_definitions
 
 revision: str = "0004_reliability"
 down_revision: str | None = "0003_recovery"
@@ -15,9 +14,10 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    for path in sql.migration_files("0004_reliability"):
-        apply_sql(path)
+    apply_sql("migrations/0004_reliability/10_tables.sql")
+    apply_definitions(revision)
 
 
 def downgrade() -> None:
-    apply_sql("0004_reliability/down.sql")
+    apply_sql("migrations/0004_reliability/down.sql")
+    restore_definitions("0003_recovery")

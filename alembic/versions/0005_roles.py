@@ -6,8 +6,7 @@ Revises: 0004_reliability
 Create Date: 2026-11-25
 """
 
-from vectorkeep import sql
-from vectorkeep.db.migrate import apply_sql
+from vectorkeep.db.migrate import apply_definitions, apply_sql, restore_definitions
 
 revision: str = "0005_roles"
 down_revision: str | None = "0004_reliability"
@@ -16,9 +15,10 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    for path in sql.migration_files("0005_roles"):
-        apply_sql(path)
+    apply_sql("migrations/0005_roles/10_roles.sql")
+    apply_definitions(revision)
 
 
 def downgrade() -> None:
-    apply_sql("0005_roles/down.sql")
+    apply_sql("migrations/0005_roles/down.sql")
+    restore_definitions("0004_reliability")

@@ -6,8 +6,7 @@ Revises: 0005_roles
 Create Date: 2026-11-25
 """
 
-from vectorkeep import sql
-from vectorkeep.db.migrate import apply_sql, reapply_idempotent
+from vectorkeep.db.migrate import apply_definitions, apply_sql, restore_definitions
 
 revision: str = "0006_fast_queue"
 down_revision: str | None = "0005_roles"
@@ -16,10 +15,11 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    for path in sql.migration_files("0006_fast_queue"):
-        apply_sql(path)
+    apply_sql("migrations/0006_fast_queue/05_rename.sql")
+    apply_definitions(revision)
+    apply_sql("migrations/0006_fast_queue/40_existing.sql")
 
 
 def downgrade() -> None:
-    apply_sql("0006_fast_queue/down.sql")
-    reapply_idempotent(through="0005_roles")
+    apply_sql("migrations/0006_fast_queue/down.sql")
+    restore_definitions("0005_roles")

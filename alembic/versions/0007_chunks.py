@@ -6,8 +6,7 @@ Revises: 0006_fast_queue
 Create Date: 2026-11-25
 """
 
-from vectorkeep import sql
-from vectorkeep.db.migrate import apply_sql, reapply_idempotent
+from vectorkeep.db.migrate import apply_definitions, apply_sql, restore_definitions
 
 revision: str = "0007_chunks"
 down_revision: str | None = "0006_fast_queue"
@@ -16,10 +15,10 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    for path in sql.migration_files("0007_chunks"):
-        apply_sql(path)
+    apply_sql("migrations/0007_chunks/10_tables.sql")
+    apply_definitions(revision)
 
 
 def downgrade() -> None:
-    apply_sql("0007_chunks/down.sql")
-    reapply_idempotent(through="0006_fast_queue")
+    apply_sql("migrations/0007_chunks/down.sql")
+    restore_definitions("0006_fast_queue")

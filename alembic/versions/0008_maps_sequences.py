@@ -7,8 +7,7 @@ Revises: 0007_chunks
 Create Date: 2026-11-25
 """
 
-from vectorkeep import sql
-from vectorkeep.db.migrate import apply_sql, reapply_idempotent
+from vectorkeep.db.migrate import apply_definitions, apply_sql, restore_definitions
 
 revision: str = "0008_maps_sequences"
 down_revision: str | None = "0007_chunks"
@@ -17,10 +16,11 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    for path in sql.migration_files("0008_maps_sequences"):
-        apply_sql(path)
+    apply_sql("migrations/0008_maps_sequences/05_rename.sql")
+    apply_sql("migrations/0008_maps_sequences/10_tables.sql")
+    apply_definitions(revision)
 
 
 def downgrade() -> None:
-    apply_sql("0008_maps_sequences/down.sql")
-    reapply_idempotent(through="0007_chunks")
+    apply_sql("migrations/0008_maps_sequences/down.sql")
+    restore_definitions("0007_chunks")

@@ -25,9 +25,11 @@ log = logging.getLogger(__name__)
 PAGE = 500
 
 
-def _count(conn: psycopg.Connection, name: str, key: dict[str, Any]) -> int:
-    row = conn.execute(query(name), key).fetchone()
-    return int(row[0]) if row else 0
+def _queue(conn: psycopg.Connection, key: dict[str, Any]) -> tuple[int, int, str | None]:
+    """Queue rows of (collection, model) left, the dead ones among them, and one dead row's error."""
+    row = conn.execute(query("queue_counts"), key).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), row[2]
 
 
 def run_reembed(ctx: JobContext) -> JobOutcome:
@@ -47,7 +49,7 @@ def run_reembed(ctx: JobContext) -> JobOutcome:
     if state.get("phase") != "embedding":
         while True:
             # Keep the queue short: feed a page only when the workers have caught up.
-            while _count(conn, "queued_for", key) > 2 * page:
+            while _queue(conn, key)[0] > 2 * page:
                 ctx.sleep(0.2)
             ctx.check()
             row = conn.execute(query("enqueue_page"), {**key, "after": after, "page": page}).fetchone()
@@ -62,10 +64,10 @@ def run_reembed(ctx: JobContext) -> JobOutcome:
         ctx.save_progress()
         log.info("reembed %s: %d rows scanned, %d queued for %s", ctx.id, scanned, queued, model.label)
 
-    while (left := _count(conn, "queued_for", key)) > 0:
-        dead = conn.execute(query("dead_for"), key).fetchone()
-        if dead and dead[0] and dead[0] == left:
-            raise RuntimeError(f"{dead[0]} rows could not be embedded with {model.label}: {dead[1]}")
+    while (counts := _queue(conn, key))[0] > 0:
+        left, dead, error = counts
+        if dead == left:
+            raise RuntimeError(f"{dead} rows could not be embedded with {model.label}: {error}")
         ctx.progress(remaining=left)
         ctx.sleep(0.2)
     ctx.progress(remaining=0)

@@ -20,6 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from vectorkeep.db import contract
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
 
@@ -146,6 +147,7 @@ class JobRunner:
         while not self.stopping:
             try:
                 with connect(self.url, autocommit=True, application_name=f"vectorkeep jobs {self.name}") as conn:
+                    contract.check(conn)
                     conn.execute(query("listen_jobs"))
                     delay = 0.5
                     while not self.stopping:

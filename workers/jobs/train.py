@@ -79,12 +79,10 @@ def run_train(ctx: JobContext) -> JobOutcome:
     model_id = job["model_id"]
     if model_id is None:
         row = conn.execute(
-            query("create_training_model"),
-            {"name": name, "kind": kind, "dim": 1, "params": Jsonb(params), "job_id": ctx.id},
+            query("reserve_model"), {"name": name, "kind": kind, "params": Jsonb(params), "job_id": ctx.id}
         ).fetchone()
         assert row is not None
         model_id = int(row[0])
-        conn.execute(query("set_job_model"), {"id": ctx.id, "model_id": model_id})
     ctx.progress(phase="training", model_id=model_id)
     if kind in train_structure.STRUCTURE_KINDS:
         return _train_structure(ctx, kind, {**params, **({"gates": gates} if gates else {})}, model_id)

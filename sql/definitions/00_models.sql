@@ -1,0 +1,160 @@
+-- Model versions: naming, lookup, registration, and the guard on vectors
+-- written for them.
+--
+-- Current definitions: every upgrade re-applies this file (CREATE OR REPLACE
+-- only); an object that goes away is dropped by a numbered migration.
+-- "@extschema:vector@" is pgvector's schema, filled in when the file is applied.
+
+CREATE OR REPLACE FUNCTION vk.probe_text() RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN 'vectorkeep fingerprint probe: the quick brown fox jumps over the lazy dog, 1234567890.';
+COMMENT ON FUNCTION vk.probe_text() IS
+    'The fixed text whose vector is a model''s fingerprint (vk.models.fingerprint): encode it with an encoder to check that it is the one a version was registered with.';
+
+CREATE OR REPLACE FUNCTION vk.model_label(m vk.models) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN m.name || '@' || m.version;
+COMMENT ON FUNCTION vk.model_label(vk.models) IS
+    'A model version''s label, name@version: SELECT vk.model_label(m) FROM vk.models m.';
+
+-- 'name@version' is exact; a bare 'name' means its active version, or else its
+-- newest ready one (a model registered but not yet used anywhere).
+CREATE OR REPLACE FUNCTION vk.model(spec text) RETURNS vk.models
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    m_name    text;
+    m_version integer;
+    m         vk.models;
+BEGIN
+    IF spec IS NULL OR btrim(spec) = '' THEN
+        RAISE EXCEPTION 'vectorkeep: no model given'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Name a model as name or name@version (see SELECT * FROM vk.models).';
+    END IF;
+    IF position('@' IN spec) > 0 THEN
+        m_name := split_part(spec, '@', 1);
+        IF split_part(spec, '@', 2) !~ '^[0-9]{1,9}$' THEN
+            RAISE EXCEPTION 'vectorkeep: bad model version in "%"', spec
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Write name@N with N a positive integer, e.g. minilm@1.';
+        END IF;
+        m_version := split_part(spec, '@', 2)::integer;
+        SELECT * INTO m FROM vk.models AS x WHERE x.name = m_name AND x.version = m_version;
+    ELSE
+        SELECT * INTO m FROM vk.models AS x
+        WHERE x.name = spec AND x.status IN ('active', 'ready')
+        ORDER BY x.status = 'active' DESC, x.version DESC
+        LIMIT 1;
+    END IF;
+    IF m.id IS NULL THEN
+        RAISE EXCEPTION 'vectorkeep: unknown model "%"', spec
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Registered models: ' || coalesce(
+                      (SELECT string_agg(vk.model_label(x), ', ' ORDER BY x.name, x.version) FROM vk.models x),
+                      'none') || '.';
+    END IF;
+    RETURN m;
+END
+$$;
+COMMENT ON FUNCTION vk.model(text) IS
+    'Resolve "name@version", or "name" (its active version, else its newest ready one), to a vk.models row; unknown models raise.';
+
+CREATE OR REPLACE FUNCTION vk._require_usable(m vk.models) RETURNS vk.models
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF m.status NOT IN ('active', 'ready') THEN
+        RAISE EXCEPTION 'vectorkeep: model % is not ready (status %)', vk.model_label(m), m.status
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Use a version whose status is ready or active.';
+    END IF;
+    RETURN m;
+END
+$$;
+COMMENT ON FUNCTION vk._require_usable(vk.models) IS
+    'Internal: the version itself when it is ready or active; raises otherwise.';
+
+CREATE OR REPLACE FUNCTION vk._check_dimension(v vector, m vk.models) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF v IS NULL THEN
+        RAISE EXCEPTION 'vectorkeep: the query vector is NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF vector_dims(v) <> m.dim THEN
+        RAISE EXCEPTION 'vectorkeep: vector has % dimensions but model % has %',
+                vector_dims(v), vk.model_label(m), m.dim
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('Encode the text with %s, or name the model that made this vector.',
+                                vk.model_label(m));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION vk._check_dimension(vector, vk.models) IS
+    'Internal: raises unless the vector is not NULL and has the model''s dimension.';
+
+-- Any writer (worker, job or a DBA by hand) is held to the model's dimension.
+CREATE OR REPLACE FUNCTION vk._embeddings_check() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    m vk.models;
+BEGIN
+    SELECT * INTO m FROM vk.models WHERE id = NEW.model_id;
+    PERFORM vk._check_dimension(NEW.embedding, m);
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION vk._embeddings_check() IS
+    'Trigger on vk.embeddings: a vector must have its model version''s dimension, whoever writes it.';
+
+CREATE OR REPLACE TRIGGER embeddings_check
+    BEFORE INSERT OR UPDATE OF embedding, model_id ON vk.embeddings
+    FOR EACH ROW EXECUTE FUNCTION vk._embeddings_check();
+
+CREATE OR REPLACE FUNCTION vk._touch_updated_at() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.updated_at := now();
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION vk._touch_updated_at() IS 'Trigger on vk.documents: keeps updated_at current.';
+
+CREATE OR REPLACE TRIGGER documents_touch
+    BEFORE UPDATE ON vk.documents
+    FOR EACH ROW EXECUTE FUNCTION vk._touch_updated_at();
+
+-- Worker contract: a model version by id (registry lookups of the worker).
+CREATE OR REPLACE FUNCTION vk.model_v1(model_id bigint) RETURNS vk.models
+LANGUAGE sql STABLE
+RETURN (SELECT m FROM vk.models m WHERE m.id = model_id);
+COMMENT ON FUNCTION vk.model_v1(bigint) IS 'Worker contract 1: the vk.models row of that id (NULL when none).';
+
+-- Worker contract: the version a collection is searched with (its default, or the one named).
+CREATE OR REPLACE FUNCTION vk.collection_model_v1(collection text, spec text) RETURNS vk.models
+LANGUAGE sql STABLE
+RETURN vk._collection_model(vk._collection(collection), spec);
+COMMENT ON FUNCTION vk.collection_model_v1(text, text) IS
+    'Worker contract 1: the model version a collection is searched with, its default when spec is NULL.';
+
+-- Trust on first use: the first worker to load an encoder records its probe vector.
+CREATE OR REPLACE FUNCTION vk.record_fingerprint_v1(model_id bigint, fingerprint vector) RETURNS void
+LANGUAGE sql AS $$
+    UPDATE vk.models SET fingerprint = record_fingerprint_v1.fingerprint, updated_at = now()
+    WHERE id = record_fingerprint_v1.model_id AND vk.models.fingerprint IS NULL;
+$$;
+COMMENT ON FUNCTION vk.record_fingerprint_v1(bigint, vector) IS
+    'Worker contract 1: record the vector of vk.probe_text() as the version''s fingerprint, unless one is recorded.';
+
+-- The next version of a model name, for an encoder that exists outside the
+-- database (a Hugging Face name or local path) or a pretrained inverter.
+CREATE OR REPLACE FUNCTION vk.register_model_v1(
+    model_name text, kind text, dim integer, distance text, params jsonb, fingerprint vector
+) RETURNS vk.models
+LANGUAGE sql AS $$
+    INSERT INTO vk.models (name, version, kind, dim, distance, params, fingerprint)
+    VALUES (model_name, coalesce((SELECT max(x.version) FROM vk.models x WHERE x.name = model_name), 0) + 1,
+            kind, dim, distance, coalesce(params, '{}'), fingerprint)
+    RETURNING *;
+$$;
+COMMENT ON FUNCTION vk.register_model_v1(text, text, integer, text, jsonb, vector) IS
+    'Worker contract 1: add the next version of model_name (an encoder or inverter loaded outside the database), with its fingerprint.';

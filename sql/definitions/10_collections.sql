@@ -1,0 +1,424 @@
+-- Collections: a watched table, the model versions it is embedded with, and
+-- the statement triggers that queue its rows.
+--
+-- Current definitions: every upgrade re-applies this file (CREATE OR REPLACE
+-- only); an object that goes away is dropped by a numbered migration.
+--
+-- Trigger functions and the functions that build or drop indexes run as their
+-- owner (SECURITY DEFINER) with a fixed search_path, so that no caller's
+-- objects can stand in for the ones they use: an application that may write
+-- its table may not write vk.queue itself.
+
+CREATE OR REPLACE FUNCTION vk._collection(collection_name text) RETURNS vk.collections
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    c vk.collections;
+BEGIN
+    SELECT * INTO c FROM vk.collections AS x WHERE x.name = collection_name;
+    IF c.id IS NULL THEN
+        RAISE EXCEPTION 'vectorkeep: unknown collection "%"', collection_name
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Collections: ' || coalesce(
+                      (SELECT string_agg(x.name, ', ' ORDER BY x.name) FROM vk.collections x), 'none')
+                      || '. Attach a table with vk.attach(...).';
+    END IF;
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION vk._collection(text) IS 'Internal: the vk.collections row of that name; unknown names raise.';
+
+-- The model version a collection is searched with: the named one (which must be
+-- embedded for it), or the collection's default.
+CREATE OR REPLACE FUNCTION vk._collection_model(c vk.collections, spec text) RETURNS vk.models
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    m vk.models;
+BEGIN
+    IF spec IS NULL THEN
+        SELECT * INTO m FROM vk.models WHERE id = c.default_model_id;
+        IF m.id IS NULL THEN
+            RAISE EXCEPTION 'vectorkeep: collection "%" has no default model', c.name
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Name a model, or add one with vk.add_model(collection, model).';
+        END IF;
+    ELSIF position('@' IN spec) > 0 THEN
+        m := vk.model(spec);
+    ELSE
+        -- A bare name means the version of it that this collection uses.
+        SELECT mm.* INTO m
+        FROM vk.collection_models cm JOIN vk.models mm ON mm.id = cm.model_id
+        WHERE cm.collection_id = c.id AND mm.name = spec
+        ORDER BY mm.id = c.default_model_id DESC, mm.status = 'active' DESC, mm.version DESC
+        LIMIT 1;
+        IF m.id IS NULL THEN
+            m := vk.model(spec);
+        END IF;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM vk.collection_models cm
+                   WHERE cm.collection_id = c.id AND cm.model_id = m.id) THEN
+        RAISE EXCEPTION 'vectorkeep: collection "%" is not embedded with model %', c.name, vk.model_label(m)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('Run SELECT vk.add_model(%L, %L); and let a worker embed it.',
+                                c.name, vk.model_label(m));
+    END IF;
+    RETURN vk._require_usable(m);
+END
+$$;
+COMMENT ON FUNCTION vk._collection_model(vk.collections, text) IS
+    'Internal: the ready version a collection is searched with, the named one or its default; raises when the collection is not embedded with it.';
+
+CREATE OR REPLACE FUNCTION vk._opclass(distance text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE distance WHEN 'cosine' THEN 'vector_cosine_ops'
+                     WHEN 'l2' THEN 'vector_l2_ops'
+                     WHEN 'ip' THEN 'vector_ip_ops' END;
+COMMENT ON FUNCTION vk._opclass(text) IS 'Internal: pgvector''s HNSW operator class for a distance (cosine, l2, ip).';
+
+CREATE OR REPLACE FUNCTION vk._operator(distance text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE distance WHEN 'cosine' THEN '<=>' WHEN 'l2' THEN '<->' WHEN 'ip' THEN '<#>' END;
+COMMENT ON FUNCTION vk._operator(text) IS 'Internal: pgvector''s distance operator for a distance (cosine, l2, ip).';
+
+-- Register a model version for a collection (its HNSW index and the row that
+-- makes triggers queue new and changed rows for it); no backfill.
+CREATE OR REPLACE FUNCTION vk.embed_with_v1(c vk.collections, m vk.models) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    ix name := format('embeddings_c%s_m%s_hnsw', c.id, m.id);
+BEGIN
+    IF EXISTS (SELECT 1 FROM vk.collection_models x WHERE x.collection_id = c.id AND x.model_id = m.id) THEN
+        RETURN false;
+    END IF;
+    IF m.dim <= 2000 THEN
+        EXECUTE format(
+            'CREATE INDEX %I ON vk.embeddings USING hnsw ((embedding::vector(%s)) %s) '
+            'WHERE collection_id = %s AND model_id = %s',
+            ix, m.dim, vk._opclass(m.distance), c.id, m.id);
+    ELSE
+        RAISE NOTICE 'vectorkeep: % has % dimensions, over HNSW''s 2000: % is searched exactly',
+            vk.model_label(m), m.dim, c.name;
+    END IF;
+    INSERT INTO vk.collection_models (collection_id, model_id, index_name) VALUES (c.id, m.id, ix);
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION vk.embed_with_v1(vk.collections, vk.models) IS
+    'Worker contract 1: keep a collection embedded with a version from now on (its partial HNSW index, the row that makes triggers queue for it); false when it already was. No backfill.';
+
+CREATE OR REPLACE FUNCTION vk.add_model(collection_name text, model text, make_default boolean DEFAULT false)
+RETURNS vk.collection_models
+LANGUAGE plpgsql AS $$
+DECLARE
+    c      vk.collections := vk._collection(collection_name);
+    m      vk.models := vk._require_usable(vk.model(model));
+    cm     vk.collection_models;
+    queued bigint;
+BEGIN
+    IF vk.embed_with_v1(c, m) THEN
+        EXECUTE format(
+            'INSERT INTO vk.queue (collection_id, pk, model_id) SELECT $1, s.%I::text, $2 FROM %s s '
+            'ON CONFLICT DO NOTHING', c.pk_column, c.source)
+            USING c.id, m.id;
+        GET DIAGNOSTICS queued = ROW_COUNT;
+        PERFORM vk._enqueued(c.id, queued);
+    END IF;
+    IF make_default OR c.default_model_id IS NULL THEN
+        UPDATE vk.collections SET default_model_id = m.id WHERE id = c.id;
+        UPDATE vk.models SET status = 'active', updated_at = now() WHERE id = m.id AND status = 'ready';
+    END IF;
+    SELECT * INTO cm FROM vk.collection_models x WHERE x.collection_id = c.id AND x.model_id = m.id;
+    RETURN cm;
+END
+$$;
+COMMENT ON FUNCTION vk.add_model(text, text, boolean) IS
+    'Embed a collection with one more model version: builds its HNSW index and queues every row; the first model becomes the search default.';
+
+-- Register a table as a collection. text_expression is an SQL expression over
+-- the table's columns (e.g. title || ' ' || body); it is checked by running it.
+CREATE OR REPLACE FUNCTION vk.attach(
+    source regclass,
+    pk_column text,
+    text_expression text,
+    model text DEFAULT 'minilm',
+    collection_name text DEFAULT NULL
+) RETURNS vk.collections
+LANGUAGE plpgsql AS $$
+DECLARE
+    c       vk.collections;
+    pk_type text;
+    rel     record;
+BEGIN
+    SELECT cl.relname, cl.relkind INTO rel FROM pg_class cl WHERE cl.oid = source;
+    IF rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'vectorkeep: % is not a table', source
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    SELECT format_type(a.atttypid, a.atttypmod) INTO pk_type
+    FROM pg_attribute a
+    WHERE a.attrelid = source AND a.attname = pk_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF pk_type IS NULL THEN
+        RAISE EXCEPTION 'vectorkeep: table % has no column "%"', source, pk_column
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = source AND i.indisunique AND i.indnatts = 1 AND i.indpred IS NULL
+          AND a.attname = pk_column) THEN
+        RAISE EXCEPTION 'vectorkeep: column "%" of % is not unique', pk_column, source
+            USING ERRCODE = 'invalid_table_definition',
+                  HINT = 'Attach by the primary key, or a column with a unique index of its own.';
+    END IF;
+    IF text_expression IS NULL OR btrim(text_expression) = '' OR text_expression ~ ';' THEN
+        RAISE EXCEPTION 'vectorkeep: bad text expression %', coalesce(quote_literal(text_expression), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give one SQL expression over the table''s columns, e.g. title || '' '' || body.';
+    END IF;
+    BEGIN
+        -- Parses and type-checks the expression against the table, reading no row.
+        EXECUTE format('SELECT (%s)::text FROM %s LIMIT 0', text_expression, source);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'vectorkeep: text expression % does not evaluate over %: %',
+                quote_literal(text_expression), source, SQLERRM
+            USING ERRCODE = 'invalid_parameter_value';
+    END;
+
+    INSERT INTO vk.collections (name, source, pk_column, pk_type, text_expression)
+    VALUES (coalesce(collection_name, rel.relname), source, pk_column, pk_type, text_expression)
+    RETURNING * INTO c;
+
+    PERFORM vk._install_insert_trigger(c.id);
+    EXECUTE format('CREATE TRIGGER vk_queue_update AFTER UPDATE ON %s '
+                   'REFERENCING OLD TABLE AS vk_old NEW TABLE AS vk_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION vk._on_update(%s)', source, c.id);
+    EXECUTE format('CREATE TRIGGER vk_forget_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS vk_old '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION vk._on_delete(%s)', source, c.id);
+    EXECUTE format('CREATE TRIGGER vk_forget_truncate AFTER TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION vk._on_truncate(%s)', source, c.id);
+
+    IF model IS NOT NULL THEN
+        PERFORM vk.add_model(c.name, model, true);
+    END IF;
+    RETURN vk._collection(c.name);
+END
+$$;
+COMMENT ON FUNCTION vk.attach(regclass, text, text, text, text) IS
+    'Watch a table: its rows (text = text_expression) are queued on INSERT and on UPDATE that changes the text, and embedded by workers with the model. Rows already there are queued.';
+
+CREATE OR REPLACE FUNCTION vk.detach(collection_name text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    c  vk.collections := vk._collection(collection_name);
+    ix name;
+BEGIN
+    FOR ix IN SELECT index_name FROM vk.collection_models WHERE collection_id = c.id LOOP
+        EXECUTE format('DROP INDEX IF EXISTS vk.%I', ix);
+    END LOOP;
+    EXECUTE format('DROP TRIGGER IF EXISTS vk_queue_insert ON %s', c.source);
+    EXECUTE format('DROP TRIGGER IF EXISTS vk_queue_update ON %s', c.source);
+    EXECUTE format('DROP TRIGGER IF EXISTS vk_forget_delete ON %s', c.source);
+    EXECUTE format('DROP TRIGGER IF EXISTS vk_forget_truncate ON %s', c.source);
+    EXECUTE format('DROP FUNCTION IF EXISTS %s()', vk._insert_trigger_name(c.id));
+    DELETE FROM vk.collections WHERE id = c.id;
+END
+$$;
+COMMENT ON FUNCTION vk.detach(text) IS
+    'Stop watching a collection and delete its vectors and queued work; the source table is untouched.';
+
+-- Called on every INSERT, so no SET clause (its GUC save and restore cost more
+-- than the body) and no SECURITY DEFINER: it touches no table, and the
+-- catalogue functions it calls are named with their schema.
+--
+-- NOTIFY serialises every notifying commit of the cluster (one exclusive lock
+-- held through the commit's WAL flush), which cut the INSERT throughput of
+-- eight concurrent writers to a quarter. A session therefore notifies at most
+-- once per 50 ms; a worker, once woken, keeps polling every 50 ms for a while
+-- (workers/worker.py, LINGER), and in any case at its regular poll.
+CREATE OR REPLACE FUNCTION vk._enqueued(c_id bigint, queued bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    now_ms double precision := pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) * 1000;
+    last_ms text := pg_catalog.current_setting('vk.queue_notified_ms', true);
+BEGIN
+    IF queued > 0 AND (coalesce(last_ms, '') = '' OR now_ms - last_ms::double precision >= 50) THEN
+        -- A wake-up hint only: workers also poll, so a lost or skipped
+        -- notification delays work and never loses it.
+        PERFORM pg_catalog.pg_notify('vk_queue', c_id::text);
+        -- Session-wide (rolled back with a failed transaction, which then
+        -- simply notifies again next time).
+        PERFORM pg_catalog.set_config('vk.queue_notified_ms', now_ms::text, false);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION vk._enqueued(bigint, bigint) IS
+    'Internal: wake workers on channel vk_queue after rows were queued, at most once per session every 50 ms.';
+
+CREATE OR REPLACE FUNCTION vk._insert_trigger_name(collection_id bigint) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN format('vk._on_insert_c%s', collection_id);
+COMMENT ON FUNCTION vk._insert_trigger_name(bigint) IS 'Internal: the name of a collection''s own INSERT trigger function.';
+
+-- The INSERT trigger of each collection is a function of its own with a static
+-- statement: PL/pgSQL caches its plan, where a generic trigger would parse and
+-- plan a dynamic statement on every INSERT (a third of a single-row INSERT's
+-- cost, measured in bench/triggers.py).
+CREATE OR REPLACE FUNCTION vk._install_insert_trigger(collection_id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c  vk.collections;
+    fn text := vk._insert_trigger_name(collection_id);
+BEGIN
+    SELECT * INTO STRICT c FROM vk.collections x WHERE x.id = collection_id;
+    EXECUTE format(
+        $f$CREATE OR REPLACE FUNCTION %1$s() RETURNS trigger
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+        BEGIN
+            INSERT INTO vk.queue AS q (collection_id, pk, model_id)
+            SELECT %2$s, n.%3$I::text, cm.model_id FROM vk_new n
+            CROSS JOIN vk.collection_models cm WHERE cm.collection_id = %2$s
+            ON CONFLICT (collection_id, pk, model_id) DO UPDATE
+            SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false;
+            IF FOUND THEN
+                PERFORM vk._enqueued(%2$s, 1);
+            END IF;
+            RETURN NULL;
+        END
+        $body$ $f$, fn, c.id, c.pk_column);
+    EXECUTE format('COMMENT ON FUNCTION %s() IS %L', fn,
+                   format('vectorkeep: queues the rows inserted into %s (collection %s).', c.source, c.name));
+    EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', fn);
+    EXECUTE format('DROP TRIGGER IF EXISTS vk_queue_insert ON %s', c.source);
+    EXECUTE format('CREATE TRIGGER vk_queue_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS vk_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION %s()', c.source, fn);
+END
+$$;
+COMMENT ON FUNCTION vk._install_insert_trigger(bigint) IS
+    'Internal: (re)create a collection''s INSERT trigger function and point the table''s vk_queue_insert trigger at it.';
+
+-- Forget the vectors and queued work of these row keys. The queue rows go
+-- first: if a worker holds one (mid-batch), this waits for its commit before
+-- touching vk.embeddings, where the worker writes, so the two never wait on
+-- each other (no deadlock), and the vector the worker wrote is deleted after.
+CREATE OR REPLACE FUNCTION vk._forget(c_id bigint, keys text[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+BEGIN
+    IF keys IS NULL THEN
+        RETURN;
+    END IF;
+    DELETE FROM vk.queue q WHERE q.collection_id = c_id AND q.pk = ANY (keys);
+    DELETE FROM vk.embeddings e WHERE e.collection_id = c_id AND e.pk = ANY (keys);
+END
+$$;
+COMMENT ON FUNCTION vk._forget(bigint, text[]) IS 'Internal: delete the queued work and vectors of these row keys.';
+
+-- Queues rows whose text changed (or whose key changed); forgets vectors of
+-- keys that no longer exist.
+CREATE OR REPLACE FUNCTION vk._on_update() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    c      vk.collections;
+    queued bigint;
+    keys   text[];
+BEGIN
+    SELECT * INTO c FROM vk.collections WHERE id = TG_ARGV[0]::bigint;
+    EXECUTE format(
+        'INSERT INTO vk.queue AS q (collection_id, pk, model_id) '
+        'SELECT $1, n.pk, cm.model_id '
+        'FROM (SELECT %1$I::text AS pk, (%2$s)::text AS body FROM vk_new) n '
+        'LEFT JOIN (SELECT %1$I::text AS pk, (%2$s)::text AS body FROM vk_old) o ON o.pk = n.pk '
+        'CROSS JOIN vk.collection_models cm '
+        'WHERE cm.collection_id = $1 AND (o.pk IS NULL OR n.body IS DISTINCT FROM o.body) '
+        'ON CONFLICT (collection_id, pk, model_id) DO UPDATE '
+        'SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false',
+        c.pk_column, c.text_expression)
+        USING c.id;
+    GET DIAGNOSTICS queued = ROW_COUNT;
+    -- Transition tables are visible to this function only, so the keys travel as an array.
+    EXECUTE format('SELECT array_agg(k) FROM (SELECT o.%1$I::text AS k FROM vk_old o '
+                   'EXCEPT SELECT n.%1$I::text FROM vk_new n) gone', c.pk_column)
+        INTO keys;
+    PERFORM vk._forget(c.id, keys);
+    PERFORM vk._enqueued(c.id, queued);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION vk._on_update() IS
+    'Trigger on attached tables (argument: collection id): queue rows whose text or key changed, forget keys that went away.';
+
+CREATE OR REPLACE FUNCTION vk._on_delete() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    c    vk.collections;
+    keys text[];
+BEGIN
+    SELECT * INTO c FROM vk.collections WHERE id = TG_ARGV[0]::bigint;
+    EXECUTE format('SELECT array_agg(o.%I::text) FROM vk_old o', c.pk_column) INTO keys;
+    PERFORM vk._forget(c.id, keys);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION vk._on_delete() IS
+    'Trigger on attached tables (argument: collection id): forget the vectors and queued work of deleted rows.';
+
+CREATE OR REPLACE FUNCTION vk._on_truncate() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+BEGIN
+    -- Queue first: see vk._forget.
+    DELETE FROM vk.queue WHERE collection_id = TG_ARGV[0]::bigint;
+    DELETE FROM vk.embeddings WHERE collection_id = TG_ARGV[0]::bigint;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION vk._on_truncate() IS
+    'Trigger on attached tables (argument: collection id): forget every vector and queued row of the collection.';
+
+-- Set a collection's chunking and queue every row again for every model
+-- version (the worker re-cuts and replaces each row's chunks in one
+-- transaction). size and overlap are in tokens of each version's tokenizer;
+-- size NULL means the encoder's window.
+CREATE OR REPLACE FUNCTION vk.set_chunking(
+    collection_name text,
+    method text,
+    size integer DEFAULT NULL,
+    overlap integer DEFAULT 0
+) RETURNS vk.collections
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    c        vk.collections := vk._collection(collection_name);
+    setting  jsonb;
+    queued   bigint;
+BEGIN
+    IF method IS NULL OR method NOT IN ('none', 'tokens', 'sentences', 'markdown') THEN
+        RAISE EXCEPTION 'vectorkeep: unknown chunking method %', coalesce(quote_literal(method), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use none, tokens, sentences or markdown.';
+    END IF;
+    IF size IS NOT NULL AND size < 1 OR overlap IS NULL OR overlap < 0 OR overlap >= coalesce(size, 2147483647) THEN
+        RAISE EXCEPTION 'vectorkeep: chunk size % and overlap %: need size >= 1 and 0 <= overlap < size',
+                coalesce(size::text, 'NULL'), coalesce(overlap::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    setting := jsonb_strip_nulls(jsonb_build_object('method', method, 'size', size, 'overlap', overlap));
+    IF setting = c.chunking THEN
+        RETURN c;
+    END IF;
+    UPDATE vk.collections x SET chunking = setting WHERE x.id = c.id RETURNING * INTO c;
+    IF method = 'none' THEN
+        -- Search reads one vector a row when unchunked: keep chunk 0 (stale,
+        -- queued) until the worker writes the whole text's vector.
+        DELETE FROM vk.embeddings e WHERE e.collection_id = c.id AND e.chunk > 0;
+    END IF;
+    EXECUTE format(
+        'INSERT INTO vk.queue AS q (collection_id, pk, model_id) '
+        'SELECT $1, s.%I::text, cm.model_id FROM %s s '
+        'CROSS JOIN vk.collection_models cm WHERE cm.collection_id = $1 '
+        'ON CONFLICT (collection_id, pk, model_id) DO UPDATE '
+        'SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false',
+        c.pk_column, c.source)
+        USING c.id;
+    GET DIAGNOSTICS queued = ROW_COUNT;
+    PERFORM vk._enqueued(c.id, queued);
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION vk.set_chunking(text, text, integer, integer) IS
+    'Cut a collection''s rows before embedding: none, tokens (size, overlap), sentences (packed up to size) or markdown (headings, then sentences); every row is queued again.';

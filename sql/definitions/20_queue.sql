@@ -1,0 +1,129 @@
+-- The embedding queue as workers see it: claim a batch, write its vectors,
+-- settle or fail each row, all in the worker's one transaction.
+--
+-- Current definitions: every upgrade re-applies this file (CREATE OR REPLACE
+-- only); an object that goes away is dropped by a numbered migration.
+--
+-- Workers touch the database only through the functions named *_v1 here and
+-- in the other files (the worker contract, version 1, see vk.worker_contract):
+-- a changed contract adds *_v2 beside *_v1, and *_v1 goes one release later,
+-- so the workers of two releases run side by side during an upgrade.
+
+CREATE OR REPLACE FUNCTION vk.worker_contract() RETURNS integer[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ARRAY[1];
+COMMENT ON FUNCTION vk.worker_contract() IS
+    'The worker contract versions this schema serves (functions vk.*_v1 for version 1). A worker checks it at start and refuses a schema that lacks its version.';
+
+-- Lock up to batch_size ready queue rows (SKIP LOCKED: workers never wait on
+-- each other) and return them with the row's current text. The locks last
+-- until the caller's transaction ends: the caller writes the vectors and
+-- deletes the rows in that same transaction, so a worker that dies mid-batch
+-- simply releases its rows. body is NULL when the row is gone or its text is
+-- NULL.
+CREATE OR REPLACE FUNCTION vk.claim_v1(batch_size integer)
+RETURNS TABLE (collection_id bigint, pk text, model_id bigint, attempts integer, body text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    c          vk.collections;
+    k_coll     bigint[];
+    k_pk       text[];
+    k_model    bigint[];
+    k_attempts integer[];
+BEGIN
+    SELECT array_agg(q.collection_id), array_agg(q.pk), array_agg(q.model_id), array_agg(q.attempts)
+    INTO k_coll, k_pk, k_model, k_attempts
+    FROM (SELECT x.collection_id, x.pk, x.model_id, x.attempts
+          FROM vk.queue x
+          WHERE NOT x.dead AND x.run_after <= now()
+          ORDER BY x.run_after
+          LIMIT batch_size
+          FOR UPDATE SKIP LOCKED) q;
+    IF k_coll IS NULL THEN
+        RETURN;
+    END IF;
+    FOR c IN SELECT * FROM vk.collections x WHERE x.id = ANY (k_coll) LOOP
+        RETURN QUERY EXECUTE format(
+            'SELECT k.collection_id, k.pk, k.model_id, k.attempts, '
+            '       (SELECT (%1$s)::text FROM %2$s s WHERE s.%3$I = k.pk::%4$s) '
+            'FROM unnest($1, $2, $3, $4) AS k(collection_id, pk, model_id, attempts) '
+            'WHERE k.collection_id = $5',
+            c.text_expression, c.source, c.pk_column, c.pk_type)
+            USING k_coll, k_pk, k_model, k_attempts, c.id;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION vk.claim_v1(integer) IS
+    'Worker contract 1: lock up to batch_size ready queue rows (FOR UPDATE SKIP LOCKED) and return them with their current text.';
+
+CREATE OR REPLACE FUNCTION vk.chunking_v1(collection_id bigint) RETURNS jsonb
+LANGUAGE sql STABLE
+RETURN (SELECT c.chunking FROM vk.collections c WHERE c.id = chunking_v1.collection_id);
+COMMENT ON FUNCTION vk.chunking_v1(bigint) IS 'Worker contract 1: how a collection''s rows are cut before embedding.';
+
+-- One chunk's vector (chunk 0 of an unchunked row) and the exact text it came
+-- from, its offsets in the row's text, and the hash of that whole text.
+CREATE OR REPLACE FUNCTION vk.put_chunk_v1(
+    collection_id bigint, pk text, model_id bigint, chunk integer, start_char integer, end_char integer,
+    embedding vector, body text, text_sha256 bytea, truncated boolean
+) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO vk.embeddings AS e
+        (collection_id, pk, model_id, chunk, start_char, end_char, embedding, body, text_sha256, truncated)
+    VALUES (collection_id, pk, model_id, chunk, start_char, end_char, embedding, body, text_sha256, truncated)
+    ON CONFLICT ON CONSTRAINT embeddings_pkey DO UPDATE
+    SET embedding = EXCLUDED.embedding, body = EXCLUDED.body, start_char = EXCLUDED.start_char,
+        end_char = EXCLUDED.end_char, text_sha256 = EXCLUDED.text_sha256, truncated = EXCLUDED.truncated,
+        computed_at = now();
+$$;
+COMMENT ON FUNCTION vk.put_chunk_v1(bigint, text, bigint, integer, integer, integer, vector, text, bytea, boolean) IS
+    'Worker contract 1: write one chunk''s vector with its text, offsets, the hash of the row''s text and the truncation flag.';
+
+-- Settle a claimed row: its chunks past the new last one belong to an older,
+-- longer text (all of them when the text is empty: chunks = 0), and its queue
+-- row is done. Same transaction as the vectors.
+CREATE OR REPLACE FUNCTION vk.finish_row_v1(collection_id bigint, pk text, model_id bigint, chunks integer)
+RETURNS void
+LANGUAGE sql AS $$
+    DELETE FROM vk.embeddings e
+    WHERE e.collection_id = finish_row_v1.collection_id AND e.pk = finish_row_v1.pk
+      AND e.model_id = finish_row_v1.model_id AND e.chunk >= finish_row_v1.chunks;
+    DELETE FROM vk.queue q
+    WHERE q.collection_id = finish_row_v1.collection_id AND q.pk = finish_row_v1.pk
+      AND q.model_id = finish_row_v1.model_id;
+$$;
+COMMENT ON FUNCTION vk.finish_row_v1(bigint, text, bigint, integer) IS
+    'Worker contract 1: a claimed row is done; its chunks numbered chunks and above go (all of them for an empty text: chunks = 0).';
+
+-- Retry later with exponential backoff; after max_attempts the row is dead
+-- and keeps its error for vk.status and the operator.
+CREATE OR REPLACE FUNCTION vk.fail_row_v1(
+    collection_id bigint, pk text, model_id bigint, error text, max_attempts integer, backoff_seconds double precision
+) RETURNS void
+LANGUAGE sql AS $$
+    UPDATE vk.queue q
+    SET attempts = q.attempts + 1,
+        last_error = left(error, 4000),
+        dead = q.attempts + 1 >= max_attempts,
+        run_after = now() + least(600, backoff_seconds * 2 ^ q.attempts) * interval '1 second'
+    WHERE q.collection_id = fail_row_v1.collection_id AND q.pk = fail_row_v1.pk
+      AND q.model_id = fail_row_v1.model_id;
+$$;
+COMMENT ON FUNCTION vk.fail_row_v1(bigint, text, bigint, text, integer, double precision) IS
+    'Worker contract 1: a claimed row failed: record the error, retry after an exponential backoff, dead after max_attempts.';
+
+CREATE OR REPLACE FUNCTION vk.retry_dead(collection_name text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    UPDATE vk.queue q SET dead = false, attempts = 0, run_after = now()
+    WHERE q.dead AND (collection_name IS NULL OR q.collection_id = (vk._collection(collection_name)).id);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM pg_notify('vk_queue', '');
+    END IF;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION vk.retry_dead(text) IS 'Give dead queue rows (all, or one collection''s) a fresh set of attempts.';

@@ -1,0 +1,377 @@
+-- Jobs: train, reembed, recover, evaluate, predict. Queued by the public
+-- functions here (vk.train, vk.reembed, vk.schedule_train), claimed by workers
+-- under a lease kept alive by heartbeats, taken over when the lease expires.
+--
+-- Current definitions: every upgrade re-applies this file (CREATE OR REPLACE
+-- only); an object that goes away is dropped by a numbered migration.
+
+CREATE OR REPLACE FUNCTION vk.submit_job_v1(
+    job_kind text, job_params jsonb, c_id bigint, m_id bigint DEFAULT NULL, from_schedule bigint DEFAULT NULL
+) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    job_id bigint;
+BEGIN
+    INSERT INTO vk.jobs (kind, params, collection_id, model_id, schedule_id)
+    VALUES (job_kind, coalesce(job_params, '{}'), c_id, m_id, from_schedule)
+    RETURNING id INTO job_id;
+    PERFORM pg_notify('vk_jobs', job_id::text);
+    RETURN job_id;
+END
+$$;
+COMMENT ON FUNCTION vk.submit_job_v1(text, jsonb, bigint, bigint, bigint) IS
+    'Worker contract 1: queue a job (kind, params, collection, model, schedule) and wake the job runners on channel vk_jobs; returns its id.';
+
+CREATE OR REPLACE FUNCTION vk._trainable_kinds() RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ARRAY['doc2vec', 'tfidf', 'tfidf-mlp', 'vec2text-inverter', 'umap', 'lvm-lstm', 'lvm-gru', 'lvm-transformer'];
+COMMENT ON FUNCTION vk._trainable_kinds() IS
+    'Internal: the model kinds a train job can produce.';
+
+CREATE OR REPLACE FUNCTION vk._check_train_args(model_name text, kind text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF model_name IS NULL OR model_name !~ '^[A-Za-z0-9][A-Za-z0-9_.:/-]*$' THEN
+        RAISE EXCEPTION 'vectorkeep: bad model name %', coalesce(quote_literal(model_name), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Letters, digits and _ . : / - only; no @ (versions are numbered for you).';
+    END IF;
+    IF kind IS NULL OR NOT kind = ANY (vk._trainable_kinds()) THEN
+        RAISE EXCEPTION 'vectorkeep: cannot train a model of kind %', coalesce(quote_literal(kind), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Trainable kinds: ' || array_to_string(vk._trainable_kinds(), ', ')
+                      || '. Register encoders such as sentence-transformers with `vectorkeep models register`.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION vk._check_train_args(text, text) IS
+    'Internal: raises unless the model name is valid and the kind trainable.';
+
+CREATE OR REPLACE FUNCTION vk.train(model_name text, kind text, params jsonb DEFAULT '{}', collection text DEFAULT 'documents')
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    c vk.collections := vk._collection(collection);
+BEGIN
+    PERFORM vk._check_train_args(model_name, kind);
+    RETURN vk.submit_job_v1(
+        'train', jsonb_build_object('model', model_name, 'kind', kind, 'params', coalesce(params, '{}')), c.id);
+END
+$$;
+COMMENT ON FUNCTION vk.train(text, text, jsonb, text) IS
+    'Queue a train job: a worker trains the next version of model_name (kind doc2vec, tfidf or tfidf-mlp) on the collection''s text, stores it, evaluates it and re-embeds the collection with it. Returns the job id.';
+
+CREATE OR REPLACE FUNCTION vk.reembed(collection text, model text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    c vk.collections := vk._collection(collection);
+    m vk.models := vk._require_usable(vk.model(model));
+BEGIN
+    PERFORM vk.embed_with_v1(c, m);
+    RETURN vk.submit_job_v1('reembed', '{}', c.id, m.id);
+END
+$$;
+COMMENT ON FUNCTION vk.reembed(text, text) IS
+    'Queue a reembed job: fills vk.embeddings for a model version over the whole collection (keyset pages, resumable). From now on, new and changed rows are queued for that version too. Returns the job id.';
+
+CREATE OR REPLACE FUNCTION vk.schedule_train(
+    model_name text, kind text, every interval, params jsonb DEFAULT '{}', collection text DEFAULT 'documents'
+) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    c        vk.collections := vk._collection(collection);
+    sched_id bigint;
+BEGIN
+    PERFORM vk._check_train_args(model_name, kind);
+    INSERT INTO vk.schedules (kind, params, collection_id, every)
+    VALUES ('train', jsonb_build_object('model', model_name, 'kind', kind, 'params', coalesce(params, '{}')),
+            c.id, every)
+    RETURNING vk.schedules.id INTO sched_id;
+    RETURN sched_id;
+END
+$$;
+COMMENT ON FUNCTION vk.schedule_train(text, text, interval, jsonb, text) IS
+    'Retrain periodically: a train job for model_name is created now and then every interval (skipped while the last one still runs). Returns the schedule id.';
+
+-- Worker API. A job whose lease expired is taken over by the next claim, until
+-- it has used max_attempts; then it fails with the reason.
+CREATE OR REPLACE FUNCTION vk.claim_job_v1(worker_name text, lease_seconds double precision, kinds text[] DEFAULT NULL)
+RETURNS SETOF vk.jobs
+LANGUAGE plpgsql AS $$
+BEGIN
+    WITH given_up AS (
+        UPDATE vk.jobs j
+        SET status = 'failed', finished_at = now(),
+            error = format('lease expired %s times: its workers died or were cut off (last: %s)', j.attempts, j.worker)
+        WHERE j.status = 'running' AND j.lease_until < now() AND j.attempts >= j.max_attempts
+        RETURNING j.model_id, j.kind)
+    UPDATE vk.models m SET status = 'failed', updated_at = now()
+    FROM given_up g WHERE g.kind = 'train' AND m.id = g.model_id AND m.status = 'training';
+
+    RETURN QUERY
+    UPDATE vk.jobs j
+    SET status = 'running', worker = worker_name, attempts = j.attempts + 1,
+        lease_until = now() + make_interval(secs => lease_seconds), heartbeat_at = now(),
+        started_at = coalesce(j.started_at, now()), error = NULL
+    WHERE j.id = (
+        SELECT x.id FROM vk.jobs x
+        WHERE (x.status = 'queued' OR (x.status = 'running' AND x.lease_until < now()))
+          AND (kinds IS NULL OR x.kind = ANY (kinds))
+        ORDER BY x.id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED)
+    RETURNING j.*;
+END
+$$;
+COMMENT ON FUNCTION vk.claim_job_v1(text, double precision, text[]) IS
+    'Worker contract 1: take the oldest queued job (or one whose lease expired) of the given kinds under a lease; fails jobs that used up their attempts.';
+
+-- Extend the lease and save progress; false when the job is no longer this
+-- worker's (taken over after an expired lease, or cancelled): stop working on it.
+CREATE OR REPLACE FUNCTION vk.heartbeat_job_v1(
+    job_id bigint, worker_name text, lease_seconds double precision, job_progress jsonb DEFAULT NULL
+) RETURNS boolean
+LANGUAGE sql AS $$
+    UPDATE vk.jobs
+    SET lease_until = now() + make_interval(secs => lease_seconds), heartbeat_at = now(),
+        progress = coalesce(job_progress, progress)
+    WHERE id = job_id AND worker = worker_name AND status = 'running'
+    RETURNING true;
+$$;
+COMMENT ON FUNCTION vk.heartbeat_job_v1(bigint, text, double precision, jsonb) IS
+    'Worker contract 1: extend a job''s lease and save its progress; NULL when the job is no longer this worker''s (stop working on it).';
+
+CREATE OR REPLACE FUNCTION vk.finish_job_v1(
+    job_id bigint, worker_name text, job_metrics jsonb, job_model bigint, job_log text
+) RETURNS boolean
+LANGUAGE sql AS $$
+    UPDATE vk.jobs
+    SET status = 'succeeded', finished_at = now(), lease_until = NULL,
+        metrics = coalesce(job_metrics, '{}'), model_id = coalesce(job_model, model_id), log_tail = job_log
+    WHERE id = job_id AND worker = worker_name AND status = 'running'
+    RETURNING true;
+$$;
+COMMENT ON FUNCTION vk.finish_job_v1(bigint, text, jsonb, bigint, text) IS
+    'Worker contract 1: a job succeeded, with its metrics, model and log tail.';
+
+CREATE OR REPLACE FUNCTION vk.fail_job_v1(job_id bigint, worker_name text, job_error text, job_log text)
+RETURNS boolean
+LANGUAGE sql AS $$
+    UPDATE vk.jobs
+    SET status = 'failed', finished_at = now(), lease_until = NULL, error = job_error, log_tail = job_log
+    WHERE id = job_id AND worker = worker_name AND status = 'running'
+    RETURNING true;
+$$;
+COMMENT ON FUNCTION vk.fail_job_v1(bigint, text, text, text) IS
+    'Worker contract 1: a job failed, with its error and log tail.';
+
+-- Worker API: a stopping worker hands its job back (progress kept) so that
+-- another resumes it at once instead of waiting for the lease to expire.
+CREATE OR REPLACE FUNCTION vk.release_job_v1(job_id bigint, worker_name text, job_progress jsonb)
+RETURNS boolean
+LANGUAGE sql AS $$
+    UPDATE vk.jobs
+    SET status = 'queued', worker = NULL, lease_until = NULL, attempts = greatest(attempts - 1, 0),
+        progress = coalesce(job_progress, progress)
+    WHERE id = job_id AND worker = worker_name AND status = 'running'
+    RETURNING true;
+$$;
+COMMENT ON FUNCTION vk.release_job_v1(bigint, text, jsonb) IS
+    'Worker contract 1: a stopping worker hands its job back (progress kept) for another to resume at once.';
+
+-- Worker API: turn due schedules into jobs; the number created.
+CREATE OR REPLACE FUNCTION vk.run_due_schedules_v1() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    s       vk.schedules;
+    created integer := 0;
+    job_id  bigint;
+BEGIN
+    FOR s IN SELECT * FROM vk.schedules x
+             WHERE x.enabled AND x.next_run_at <= now()
+             ORDER BY x.next_run_at
+             FOR UPDATE SKIP LOCKED LOOP
+        IF NOT EXISTS (SELECT 1 FROM vk.jobs j WHERE j.id = s.last_job_id AND j.status IN ('queued', 'running')) THEN
+            job_id := vk.submit_job_v1(s.kind, s.params, s.collection_id, NULL, s.id);
+            created := created + 1;
+        ELSE
+            job_id := s.last_job_id;
+        END IF;
+        UPDATE vk.schedules
+        SET last_job_id = job_id,
+            next_run_at = s.next_run_at + s.every * greatest(1, ceil(extract(epoch FROM now() - s.next_run_at)
+                                                                     / extract(epoch FROM s.every)))
+        WHERE id = s.id;
+    END LOOP;
+    RETURN created;
+END
+$$;
+COMMENT ON FUNCTION vk.run_due_schedules_v1() IS
+    'Worker contract 1: turn due schedules into jobs (never two at once per schedule); the number created.';
+
+-- Worker API: queue the next page of rows after after_key (NULL: from the
+-- start) whose vector for (c, m) is missing or stale. Returns the page's last
+-- key (NULL when the table is exhausted), the rows read and the rows queued.
+CREATE OR REPLACE FUNCTION vk.enqueue_page_v1(c_id bigint, m_id bigint, after_key text, page_size integer)
+RETURNS TABLE (last_key text, scanned integer, queued integer)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    c vk.collections;
+BEGIN
+    SELECT * INTO c FROM vk.collections WHERE id = c_id;
+    RETURN QUERY EXECUTE format(
+        'WITH page AS ('
+        '    SELECT s.%1$I AS key, (%2$s)::text AS body FROM %3$s s '
+        '    WHERE $3::text IS NULL OR s.%1$I > $3::%4$s ORDER BY s.%1$I LIMIT $4), '
+        'todo AS ('
+        '    SELECT p.key::text AS pk FROM page p '
+        '    WHERE p.body ~ ''[^[:space:]]'' AND NOT EXISTS ('
+        '        SELECT 1 FROM vk.embeddings e WHERE e.collection_id = $1 AND e.model_id = $2 '
+        '        AND e.pk = p.key::text AND e.text_sha256 = sha256(convert_to(p.body, ''UTF8'')))), '
+        'ins AS ('
+        '    INSERT INTO vk.queue (collection_id, pk, model_id) SELECT $1, t.pk, $2 FROM todo t '
+        '    ON CONFLICT DO NOTHING RETURNING 1) '
+        'SELECT (SELECT p.key::text FROM page p ORDER BY p.key DESC LIMIT 1), '
+        '       (SELECT count(*) FROM page)::integer, (SELECT count(*) FROM ins)::integer',
+        c.pk_column, c.text_expression, c.source, c.pk_type)
+        USING c_id, m_id, after_key, page_size;
+END
+$$;
+COMMENT ON FUNCTION vk.enqueue_page_v1(bigint, bigint, text, integer) IS
+    'Worker contract 1: queue the next keyset page of rows whose vector for (collection, model) is missing or stale; returns the page''s last key, rows read, rows queued.';
+
+-- Worker API: the data a job reads, for its record.
+CREATE OR REPLACE FUNCTION vk.snapshot_v1(c_id bigint) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    c    vk.collections;
+    snap jsonb;
+BEGIN
+    SELECT * INTO c FROM vk.collections WHERE id = c_id;
+    EXECUTE format('SELECT jsonb_build_object(''collection'', %L, ''rows'', count(*), ''max_key'', max(s.%I)::text, '
+                   '''at'', now(), ''xmin'', pg_snapshot_xmin(pg_current_snapshot())::text) FROM %s s',
+                   c.name, c.pk_column, c.source)
+        INTO snap;
+    RETURN snap;
+END
+$$;
+COMMENT ON FUNCTION vk.snapshot_v1(bigint) IS
+    'Worker contract 1: what a job reads of a collection (rows, max key, time, snapshot xmin), for its record.';
+
+-- Worker API: every text of a collection with its key, in key order (streamed
+-- by a server-side cursor; held-out rows are chosen by the caller).
+CREATE OR REPLACE FUNCTION vk.collection_texts_v1(c_id bigint) RETURNS TABLE (pk text, body text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    c vk.collections;
+BEGIN
+    SELECT * INTO c FROM vk.collections WHERE id = c_id;
+    RETURN QUERY EXECUTE format(
+        'SELECT s.%1$I::text, (%2$s)::text FROM %3$s s WHERE (%2$s)::text ~ ''[^[:space:]]'' ORDER BY s.%1$I',
+        c.pk_column, c.text_expression, c.source);
+END
+$$;COMMENT ON FUNCTION vk.collection_texts_v1(bigint) IS
+    'Worker contract 1: every non-empty text of a collection with its key, in key order (stream it with a server-side cursor).';
+
+
+-- Worker contract: the jobs' other reads and writes.
+
+CREATE OR REPLACE FUNCTION vk.collection_v1(collection_id bigint) RETURNS vk.collections
+LANGUAGE sql STABLE
+RETURN (SELECT c FROM vk.collections c WHERE c.id = collection_id);
+COMMENT ON FUNCTION vk.collection_v1(bigint) IS 'Worker contract 1: the vk.collections row of that id (NULL when none).';
+
+CREATE OR REPLACE FUNCTION vk.record_snapshot_v1(job_id bigint, collection_id bigint) RETURNS jsonb
+LANGUAGE sql AS $$
+    UPDATE vk.jobs SET snapshot = vk.snapshot_v1(record_snapshot_v1.collection_id)
+    WHERE id = record_snapshot_v1.job_id
+    RETURNING snapshot;
+$$;
+COMMENT ON FUNCTION vk.record_snapshot_v1(bigint, bigint) IS
+    'Worker contract 1: record on the job what it reads of the collection (vk.snapshot_v1); returns it.';
+
+CREATE OR REPLACE FUNCTION vk.queue_counts_v1(collection_id bigint, model_id bigint)
+RETURNS TABLE (queued bigint, dead bigint, first_error text)
+LANGUAGE sql STABLE AS $$
+    SELECT count(*), count(*) FILTER (WHERE q.dead), min(q.last_error) FILTER (WHERE q.dead)
+    FROM vk.queue q WHERE q.collection_id = queue_counts_v1.collection_id AND q.model_id = queue_counts_v1.model_id;
+$$;
+COMMENT ON FUNCTION vk.queue_counts_v1(bigint, bigint) IS
+    'Worker contract 1: queue rows of (collection, model) still there, how many are dead, and one dead row''s error.';
+
+-- The version a train job produces, reserved at its start (status training)
+-- and recorded on the job, so that a job resumed elsewhere finishes it.
+CREATE OR REPLACE FUNCTION vk.reserve_model_v1(job_id bigint, model_name text, kind text, params jsonb)
+RETURNS bigint
+LANGUAGE sql AS $$
+    WITH m AS (
+        INSERT INTO vk.models (name, version, kind, dim, distance, params, status, trained_by_job)
+        VALUES (model_name, coalesce((SELECT max(x.version) FROM vk.models x WHERE x.name = model_name), 0) + 1,
+                kind, 1, 'cosine', coalesce(params, '{}'), 'training', job_id)
+        RETURNING id)
+    UPDATE vk.jobs j SET model_id = m.id FROM m WHERE j.id = reserve_model_v1.job_id
+    RETURNING m.id;
+$$;
+COMMENT ON FUNCTION vk.reserve_model_v1(bigint, text, text, jsonb) IS
+    'Worker contract 1: reserve the next version of model_name for a train job (status training, recorded on the job); returns its id.';
+
+CREATE OR REPLACE FUNCTION vk.model_trained_v1(
+    model_id bigint, dim integer, params jsonb, metrics jsonb, fingerprint vector
+) RETURNS void
+LANGUAGE sql AS $$
+    UPDATE vk.models
+    SET dim = model_trained_v1.dim, params = model_trained_v1.params, metrics = model_trained_v1.metrics,
+        fingerprint = model_trained_v1.fingerprint, status = 'ready', updated_at = now()
+    WHERE id = model_trained_v1.model_id;
+$$;
+COMMENT ON FUNCTION vk.model_trained_v1(bigint, integer, jsonb, jsonb, vector) IS
+    'Worker contract 1: a reserved version is trained: its dimension, params (with the artifact''s sha256), metrics and fingerprint; status ready.';
+
+CREATE OR REPLACE FUNCTION vk.model_failed_v1(model_id bigint) RETURNS void
+LANGUAGE sql AS $$
+    UPDATE vk.models SET status = 'failed', updated_at = now()
+    WHERE id = model_failed_v1.model_id AND status = 'training';
+$$;
+COMMENT ON FUNCTION vk.model_failed_v1(bigint) IS 'Worker contract 1: a reserved version will not be trained (status failed).';
+
+CREATE OR REPLACE FUNCTION vk.store_artifact_v1(model_id bigint, name text, data bytea) RETURNS text
+LANGUAGE sql AS $$
+    INSERT INTO vk.model_artifacts AS a (model_id, name, data, sha256, size_bytes)
+    VALUES (model_id, name, data, sha256(data), length(data))
+    ON CONFLICT ON CONSTRAINT model_artifacts_pkey DO UPDATE
+    SET data = EXCLUDED.data, sha256 = EXCLUDED.sha256, size_bytes = EXCLUDED.size_bytes, created_at = now()
+    RETURNING encode(a.sha256, 'hex');
+$$;
+COMMENT ON FUNCTION vk.store_artifact_v1(bigint, text, bytea) IS
+    'Worker contract 1: store a trained version''s artifact; returns its sha256 (hex).';
+
+CREATE OR REPLACE FUNCTION vk.artifact_v1(model_id bigint, name text) RETURNS TABLE (data bytea, sha256 text)
+LANGUAGE sql STABLE AS $$
+    SELECT a.data, encode(a.sha256, 'hex') FROM vk.model_artifacts a
+    WHERE a.model_id = artifact_v1.model_id AND a.name = artifact_v1.name;
+$$;
+COMMENT ON FUNCTION vk.artifact_v1(bigint, text) IS
+    'Worker contract 1: an artifact''s bytes and recorded sha256; the loader checks both against the version''s params.';
+
+CREATE OR REPLACE FUNCTION vk.collection_pairs_v1(collection_id bigint, model_id bigint)
+RETURNS TABLE (pk text, body text, embedding vector)
+LANGUAGE sql STABLE AS $$
+    SELECT e.pk, e.body, e.embedding FROM vk.embeddings e
+    WHERE e.collection_id = collection_pairs_v1.collection_id AND e.model_id = collection_pairs_v1.model_id
+    ORDER BY e.pk;
+$$;
+COMMENT ON FUNCTION vk.collection_pairs_v1(bigint, bigint) IS
+    'Worker contract 1: the (text, vector) pairs of a collection under a version, in key order: what a distilled model learns from.';
+
+-- One vector a row (the mean of its chunks' vectors), with the hash of its
+-- text, in key order; pks NULL means every row.
+CREATE OR REPLACE FUNCTION vk.row_vectors_v1(collection_id bigint, model_id bigint, pks text[])
+RETURNS TABLE (pk text, embedding vector, text_sha256 bytea)
+LANGUAGE sql STABLE AS $$
+    SELECT e.pk, avg(e.embedding), min(e.text_sha256) FROM vk.embeddings e
+    WHERE e.collection_id = row_vectors_v1.collection_id AND e.model_id = row_vectors_v1.model_id
+      AND (pks IS NULL OR e.pk = ANY (pks))
+    GROUP BY e.pk ORDER BY e.pk;
+$$;
+COMMENT ON FUNCTION vk.row_vectors_v1(bigint, bigint, text[]) IS
+    'Worker contract 1: one vector a row (the mean of its chunks), with its text''s hash, for the rows named (all when NULL).';

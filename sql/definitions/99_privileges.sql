@@ -1,0 +1,95 @@
+-- Who may do what. Every upgrade re-applies this file: it takes back every
+-- grant on schema vk, then gives each role exactly what it needs, so a grant
+-- removed here is removed from every database.
+--
+--   vk_app     applications: write their own tables and vk.documents; search,
+--              similar, recover, read status, maps and predictions
+--   vk_worker  workers and job runners: the worker contract (vk.*_v1) and the
+--              operations a job performs (train, re-embed, activate)
+--   vk_admin   operators: everything in schema vk
+--
+-- Functions that must read or write what their caller may not (the queue
+-- triggers, the worker's reads of source tables, index builds) say SECURITY
+-- DEFINER on their own CREATE, with a fixed search_path.
+
+REVOKE ALL ON ALL TABLES IN SCHEMA vk FROM PUBLIC, vk_app, vk_worker, vk_admin;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA vk FROM PUBLIC, vk_app, vk_worker, vk_admin;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA vk FROM PUBLIC, vk_app, vk_worker, vk_admin;
+REVOKE ALL ON SCHEMA vk FROM PUBLIC, vk_app, vk_worker, vk_admin;
+GRANT USAGE ON SCHEMA vk TO vk_app, vk_worker, vk_admin;
+
+-- Operators: everything.
+GRANT ALL ON ALL TABLES IN SCHEMA vk TO vk_admin;
+GRANT ALL ON ALL SEQUENCES IN SCHEMA vk TO vk_admin;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA vk TO vk_admin;
+
+-- Applications: read the API's tables, write vk.documents.
+GRANT SELECT ON ALL TABLES IN SCHEMA vk TO vk_app;
+GRANT INSERT, UPDATE, DELETE ON vk.documents TO vk_app;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA vk TO vk_app;
+
+-- Workers: the queue, vectors, jobs, artifacts, recovered text, maps,
+-- predictions and the model versions they train.
+GRANT SELECT ON ALL TABLES IN SCHEMA vk TO vk_worker;
+GRANT INSERT, UPDATE, DELETE ON vk.queue, vk.embeddings, vk.jobs, vk.model_artifacts, vk.recovered,
+    vk.maps, vk.coordinates, vk.predictions TO vk_worker;
+GRANT INSERT, UPDATE ON vk.models, vk.schedules TO vk_worker;
+GRANT UPDATE (default_model_id) ON vk.collections TO vk_worker;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA vk TO vk_worker;
+
+-- The read API, for applications, workers and operators alike.
+GRANT EXECUTE ON FUNCTION
+    vk.search(text, vector, integer, text), vk.similar(text, text, integer, text),
+    vk.search_chunks(text, vector, integer, text), vk.recover(vector, text, integer, text),
+    vk.map_gaps(text, integer, integer), vk.predict_next(text, text, text), vk.predicted(bigint, integer),
+    vk.model(text), vk.model_label(vk.models), vk.probe_text(),
+    -- what those call
+    vk._collection(text), vk._collection_model(vk.collections, text), vk._require_usable(vk.models),
+    vk._check_dimension(vector, vk.models), vk._check_k(integer), vk._widen_ef_search(integer),
+    vk._knn_sql(bigint, vk.models), vk._knn_chunks_sql(bigint, vk.models, text), vk._chunks_for_rows(integer),
+    vk._knn_rows_sql(vk.collections, vk.models), vk._operator(text), vk._similarity(double precision, text),
+    vk._collection_stats(bigint, bigint), vk._map(text), vk._ordered(vk.collections),
+    vk._next_vector_model(vk.collections, text),
+    -- the previous release's names (90_previous_contract.sql)
+    vk.collection(text), vk.collection_model(vk.collections, text)
+TO vk_app, vk_worker;
+
+-- Workers: the worker contract and what a job does.
+GRANT EXECUTE ON FUNCTION
+    vk.worker_contract(), vk.claim_v1(integer), vk.chunking_v1(bigint),
+    vk.put_chunk_v1(bigint, text, bigint, integer, integer, integer, vector, text, bytea, boolean),
+    vk.finish_row_v1(bigint, text, bigint, integer),
+    vk.fail_row_v1(bigint, text, bigint, text, integer, double precision),
+    vk.model_v1(bigint), vk.collection_model_v1(text, text), vk.record_fingerprint_v1(bigint, vector),
+    vk.register_model_v1(text, text, integer, text, jsonb, vector),
+    vk.embed_with_v1(vk.collections, vk.models),
+    vk.submit_job_v1(text, jsonb, bigint, bigint, bigint), vk.claim_job_v1(text, double precision, text[]),
+    vk.heartbeat_job_v1(bigint, text, double precision, jsonb), vk.finish_job_v1(bigint, text, jsonb, bigint, text),
+    vk.fail_job_v1(bigint, text, text, text), vk.release_job_v1(bigint, text, jsonb), vk.run_due_schedules_v1(),
+    vk.enqueue_page_v1(bigint, bigint, text, integer), vk.snapshot_v1(bigint), vk.collection_texts_v1(bigint),
+    vk.collection_v1(bigint), vk.record_snapshot_v1(bigint, bigint), vk.queue_counts_v1(bigint, bigint),
+    vk.reserve_model_v1(bigint, text, text, jsonb), vk.model_trained_v1(bigint, integer, jsonb, jsonb, vector),
+    vk.model_failed_v1(bigint), vk.store_artifact_v1(bigint, text, bytea), vk.artifact_v1(bigint, text),
+    vk.collection_pairs_v1(bigint, bigint), vk.row_vectors_v1(bigint, bigint, text[]),
+    vk.recover_nearest_page_v1(bigint, text, integer, bigint, bigint), vk.adopted_page_v1(bigint, text, integer),
+    vk.put_recovered_v1(bigint, text, text, double precision, bigint, bigint, bigint, jsonb),
+    vk.adopted_v1(text), vk.recovered_summary_v1(bigint, text), vk.inverters_v1(bigint),
+    vk.set_encoder_v1(text, text, vector),
+    vk.maps_of_v1(bigint, bigint), vk.add_map_v1(bigint, bigint, bigint),
+    vk.put_coordinates_v1(bigint, text, bigint, double precision, double precision, bytea),
+    vk.sequence_windows_v1(bigint, bigint, integer), vk.group_tail_v1(bigint, bigint, text, integer),
+    vk.put_prediction_v1(bigint, bigint, bigint, text, text[], vector),
+    -- operations a job or a worker's command performs
+    vk.attach(regclass, text, text, text, text), vk.add_model(text, text, boolean), vk.retry_dead(text),
+    vk.train(text, text, jsonb, text), vk.reembed(text, text), vk.schedule_train(text, text, interval, jsonb, text),
+    vk.activate(text, text, jsonb), vk.set_chunking(text, text, integer, integer), vk.set_order(text, text, text),
+    vk.adopt(regclass, text, text, text, text), vk.recover_adopted(text, text, text, jsonb),
+    vk.evaluate_recovery(text, text, text, jsonb),
+    -- what those call
+    vk._opclass(text), vk._enqueued(bigint, bigint), vk._insert_trigger_name(bigint), vk._install_insert_trigger(bigint),
+    vk._trainable_kinds(), vk._check_train_args(text, text), vk._coverage(vk.collections, vk.models),
+    vk._check_gates(vk.models, jsonb), vk._adopted(text), vk._compatible_models(vk.models),
+    vk._inverter_for(vk.models, text),
+    -- vk.attach creates triggers on these, which needs EXECUTE on them
+    vk._on_update(), vk._on_delete(), vk._on_truncate()
+TO vk_worker;
