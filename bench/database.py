@@ -39,7 +39,7 @@ def bench_database() -> Iterator[str]:
 def drop_index(conn: psycopg.Connection, collection: str, model: str) -> None:
     """Drop the HNSW index of a (collection, model version): what pgvector costs, taken out."""
     row = conn.execute(
-        "SELECT cm.index_name FROM vk.collection_models cm WHERE cm.collection_id = (vk.collection(%s)).id "
+        "SELECT cm.index_name FROM vk.collection_models cm WHERE cm.collection_id = vk.collection_id(%s) "
         "AND cm.model_id = (vk.model(%s)).id",
         (collection, model),
     ).fetchone()

@@ -56,10 +56,7 @@ def restore(conn: psycopg.Connection, release: Release, skip: Iterable[str] = ()
         key
         for key, props in have.items()
         if key.startswith("function ")
-        and (
-            key not in want
-            or (props["result"], props["arguments"]) != (want[key]["result"], want[key]["arguments"])
-        )
+        and (key not in want or (props["result"], props["arguments"]) != (want[key]["result"], want[key]["arguments"]))
     }
     for key in reversed(catalogue.function_order(conn)):
         if key in doomed:

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import psycopg
-
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory

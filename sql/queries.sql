@@ -88,7 +88,7 @@ SELECT EXISTS (SELECT 1 FROM vk.documents WHERE metadata ->> 'source' = %(source
 INSERT INTO vk.documents (body, metadata) VALUES (%(body)s, %(metadata)s);
 
 -- name: listen
--- The channel the queue triggers notify (vk.enqueued_v1).
+-- The channel the queue triggers notify (vk._enqueued).
 LISTEN vk_queue;
 
 -- name: store_artifact

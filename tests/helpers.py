@@ -89,7 +89,7 @@ SELECT c.name, vk.model_label(m), cov.texts, cov.current, cov.queued,
 FROM vk.collections c
 JOIN vk.collection_models cm ON cm.collection_id = c.id
 JOIN vk.models m ON m.id = cm.model_id
-CROSS JOIN LATERAL vk.coverage_v1(c, m) cov
+CROSS JOIN LATERAL vk._coverage(c, m) cov
 """
 
 # Rows whose chunks are not 0..n-1 all cut from one text.

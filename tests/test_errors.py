@@ -100,7 +100,7 @@ def test_huge_and_long_text_are_embedded_and_truncation_is_recorded(
     drain(db_url, encoders)
     rows = {r["body"][:10]: r for r in embeddings(conn).values()}
     assert rows["word word "]["body"] == huge  # the whole text is kept beside its vector
-    truncated = dict(conn.execute("SELECT left(body, 10), truncated FROM vk.embeddings").fetchall())
+    truncated: dict[str, bool] = dict(conn.execute("SELECT left(body, 10), truncated FROM vk.embeddings").fetchall())
     # all-MiniLM-L6-v2 reads 256 word pieces: the end of the long texts never reached their vectors.
     assert truncated == {"word word ": True, "a short te": False, "long long ": True}
 

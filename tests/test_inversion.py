@@ -17,7 +17,7 @@ from vectorkeep.workers.worker import WorkerSettings
 LEGACY = """
 CREATE TABLE legacy_vectors (id bigint PRIMARY KEY, v vector(384));
 INSERT INTO legacy_vectors SELECT e.pk::bigint, e.embedding FROM vk.embeddings e
-WHERE e.collection_id = (vk.collection('documents')).id ORDER BY e.pk::bigint LIMIT 6;
+WHERE e.collection_id = (SELECT id FROM vk.collections WHERE name = 'documents') ORDER BY e.pk::bigint LIMIT 6;
 """
 
 

@@ -16,7 +16,7 @@ from vectorkeep.workers.jobs.runner import JobRunner
 LEGACY = """
 CREATE TABLE repo_info_pv_vec (id bigint PRIMARY KEY, vector vector(384));
 INSERT INTO repo_info_pv_vec SELECT e.pk::bigint + 1000, e.embedding FROM vk.embeddings e
-WHERE e.collection_id = (vk.collection('documents')).id;
+WHERE e.collection_id = (SELECT id FROM vk.collections WHERE name = 'documents');
 """
 
 

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from helpers import FAST_RETRY, drain
+from helpers import FAST_RETRY, drain, one
 from vectorkeep.db.connect import connect
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.service import Service
@@ -92,7 +92,7 @@ def test_application_role_writes_and_searches_but_changes_nothing_else(
         assert [tuple(r) for r in hits] == [("1", "an item, changed")]
         assert app.execute("SELECT rows, embedded FROM vk.status WHERE collection = 'items'").fetchone() == (1, 1)
         vector = app.execute(
-            "SELECT embedding FROM vk.embeddings WHERE pk = '1' AND collection_id = (vk.collection('items')).id"
+            "SELECT embedding FROM vk.embeddings WHERE pk = '1' AND collection_id = vk.collection_id('items')"
         ).fetchone()
         assert vector is not None
         assert app.execute("SELECT pk FROM vk.recover(%s, 'minilm', 1)", (vector[0],)).fetchone() == ("1",)
@@ -116,12 +116,26 @@ def test_worker_role_embeds_trains_and_cannot_reconfigure(
         "FROM generate_series(1, 60) g"
     )
     conn.execute("SELECT vk.attach('private_notes', 'id', 'body')")
-    conn.execute("SELECT vk.train('notes-tfidf', 'tfidf', '{\"dim\": 8, \"min_df\": 1}', 'private_notes')")
+    # train --activate: the worker runs the activation too, over a table it cannot read (revision
+    # 0006 re-created vk.coverage_v1 without SECURITY DEFINER, and this was refused).
+    conn.execute(
+        "SELECT vk.train('notes-tfidf', 'tfidf', '{\"dim\": 8, \"min_df\": 1, \"activate\": {}}', 'private_notes')"
+    )
     worker_url = login("vk_worker")
     result = Service(worker_url, WorkerSettings(retry=FAST_RETRY), encoders=encoders).run(until_idle=True)
     assert len(result.jobs) == 2  # train, then its reembed (which builds the version's index)
-    status = dict(conn.execute("SELECT model, embedded FROM vk.status WHERE collection = 'private_notes'").fetchall())
+    status: dict[str, int] = dict(
+        conn.execute("SELECT model, embedded FROM vk.status WHERE collection = 'private_notes'").fetchall()
+    )
     assert status == {"minilm@1": 60, "notes-tfidf@1": 60}
+    assert (
+        one(
+            conn,
+            "SELECT vk.model_label(m) FROM vk.collections c JOIN vk.models m ON m.id = c.default_model_id "
+            "WHERE c.name = 'private_notes'",
+        )
+        == "notes-tfidf@1"
+    )
     with psycopg.connect(worker_url, autocommit=True) as worker:
         with pytest.raises(errors.InsufficientPrivilege):
             worker.execute("SELECT count(*) FROM private_notes")
@@ -135,7 +149,7 @@ def test_functions_acting_for_their_callers_fix_their_search_path(conn: psycopg.
     rows = conn.execute(
         "SELECT p.proname, p.proconfig FROM pg_proc p WHERE p.pronamespace = 'vk'::regnamespace AND p.prosecdef"
     ).fetchall()
-    assert {name for name, _ in rows} >= {"on_insert_v1", "on_update_v1", "claim_v1", "embed_with_v1"}
+    assert {name for name, _ in rows} >= {"_on_insert_c1", "_on_update", "claim_v1", "embed_with_v1"}
     for name, config in rows:
         path = next((c for c in config or [] if c.startswith("search_path=")), None)
         assert path is not None and path.startswith("search_path=pg_catalog,") and path.endswith("pg_temp"), name

@@ -54,7 +54,7 @@ def test_similar_excludes_the_row_itself(corpus: psycopg.Connection) -> None:
 
 def test_recover_of_a_stored_vector_returns_its_text_first(corpus: psycopg.Connection, encoders: EncoderCache) -> None:
     vector = corpus.execute(
-        "SELECT embedding FROM vk.embeddings WHERE pk = 'bank2' AND collection_id = (vk.collection('facts')).id"
+        "SELECT embedding FROM vk.embeddings WHERE pk = 'bank2' AND collection_id = vk.collection_id('facts')"
     ).fetchone()
     assert vector is not None
     rows = corpus.execute("SELECT * FROM vk.recover(%s, 'minilm', 3)", (vector[0],)).fetchall()
@@ -103,7 +103,7 @@ def test_search_query_uses_the_partial_hnsw_index(corpus: psycopg.Connection) ->
     _synthetic(corpus, 2000, 384, "synth")
     sql, index = corpus.execute(
         """
-        SELECT vk.knn_sql(c.id, m), cm.index_name
+        SELECT vk._knn_sql(c.id, m), cm.index_name
         FROM vk.collections c JOIN vk.models m ON m.id = c.default_model_id
         JOIN vk.collection_models cm ON cm.collection_id = c.id AND cm.model_id = m.id
         WHERE c.name = 'synth'
@@ -124,7 +124,7 @@ def test_search_query_uses_the_partial_hnsw_index(corpus: psycopg.Connection) ->
     exact = corpus.execute(
         """
         SELECT pk FROM vk.embeddings e
-        WHERE e.collection_id = (vk.collection('synth')).id
+        WHERE e.collection_id = (SELECT id FROM vk.collections WHERE name = 'synth')
         ORDER BY e.embedding <=> %s LIMIT 10
         """,
         (query,),
@@ -142,7 +142,7 @@ def test_two_model_versions_never_mix(corpus: psycopg.Connection) -> None:
         """
         INSERT INTO vk.embeddings (collection_id, pk, model_id, embedding, body, text_sha256)
         SELECT e.collection_id, e.pk, (vk.model('small_ext@2')).id, '[1,0,0,0]', e.body, e.text_sha256
-        FROM vk.embeddings e WHERE e.collection_id = (vk.collection('small')).id
+        FROM vk.embeddings e WHERE e.collection_id = (SELECT id FROM vk.collections WHERE name = 'small')
         """
     )
     v1 = corpus.execute(

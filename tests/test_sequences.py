@@ -1,6 +1,7 @@
 """Next-vector models over ordered rows: windows built in SQL, trained as jobs, gated, asked from SQL."""
 
 from collections import defaultdict
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -8,13 +9,19 @@ import pytest
 from helpers import drain, one, serve
 from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
+from vectorkeep.db.settings import url_with_database
 from vectorkeep.workers.corpus import paragraphs
 from vectorkeep.workers.encoder_cache import EncoderCache
 
+SECTIONS_TEMPLATE = "vk_sections_template"
 
-@pytest.fixture
-def sections(db_url: str, encoders: EncoderCache) -> str:
-    """The pydoc topics as documents: up to 12 paragraphs each, in order, embedded with minilm@1."""
+
+@pytest.fixture(scope="session")
+def sections_template(server_url: str, template_url: str, encoders: EncoderCache) -> str:
+    """The pydoc topics as documents: up to 12 paragraphs each, in order, embedded with minilm@1;
+    built once per session (a template database), like the corpus."""
+    from conftest import TEMPLATE, admin
+
     by_topic: dict[str, list[str]] = defaultdict(list)
     for topic, text in paragraphs():
         by_topic[topic].append(text)
@@ -24,19 +31,33 @@ def sections(db_url: str, encoders: EncoderCache) -> str:
         if len(texts) >= 6
         for pos, text in enumerate(texts[:12])
     ]
-    with connect(db_url, autocommit=True) as conn:
+    with admin(server_url) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {SECTIONS_TEMPLATE}")
+        conn.execute(f"CREATE DATABASE {SECTIONS_TEMPLATE} TEMPLATE {TEMPLATE}")
+    url = url_with_database(server_url, SECTIONS_TEMPLATE)
+    with connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE sections (id serial PRIMARY KEY, topic text, pos int, body text)")
         conn.cursor().executemany("INSERT INTO sections (topic, pos, body) VALUES (%s, %s, %s)", rows)
         conn.execute("SELECT vk.attach('sections', 'id', 'body', 'minilm@1')")
         conn.execute("SELECT vk.set_order('sections', 'topic', 'pos')")
-    drain(db_url, encoders)
-    return db_url
+    drain(url, encoders)
+    return url
+
+
+@pytest.fixture
+def sections(server_url: str, sections_template: str) -> Iterator[str]:
+    """A database of its own holding the embedded, ordered sections."""
+    from conftest import drop_database, fresh_database
+
+    name, url = fresh_database(server_url, SECTIONS_TEMPLATE)
+    yield url
+    drop_database(server_url, name)
 
 
 def test_windows_are_built_in_sql_in_order(sections: str) -> None:
     with connect(sections, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT group_key, target_pk FROM vk.sequence_windows_v1((vk.collection('sections')).id, 1, 4)"
+            "SELECT group_key, target_pk FROM vk.sequence_windows_v1(vk.collection_id('sections'), 1, 4)"
         ).fetchall()
         groups = one(conn, "SELECT count(DISTINCT topic) FROM sections")
         # Every row after the fourth of its topic is a target, with its four predecessors as context.
@@ -45,13 +66,13 @@ def test_windows_are_built_in_sql_in_order(sections: str) -> None:
         topic, pos = conn.execute("SELECT topic, pos FROM sections WHERE id = %s::int", (pk,)).fetchone()
         context = one(
             conn,
-            "SELECT context_vectors FROM vk.sequence_windows_v1((vk.collection('sections')).id, 1, 4) "
+            "SELECT context_vectors FROM vk.sequence_windows_v1(vk.collection_id('sections'), 1, 4) "
             "WHERE target_pk = %s",
             (pk,),
         )
         expected = conn.execute(
             "SELECT e.embedding FROM sections s JOIN vk.embeddings e ON e.pk = s.id::text "
-            "AND e.collection_id = (vk.collection('sections')).id WHERE s.topic = %s AND s.pos BETWEEN %s AND %s "
+            "AND e.collection_id = vk.collection_id('sections') WHERE s.topic = %s AND s.pos BETWEEN %s AND %s "
             "ORDER BY s.pos",
             (topic, pos - 4, pos - 1),
         ).fetchall()

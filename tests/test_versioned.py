@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg import errors
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from helpers import FAST_RETRY, assert_invariant, one, serve, wait_for
 from vectorkeep.db import registry
@@ -34,7 +35,7 @@ def vectors_complete(conn: psycopg.Connection, model: str) -> bool:
     return bool(
         one(
             conn,
-            "SELECT current = texts AND queued = 0 FROM vk.coverage_v1(vk.collection('documents'), vk.model(%s))",
+            "SELECT current = texts AND queued = 0 FROM vk._coverage(vk._collection('documents'), vk.model(%s))",
             (model,),
         )
     )
@@ -58,7 +59,7 @@ def test_train_reembed_activate_search(
     corpus_url: str, encoders: EncoderCache, kind: str, params: dict[str, Any]
 ) -> None:
     with connect(corpus_url, autocommit=True) as conn:
-        train_id = one(conn, "SELECT vk.train('mine', %s, %s, 'documents')", (kind, psycopg.types.json.Jsonb(params)))
+        train_id = one(conn, "SELECT vk.train('mine', %s, %s, 'documents')", (kind, Jsonb(params)))
         ran = serve(corpus_url, encoders)
         train = job(conn, train_id)
         assert train["status"] == "succeeded", train["error"]
@@ -118,7 +119,7 @@ def test_activation_is_refused_until_complete_and_gates_pass(corpus_url: str, en
         with pytest.raises(errors.CheckViolation, match="fails its gate: recall@10"):
             conn.execute(
                 "SELECT vk.activate('documents', 'gated@1', %s)",
-                (psycopg.types.json.Jsonb({"recall@10": recall + 0.01}),),
+                (Jsonb({"recall@10": recall + 0.01}),),
             )
         with pytest.raises(errors.CheckViolation, match='has no metric "bleu"'):
             conn.execute("SELECT vk.activate('documents', 'gated@1', '{\"bleu\": 0.1}')")
@@ -126,7 +127,7 @@ def test_activation_is_refused_until_complete_and_gates_pass(corpus_url: str, en
             one(conn, "SELECT vk.model_label(m) FROM vk.collections c JOIN vk.models m ON m.id = c.default_model_id")
             == "minilm@1"
         )
-        one(conn, "SELECT vk.activate('documents', 'gated@1', %s)", (psycopg.types.json.Jsonb({"recall@10": recall}),))
+        one(conn, "SELECT vk.activate('documents', 'gated@1', %s)", (Jsonb({"recall@10": recall}),))
         assert (
             one(conn, "SELECT vk.model_label(m) FROM vk.collections c JOIN vk.models m ON m.id = c.default_model_id")
             == "gated@1"

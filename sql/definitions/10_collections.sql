@@ -27,6 +27,12 @@ END
 $$;
 COMMENT ON FUNCTION vk._collection(text) IS 'Internal: the vk.collections row of that name; unknown names raise.';
 
+CREATE OR REPLACE FUNCTION vk.collection_id(collection_name text) RETURNS bigint
+LANGUAGE sql STABLE
+RETURN (vk._collection(collection_name)).id;
+COMMENT ON FUNCTION vk.collection_id(text) IS
+    'The id of a collection (vk.embeddings.collection_id), e.g. WHERE collection_id = vk.collection_id(''documents''); unknown names raise.';
+
 -- The model version a collection is searched with: the named one (which must be
 -- embedded for it), or the collection's default.
 CREATE OR REPLACE FUNCTION vk._collection_model(c vk.collections, spec text) RETURNS vk.models

@@ -42,7 +42,7 @@ GRANT EXECUTE ON FUNCTION
     vk.search(text, vector, integer, text), vk.similar(text, text, integer, text),
     vk.search_chunks(text, vector, integer, text), vk.recover(vector, text, integer, text),
     vk.map_gaps(text, integer, integer), vk.predict_next(text, text, text), vk.predicted(bigint, integer),
-    vk.model(text), vk.model_label(vk.models), vk.probe_text(),
+    vk.model(text), vk.model_label(vk.models), vk.probe_text(), vk.collection_id(text),
     -- what those call
     vk._collection(text), vk._collection_model(vk.collections, text), vk._require_usable(vk.models),
     vk._check_dimension(vector, vk.models), vk._check_k(integer), vk._widen_ef_search(integer),

@@ -1,0 +1,145 @@
+"""The installed catalogue as a DBA reads it: every function explained, each role able to
+call exactly what the README documents for it, functions that read source tables with
+dynamic SQL running with the rights and search_path the design gives them; and
+`vectorkeep schema check|show` finding drift in a live database."""
+
+import re
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from helpers import cli
+from vectorkeep.db import catalogue, migrate
+from vectorkeep.db.catalogue import VECTOR_SCHEMA
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+ROLES = ("vk_app", "vk_worker", "vk_admin")
+FIXED_PATH = f"pg_catalog, {VECTOR_SCHEMA}, pg_temp"
+
+
+def documented_roles() -> dict[str, set[str]]:
+    """Who may call each public and worker-contract function, from the README's tables
+    (a row's first cell names the function, its last cell the roles)."""
+    out: dict[str, set[str]] = {}
+    for line in README.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        names = re.findall(r"`vk\.(\w+)\(", cells[0]) if line.startswith("| `vk.") else []
+        for name in names:
+            out[name] = {f"vk_{r.strip()}" for r in cells[-1].split(",") if r.strip()}
+    return out
+
+
+def test_every_function_has_a_comment(conn: psycopg.Connection) -> None:
+    missing = [k for k, p in catalogue.read(conn).items() if k.startswith("function ") and not p["comment"]]
+    assert missing == []
+
+
+def test_the_public_api_is_exactly_what_the_readme_lists(conn: psycopg.Connection) -> None:
+    public = {
+        re.sub(r'^function vk\."?(\w+)"?\(.*$', r"\1", k)
+        for k in catalogue.read(conn)
+        if k.startswith("function ") and not k.startswith("function vk._")
+    }
+    assert public == set(documented_roles())
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_can_execute_exactly_the_functions_documented_for_it(conn: psycopg.Connection, role: str) -> None:
+    documented = {name for name, roles in documented_roles().items() if role in roles}
+    callable_ = {
+        name
+        for (name,) in conn.execute(
+            "SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'vk'::regnamespace "
+            "AND p.proname !~ '^_' AND has_function_privilege(%s, p.oid, 'EXECUTE')",
+            (role,),
+        )
+    }
+    assert callable_ == documented
+
+
+def test_an_application_calls_no_internal_function_that_runs_as_its_owner(conn: psycopg.Connection) -> None:
+    """vk_app needs some internal helpers (the ones its read API calls); of those that run as their
+    owner it gets only the counts behind vk.status."""
+    rows = conn.execute(
+        "SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'vk'::regnamespace AND p.proname ~ '^_' "
+        "AND p.prosecdef AND has_function_privilege('vk_app', p.oid, 'EXECUTE')"
+    ).fetchall()
+    assert rows == [("_collection_stats",)]
+
+
+# Functions that build SQL over a collection's (or adopted) source table. Those that run as
+# their owner read what their caller need not see, or put triggers on it, and write vk's
+# tables; those that run as their caller need the caller's own rights on the table.
+READS_SOURCE_AS_OWNER = {
+    "claim_v1", "_collection_stats", "_coverage", "enqueue_page_v1", "snapshot_v1", "collection_texts_v1",
+    "set_chunking", "set_order", "sequence_windows_v1", "group_tail_v1", "recover_nearest_page_v1",
+    "adopted_page_v1", "_install_insert_trigger", "detach",
+}  # fmt: skip
+# The triggers on attached tables: they write vk's queue for writers who may not.
+TRIGGERS_AS_OWNER = {"_on_update", "_on_delete", "_on_truncate"}
+READS_SOURCE_AS_CALLER = {"attach", "add_model", "adopt"}
+
+
+def test_functions_that_run_dynamic_sql_over_a_source_table_have_the_designed_rights(
+    conn: psycopg.Connection,
+) -> None:
+    objects = catalogue.read(conn)
+    dynamic_over_source = set()
+    for key, props in objects.items():
+        definition = props.get("definition") or ""
+        if (
+            key.startswith("function ")
+            and re.search(r"EXECUTE\s+format\(", definition)
+            and re.search(r"\b[cas]\.source\b|\bsource\)", definition)
+        ):
+            dynamic_over_source.add(re.sub(r"^function vk\.(\w+)\(.*$", r"\1", key))
+    assert dynamic_over_source == READS_SOURCE_AS_OWNER | READS_SOURCE_AS_CALLER
+    for key, props in objects.items():
+        name = re.sub(r"^function vk\.(\w+)\(.*$", r"\1", key)
+        if name in READS_SOURCE_AS_OWNER | TRIGGERS_AS_OWNER:
+            assert props["security"] == "definer", key
+            assert props["search_path"] in (FIXED_PATH, "pg_catalog, pg_temp"), key
+        if name in READS_SOURCE_AS_CALLER:
+            assert props["security"] == "invoker", key
+    # And no function runs as its owner with the caller's search_path.
+    loose = [k for k, p in objects.items() if k.startswith("function ") and p["security"] == "definer"
+             and not (p["search_path"] or "").startswith("pg_catalog")]  # fmt: skip
+    assert loose == []
+
+
+def test_schema_check_passes_on_a_fresh_install_and_finds_drift(db_url: str) -> None:
+    done = cli(db_url, "schema", "check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "matches" in done.stdout
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        # The drift of revision 0006 (a re-created function lost SECURITY DEFINER), a lost
+        # comment, a function nobody defined, and a grant too many.
+        conn.execute("ALTER FUNCTION vk._coverage(vk.collections, vk.models) SECURITY INVOKER")
+        conn.execute("COMMENT ON FUNCTION vk.search(text, vector, integer, text) IS NULL")
+        conn.execute("CREATE FUNCTION vk.stray() RETURNS int LANGUAGE sql RETURN 1")
+        conn.execute("GRANT EXECUTE ON FUNCTION vk.retire(text, text) TO vk_app")
+    done = cli(db_url, "schema", "check")
+    assert done.returncode == 1
+    assert "changed  function vk._coverage(vk.collections,vk.models): definition, security" in done.stdout
+    assert "changed  function vk.search(text,vector,integer,text): comment" in done.stdout
+    assert "extra    function vk.stray()" in done.stdout
+    assert "changed  function vk.retire(text,text): grants" in done.stdout
+    done = cli(db_url, "schema", "check", "--json")
+    assert done.returncode == 1 and '"extra": ["function vk.stray()"]' in done.stdout
+
+
+def test_schema_show_prints_the_current_definition_from_its_file(db_url: str) -> None:
+    done = cli(db_url, "schema", "show", "vk.search")
+    assert done.returncode == 0, done.stderr
+    assert "sql/definitions/30_search.sql" in done.stdout
+    assert "CREATE OR REPLACE FUNCTION vk.search(collection text, query vector" in done.stdout
+    assert "COMMENT ON FUNCTION vk.search(text, vector, integer, text)" in done.stdout
+    done = cli(db_url, "schema", "show", "vk.no_such_thing")
+    assert done.returncode == 1 and "vk.no_such_thing" in done.stderr
+
+
+def test_head_release_catalogue_is_the_one_schema_check_uses() -> None:
+    head = migrate.head_revision()
+    assert head is not None
+    assert migrate.release(head).revision == head

@@ -1,0 +1,76 @@
+"""What a DBA asks of the schema: the current definition of an object, and
+whether an installed database has exactly the objects its revision should."""
+
+import re
+from dataclasses import dataclass
+
+from vectorkeep import sql
+from vectorkeep.db import catalogue, migrate
+from vectorkeep.db.catalogue import Drift
+from vectorkeep.db.connect import connect
+
+_CREATE = re.compile(r"^CREATE OR REPLACE (?:FUNCTION|VIEW|TRIGGER) (\S+?)[\s(]", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Definition:
+    path: str
+    line: int
+    text: str
+
+
+def _blocks(path: str) -> list[tuple[str, int, str]]:
+    """(object name, line, text) of each CREATE in a definitions file, with the comment above it
+    and the COMMENT ON after it."""
+    lines = sql.read(path).splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        match = _CREATE.match(line + " ")
+        if not match:
+            continue
+        start = i
+        while start > 0 and lines[start - 1].startswith("--") and not lines[start - 1].startswith("-- Current"):
+            start -= 1
+        dollar = next((j for j in range(i, min(i + 12, len(lines))) if re.search(r"AS \$\$$|\$\$$", lines[j])), None)
+        end = i
+        if dollar is not None:
+            end = next(j for j in range(dollar + 1, len(lines)) if lines[j].startswith("$$;"))
+        else:
+            while not lines[end].rstrip().endswith(";"):
+                end += 1
+        end += 1
+        while end < len(lines) and lines[end].startswith("COMMENT ON"):
+            while not lines[end].rstrip().endswith(";"):
+                end += 1
+            end += 1
+        out.append((match.group(1), start + 1, "\n".join(lines[start:end])))
+    return out
+
+
+def show(name: str) -> list[Definition]:
+    """The current definitions of an object (``vk.search``, ``search``, ``vk.status``), as
+    written in sql/definitions/; empty when none is."""
+    wanted = name if name.startswith("vk.") else f"vk.{name}"
+    return [
+        Definition(f"sql/{path}", line, text)
+        for path in sql.definition_files()
+        for found, line, text in _blocks(path)
+        if found == wanted
+    ]
+
+
+@dataclass(frozen=True)
+class Check:
+    revision: str | None
+    head: str | None
+    drift: Drift
+
+
+def check(url: str) -> Check:
+    """The database's catalogue against the one recorded for its revision (sql/releases/)."""
+    revision, head = migrate.current_revision(url), migrate.head_revision()
+    if revision is None:
+        raise LookupError("vectorkeep is not installed in this database: run `vectorkeep migrate`")
+    expected = migrate.release(revision).objects
+    with connect(url, autocommit=True) as conn:
+        return Check(revision, head, catalogue.diff(expected, catalogue.read(conn)))
