@@ -1,4 +1,4 @@
-"""Search by text: encode the query with the collection's model, then vk.search."""
+"""Search by text (encode the query with the collection's model, then vk.search) and rows similar to a row."""
 
 from typing import Any
 
@@ -7,6 +7,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from vectorkeep.db import registry
+from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
 from vectorkeep.workers.encoder_cache import EncoderCache
 
@@ -23,27 +24,27 @@ def encode_query(
     return encoder.encode([text])[0]
 
 
-def search_text(
-    conn: psycopg.Connection,
+def search(
+    url: str,
     collection: str,
     text: str,
     *,
     k: int = 10,
     model: str | None = None,
-    encoders: EncoderCache | None = None,
     chunks: bool = False,
+    encoders: EncoderCache | None = None,
 ) -> list[dict[str, Any]]:
     """The nearest rows (each once), or with chunks=True the nearest chunks with their offsets."""
-    vector = encode_query(conn, collection, model, text, encoders)
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            query("search_chunks" if chunks else "search"),
-            {"collection": collection, "query": vector, "k": k, "model": model},
-        ).fetchall()
+    with connect(url) as conn:
+        vector = encode_query(conn, collection, model, text, encoders)
+        with conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(
+                query("search_chunks" if chunks else "search"),
+                {"collection": collection, "query": vector, "k": k, "model": model},
+            ).fetchall()
 
 
-def similar(
-    conn: psycopg.Connection, collection: str, pk: str, *, k: int = 10, model: str | None = None
-) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
+def similar(url: str, collection: str, pk: str, *, k: int = 10, model: str | None = None) -> list[dict[str, Any]]:
+    """The rows most similar to a stored row (vk.similar), itself excluded."""
+    with connect(url) as conn, conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query("similar"), {"collection": collection, "pk": pk, "k": k, "model": model}).fetchall()

@@ -1,4 +1,4 @@
-"""Human tables by default, JSON for scripts."""
+"""Human tables by default, JSON for scripts (--json)."""
 
 import datetime as dt
 import decimal

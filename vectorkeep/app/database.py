@@ -1,0 +1,40 @@
+"""The database itself: its URL, the embedded server, the schema's revision."""
+
+from pathlib import Path
+from typing import NamedTuple
+
+from vectorkeep.db import embedded, migrate, settings
+
+DATABASE_URL_ENV = settings.DATABASE_URL_ENV
+
+
+class Stopped(NamedTuple):
+    stopped: bool  # False: no embedded server was running there
+    pgdata: Path
+
+
+def database_url(explicit: str | None = None) -> str:
+    """The URL given, else $VECTORKEEP_DATABASE_URL, else the embedded server's (started if needed)."""
+    return explicit or settings.database_url()
+
+
+def psql_command(url: str) -> str | None:
+    """The psql command line for the embedded server (None when the user configured a server)."""
+    if settings.configured_url():
+        return None
+    return f'{embedded.psql_path()} "{url}"'
+
+
+def stop_embedded() -> Stopped:
+    """Stop the embedded server under VECTORKEEP_HOME, if one runs."""
+    pgdata = settings.home() / "pgdata"
+    return Stopped(embedded.stop(pgdata), pgdata)
+
+
+def migrate_to(url: str, revision: str = "head", *, downgrade: bool = False) -> str | None:
+    """Upgrade (or downgrade) the schema to a revision; the revision the database is at after."""
+    if downgrade:
+        migrate.downgrade(url, revision)
+    else:
+        migrate.upgrade(url, revision)
+    return migrate.current_revision(url)

@@ -1,0 +1,117 @@
+"""Versioned jobs: queue a train or reembed job, list jobs, read one, wait for one to end."""
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from vectorkeep.db.connect import connect
+from vectorkeep.sql import query
+
+# A row of vk.jobs as the named query `job` reads it (with its collection and model names).
+Job = dict[str, Any]
+OnProgress = Callable[[Job], None]
+
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """A train job: the next version of `model`, of a kind, from a collection's text."""
+
+    model: str
+    kind: str
+    collection: str = "documents"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _train_values(request: TrainRequest) -> dict[str, Any]:
+    return {
+        "model": request.model,
+        "kind": request.kind,
+        "params": Jsonb(dict(request.params)),
+        "collection": request.collection,
+    }
+
+
+def _job(conn: psycopg.Connection, job_id: int) -> Job:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(query("job"), {"id": job_id}).fetchone()
+    if row is None:
+        raise LookupError(f"no job {job_id}")
+    return row
+
+
+def get_job(url: str, job_id: int) -> Job:
+    """One job, with its status, progress, metrics and error."""
+    with connect(url) as conn:
+        return _job(conn, job_id)
+
+
+def list_jobs(url: str, limit: int = 20) -> list[Job]:
+    """The latest jobs, newest first."""
+    with connect(url) as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query("list_jobs"), {"limit": limit}).fetchall()
+
+
+def follow_up(job: Job) -> int | None:
+    """The job a succeeded job queued after itself (a train job's re-embed), if any."""
+    queued = (job.get("metrics") or {}).get("reembed_job")
+    return int(queued) if job["status"] == "succeeded" and queued else None
+
+
+def wait_for_job(url: str, job_id: int, *, on_progress: OnProgress | None = None, poll_seconds: float = 0.5) -> Job:
+    """Poll a job until it ends; on_progress sees it at every poll."""
+    with connect(url, autocommit=True) as conn:
+        while True:
+            job = _job(conn, job_id)
+            if on_progress is not None:
+                on_progress(job)
+            if job["status"] in FINISHED:
+                return job
+            time.sleep(poll_seconds)
+
+
+def wait_for_jobs(
+    url: str, job_id: int, *, on_progress: OnProgress | None = None, on_end: OnProgress | None = None
+) -> list[Job]:
+    """Wait for a job and for each job it queued after it (a train job, then its re-embed); all of them, in order.
+
+    on_progress sees each job at every poll, on_end each job as it ends.
+    """
+    jobs: list[Job] = []
+    queued: int | None = job_id
+    while queued is not None:
+        jobs.append(wait_for_job(url, queued, on_progress=on_progress))
+        if on_end is not None:
+            on_end(jobs[-1])
+        queued = follow_up(jobs[-1])
+    return jobs
+
+
+def train(url: str, request: TrainRequest) -> int:
+    """Queue a train job (vk.train); its id."""
+    with connect(url, autocommit=True) as conn:
+        row = conn.execute(query("train"), _train_values(request)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def schedule_train(url: str, request: TrainRequest, every: str) -> int:
+    """Retrain periodically (vk.schedule_train), every PostgreSQL interval; the schedule's id."""
+    with connect(url, autocommit=True) as conn:
+        row = conn.execute(query("schedule_train"), {**_train_values(request), "every": every}).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def reembed(url: str, collection: str, model: str) -> int:
+    """Queue a reembed job (vk.reembed): a version's vectors over a collection; its id."""
+    with connect(url, autocommit=True) as conn:
+        row = conn.execute(query("reembed"), {"collection": collection, "model": model}).fetchone()
+    assert row is not None
+    return int(row[0])

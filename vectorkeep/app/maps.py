@@ -1,0 +1,56 @@
+"""A map's gaps (empty regions between its rows), filled with decoded vectors and text, or drawn to a PNG."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from vectorkeep.db import registry
+from vectorkeep.db.connect import connect
+from vectorkeep.db.records import ModelVersion
+from vectorkeep.sql import query
+from vectorkeep.workers.maps import gaps as map_gaps
+
+
+@dataclass(frozen=True)
+class GapSearch:
+    """Where to look for gaps: a grid of cells a side; a gap is an empty cell with populated neighbours."""
+
+    cells: int = 24
+    min_neighbours: int = 3
+
+
+@dataclass
+class Gaps:
+    gaps: list[dict[str, Any]] = field(default_factory=list)  # cell_x, cell_y, x, y, neighbours
+    filled: list[dict[str, Any]] = field(default_factory=list)  # the first gaps decoded to vectors and text
+
+
+def _find(conn: psycopg.Connection, version: ModelVersion, model: str, search: GapSearch, fill: int) -> Gaps:
+    params = {"model": model, "cells": search.cells, "min_neighbours": search.min_neighbours}
+    with conn.cursor() as cur:
+        rows = cur.execute(query("map_gaps"), params).fetchall()
+    found = [{"cell_x": r[0], "cell_y": r[1], "x": r[2], "y": r[3], "neighbours": r[4]} for r in rows]
+    return Gaps(found, [map_gaps.fill(conn, version, g["x"], g["y"]) for g in found[:fill]])
+
+
+def find_gaps(url: str, model: str, *, search: GapSearch | None = None, fill: int = 0) -> Gaps:
+    """A map version's gaps, and the first `fill` of them decoded."""
+    with connect(url) as conn:
+        version = registry.by_spec(conn, model)
+        return _find(conn, version, model, search or GapSearch(), fill)
+
+
+def fill(url: str, model: str, x: float, y: float) -> dict[str, Any]:
+    """A map coordinate decoded: its vector, the nearest stored text, and generated text where an inverter exists."""
+    with connect(url) as conn:
+        return map_gaps.fill(conn, registry.by_spec(conn, model), x, y)
+
+
+def plot(url: str, model: str, out: str, *, search: GapSearch | None = None, fill: int = 0) -> Gaps:
+    """Draw a map's rows, its gaps and the first `fill` gaps decoded, to a PNG; the gaps drawn."""
+    with connect(url) as conn:
+        version = registry.by_spec(conn, model)
+        found = _find(conn, version, model, search or GapSearch(), fill)
+        map_gaps.plot(conn, version, out, found.gaps, found.filled)
+    return found

@@ -1,0 +1,93 @@
+"""Model versions: list them, register an encoder or a pretrained inverter, activate one, retire one."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from vectorkeep.db import artifacts, registry
+from vectorkeep.db.connect import connect
+from vectorkeep.db.records import ModelVersion
+from vectorkeep.sql import query
+from vectorkeep.workers.encoders.registry import load_kind
+
+__all__ = ["ModelVersion", "activate", "list_models", "register_encoder", "register_inverter", "retire"]
+
+
+def list_models(url: str) -> list[dict[str, Any]]:
+    """Every model version with its kind, dimension, status and params."""
+    with connect(url) as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query("list_models")).fetchall()
+
+
+def register_encoder(
+    url: str, name: str, *, source: str, kind: str = "sentence-transformers", distance: str = "cosine"
+) -> ModelVersion:
+    """The next version of an external encoder (a Hugging Face name or a local path).
+
+    The encoder is loaded here: its dimension and its fingerprint (the vector of
+    the probe sentence) come from the encoder itself.
+    """
+    params = {"source": source}
+    encoder = load_kind(kind, params)
+    with connect(url) as conn:
+        fingerprint = encoder.encode([registry.probe_text(conn)])[0]
+        version = registry.register(
+            conn, name=name, kind=kind, dim=encoder.dim, distance=distance, params=params, fingerprint=fingerprint
+        )
+        conn.commit()
+    return version
+
+
+def register_inverter(url: str, name: str, *, source: str, encoder: str, t5: str | None = None) -> ModelVersion:
+    """A pretrained vec2text inverter as a model version tied to the encoder version it inverts, its weights stored.
+
+    source: the inverter's folder or hub name; t5: a local copy of its T5 (default: as its config says).
+    """
+    from vectorkeep.workers.inversion import pretrained
+    from vectorkeep.workers.inversion.model import to_artifact
+    from vectorkeep.workers.trainers.vec2text import encoder_source
+
+    with connect(url) as conn:
+        inverted = registry.by_spec(conn, encoder)
+        encoder_path = encoder_source(inverted)
+        model, params = pretrained.load(source, encoder_path, inverted.dim, t5)
+        recorded = {
+            **params,
+            "encoder_model_id": inverted.id,
+            "encoder": inverted.label,
+            "encoder_source": encoder_path,
+        }
+        version = registry.register(conn, name=name, kind="vec2text-inverter", dim=inverted.dim, params=recorded)
+        sha = artifacts.store(conn, version.id, to_artifact(model))
+        conn.execute(
+            query("model_trained"),
+            {
+                "id": version.id,
+                "dim": inverted.dim,
+                "params": Jsonb({**recorded, "artifact_sha256": sha}),
+                "metrics": Jsonb({}),
+                "fingerprint": None,
+            },
+        )
+        conn.commit()
+        return registry.by_id(conn, version.id)
+
+
+def activate(url: str, model: str, collection: str, gates: Mapping[str, Any] | None = None) -> str:
+    """Make a version the collection's search model (vk.activate), if it passes the metric gates; its label."""
+    with connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            query("activate"), {"collection": collection, "model": model, "gates": Jsonb(dict(gates or {}))}
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def retire(url: str, model: str, collection: str | None = None) -> int:
+    """Retire a version (from one collection, or everywhere) and delete its vectors; how many were deleted."""
+    with connect(url, autocommit=True) as conn:
+        row = conn.execute(query("retire"), {"model": model, "collection": collection}).fetchone()
+    assert row is not None
+    return int(row[0])

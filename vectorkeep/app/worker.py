@@ -1,0 +1,63 @@
+"""Run a worker's service: the embedding queue and the jobs, until stopped or idle."""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vectorkeep.workers.embed import RetryPolicy
+from vectorkeep.workers.encoder_cache import EncoderCache
+from vectorkeep.workers.service import Service
+from vectorkeep.workers.worker import WorkerSettings
+
+__all__ = ["EncoderCache", "ServeReport", "WorkerSettings", "serve", "worker_settings"]
+
+log = logging.getLogger(__name__)
+
+# Called with the service's stop function before it runs (the CLI ties it to SIGINT/SIGTERM).
+OnStart = Callable[[Callable[[], None]], None]
+
+
+@dataclass
+class ServeReport:
+    """What a service did: queue batches and rows, and the jobs it ran."""
+
+    batches: int = 0
+    embedded: int = 0
+    emptied: int = 0
+    failed: int = 0
+    jobs: list[int] = field(default_factory=list)
+
+
+def worker_settings(
+    *, batch_size: int = 64, poll_interval: float = 1.0, max_attempts: int = 5, backoff: float = 2.0
+) -> WorkerSettings:
+    """A worker's settings: rows per transaction, the poll interval, and retries with doubling backoff."""
+    return WorkerSettings(
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+        retry=RetryPolicy(max_attempts=max_attempts, backoff_seconds=backoff),
+    )
+
+
+def serve(
+    url: str,
+    settings: WorkerSettings | None = None,
+    *,
+    queue: bool = True,
+    jobs: bool = True,
+    lease_seconds: float = 30.0,
+    until_idle: bool = False,
+    encoders: EncoderCache | None = None,
+    on_start: OnStart | None = None,
+) -> ServeReport:
+    """Embed queued rows and run jobs until stopped (or, with until_idle, until nothing is left to do).
+
+    Stopping finishes the batch in hand and hands running jobs back with their progress.
+    """
+    service = Service(url, settings, queue=queue, jobs=jobs, lease_seconds=lease_seconds, encoders=encoders)
+    if on_start is not None:
+        on_start(service.stop)
+    result = service.run(until_idle=until_idle)
+    log.info("worker stopped: %s, jobs run: %s", result.queue, result.jobs)
+    q = result.queue
+    return ServeReport(batches=q.batches, embedded=q.embedded, emptied=q.emptied, failed=q.failed, jobs=result.jobs)

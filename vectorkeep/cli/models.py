@@ -1,0 +1,88 @@
+"""`models list|register|activate|retire`: model versions."""
+
+import argparse
+import json
+
+from vectorkeep.app import models
+from vectorkeep.cli.output import emit
+from vectorkeep.cli.parsing import Commands, key_values, url
+
+ENCODER_KINDS = ["sentence-transformers", "hf-mean-pool"]
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = models.list_models(url(args))
+    if not args.json:
+        for r in rows:
+            r["params"] = json.dumps(r["params"])
+    emit(rows, as_json=args.json)
+    return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    if args.kind == "vec2text-inverter":
+        if not args.for_model:
+            raise SystemExit("error: registering a vec2text-inverter needs --for ENCODER@VERSION")
+        version = models.register_inverter(url(args), args.name, source=args.source, encoder=args.for_model, t5=args.t5)
+        row = {"model": version.label, "kind": version.kind, "dim": version.dim, "status": version.status}
+        emit([{**row, "encoder": version.params["encoder"]}], as_json=args.json)
+        return 0
+    version = models.register_encoder(url(args), args.name, source=args.source, kind=args.kind, distance=args.distance)
+    emit(
+        [
+            {
+                "model": version.label,
+                "kind": version.kind,
+                "dim": version.dim,
+                "distance": version.distance,
+                "status": version.status,
+            }
+        ],
+        as_json=args.json,
+    )
+    return 0
+
+
+def cmd_activate(args: argparse.Namespace) -> int:
+    label = models.activate(url(args), args.name, args.collection, key_values(args.min_metric))
+    print(f"{label} is now the search model of {args.collection}")
+    return 0
+
+
+def cmd_retire(args: argparse.Namespace) -> int:
+    removed = models.retire(url(args), args.name, args.collection)
+    print(f"retired {args.name}{' from ' + args.collection if args.collection else ''}: {removed} vectors removed")
+    return 0
+
+
+def register(commands: Commands) -> None:
+    _, group = commands.group(
+        "models",
+        "List model versions (the default); register one; activate one for search; retire one.",
+        default=cmd_list,
+    )
+    group.add("list", cmd_list, "List model versions: kind, dimension, status, params.")
+
+    p = group.add("register", cmd_register, "Register the next version of an external encoder, or a vec2text inverter.")
+    p.add_argument("name", help="the model name")
+    p.add_argument("--source", required=True, help="Hugging Face name or local path")
+    p.add_argument(
+        "--kind",
+        default="sentence-transformers",
+        choices=[*ENCODER_KINDS, "vec2text-inverter"],
+        help="how to load it (vec2text-inverter: a pretrained inverter, with --for)",
+    )
+    p.add_argument("--for", dest="for_model", help="vec2text-inverter: the encoder version it inverts")
+    p.add_argument("--t5", help="vec2text-inverter: a local copy of its T5 (default: as its config says)")
+    p.add_argument("--distance", default="cosine", choices=["cosine", "l2", "ip"])
+
+    p = group.add("activate", cmd_activate, "Make a version a collection's search model, if it passes its gates.")
+    p.add_argument("name", help="name@version")
+    p.add_argument("--collection", required=True)
+    p.add_argument(
+        "--min-metric", action="append", metavar="METRIC=MIN", help="a gate, e.g. recall@10=0.9 (repeatable)"
+    )
+
+    p = group.add("retire", cmd_retire, "Retire a version (from one collection, or everywhere); delete its vectors.")
+    p.add_argument("name", help="name@version")
+    p.add_argument("--collection", help="retire from this collection only")

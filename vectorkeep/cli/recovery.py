@@ -1,0 +1,100 @@
+"""`adopt`, `recover`, `evaluate-recovery`: legacy vector tables and text back from vectors."""
+
+import argparse
+
+from vectorkeep.app import adopt, jobs, recovery
+from vectorkeep.cli.jobs import show_job, wait_and_show
+from vectorkeep.cli.output import emit
+from vectorkeep.cli.parsing import Commands, url
+from vectorkeep.cli.progress import JobBars
+
+ENCODER_KINDS = ["sentence-transformers", "hf-mean-pool"]
+
+
+def _search(args: argparse.Namespace) -> recovery.Vec2TextSearch:
+    return recovery.Vec2TextSearch(steps=args.steps, beam_width=args.beam_width, max_seconds=args.max_seconds)
+
+
+def cmd_adopt(args: argparse.Namespace) -> int:
+    adopted = adopt.adopt(
+        url(args),
+        args.table,
+        pk=args.pk,
+        vector=args.vector,
+        model=args.model,
+        name=args.name,
+        encoder=args.encoder,
+        kind=args.kind,
+    )
+    print(f"adopted {args.table} as {adopted.name!r}: its vectors are {adopted.model}")
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    job_id = recovery.recover(
+        url(args), args.adopted, method=args.method, reference=args.reference, search=_search(args)
+    )
+    if not args.wait:
+        emit([{"job": job_id, "kind": "recover", "adopted": args.adopted}], as_json=args.json)
+        return 0
+    return wait_and_show(url(args), job_id, as_json=args.json)
+
+
+def cmd_evaluate_recovery(args: argparse.Namespace) -> int:
+    job_id = recovery.evaluate_recovery(
+        url(args), args.collection, model=args.model, inverter=args.inverter, rows=args.rows, search=_search(args)
+    )
+    if not args.wait:
+        emit([{"job": job_id, "kind": "evaluate", "collection": args.collection}], as_json=args.json)
+        return 0
+    with JobBars(quiet=args.json) as bars:
+        job = jobs.wait_for_jobs(url(args), job_id, on_progress=bars)[-1]
+    if job["status"] != "succeeded":
+        return show_job(job, args.json)
+    emit(recovery.recovery_scores(job), as_json=args.json)
+    return 0
+
+
+def register(commands: Commands) -> None:
+    p = commands.add(
+        "adopt",
+        cmd_adopt,
+        "Adopt a legacy table of vectors without text as an external model version.",
+        json_flag=False,
+    )
+    p.add_argument("table")
+    p.add_argument("--pk", required=True, help="key column")
+    p.add_argument("--vector", required=True, help="the vector column")
+    p.add_argument("--model", required=True, help="model name for these vectors (a new version of it)")
+    p.add_argument("--name", help="name of the adopted table (default: the table name)")
+    p.add_argument("--encoder", help="the encoder that made the vectors, if known (hub name or path)")
+    p.add_argument("--kind", default="sentence-transformers", choices=ENCODER_KINDS)
+
+    p = commands.add(
+        "recover", cmd_recover, "Queue a recover job: text for every row of an adopted table, into vk.recovered."
+    )
+    p.add_argument("adopted", help="adopted table name")
+    p.add_argument("--method", default="nearest", choices=recovery.METHODS)
+    p.add_argument(
+        "--reference",
+        help="nearest: the version whose stored texts to search; vec2text: the inverter "
+        "(default: one proven compatible by fingerprint)",
+    )
+    p.add_argument("--steps", type=int, default=1, help="vec2text: correction steps (default 1)")
+    p.add_argument("--beam-width", type=int, default=4, help="vec2text: candidates per step (default 4)")
+    p.add_argument("--max-seconds", type=float, default=10.0, help="vec2text: time box per vector (default 10)")
+    p.add_argument("--wait", action="store_true", help="show progress until the job ends")
+
+    p = commands.add(
+        "evaluate-recovery",
+        cmd_evaluate_recovery,
+        "Score text recovery on held-out rows: nearest stored text (the baseline) and vec2text, side by side.",
+    )
+    p.add_argument("--collection", default="documents")
+    p.add_argument("--model", help="the vectors' model version (default: the collection's)")
+    p.add_argument("--inverter", help="a vec2text inverter to evaluate (name@version)")
+    p.add_argument("--rows", type=int, default=50, help="held-out rows to recover (default 50)")
+    p.add_argument("--steps", type=int, default=1)
+    p.add_argument("--beam-width", type=int, default=4)
+    p.add_argument("--max-seconds", type=float, default=10.0)
+    p.add_argument("--wait", action="store_true", help="wait and print the scores")
