@@ -182,6 +182,9 @@ SELECT vk.reembed(%(collection)s, %(model)s);
 -- name: retire
 SELECT vk.retire(%(model)s, %(collection)s);
 
+-- name: cancel_job
+SELECT id, status FROM vk.cancel_job(%(id)s);
+
 -- name: release_job
 SELECT vk.release_job_v1(%(id)s, %(worker)s, %(progress)s);
 

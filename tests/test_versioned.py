@@ -15,7 +15,7 @@ from psycopg import errors
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from helpers import FAST_RETRY, assert_invariant, one, serve, wait_for
+from helpers import FAST_RETRY, assert_invariant, cli, one, serve, wait_for
 from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
 from vectorkeep.workers.encoder_cache import EncoderCache
@@ -362,3 +362,24 @@ def test_a_job_whose_workers_keep_dying_fails_with_the_reason(conn: psycopg.Conn
     assert failed["status"] == "failed"
     assert "lease expired 3 times" in failed["error"] and "doomed-3" in failed["error"]
     assert one(conn, "SELECT status FROM vk.models WHERE name = 'doomed'") == "failed"
+
+
+def test_a_job_is_cancelled_and_a_running_one_is_told_at_its_heartbeat(db_url: str) -> None:
+    with connect(db_url, autocommit=True) as conn:
+        queued = one(conn, "SELECT vk.reembed('documents', 'minilm@1')")
+        running = one(conn, "SELECT vk.train('never', 'tfidf')")
+        assert one(conn, "SELECT id FROM vk.claim_job_v1('w1', 30, ARRAY['train'])") == running
+        conn.execute("SELECT vk.reserve_model_v1(%s, 'never', 'tfidf', '{}')", (running,))
+
+        done = cli(db_url, "jobs", "cancel", str(queued), "--json")
+        assert done.returncode == 0, done.stderr
+        assert '"status": "cancelled"' in done.stdout
+        assert one(conn, "SELECT status FROM vk.cancel_job(%s)", (running,)) == "cancelled"
+        # The worker learns it at its next heartbeat, and no other worker takes the jobs.
+        assert one(conn, "SELECT vk.heartbeat_job_v1(%s, 'w1', 30)", (running,)) is None
+        assert conn.execute("SELECT * FROM vk.claim_job_v1('w2', 30)").fetchall() == []
+        assert one(conn, "SELECT status FROM vk.models WHERE name = 'never'") == "failed"
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="cannot be cancelled"):
+            conn.execute("SELECT vk.cancel_job(%s)", (running,))
+        with pytest.raises(psycopg.errors.NoDataFound, match="no such job"):
+            conn.execute("SELECT vk.cancel_job(999)")

@@ -375,3 +375,27 @@ LANGUAGE sql STABLE AS $$
 $$;
 COMMENT ON FUNCTION vk.row_vectors_v1(bigint, bigint, text[]) IS
     'Worker contract 1: one vector a row (the mean of its chunks), with its text''s hash, for the rows named (all when NULL).';
+
+-- A running job sees the cancellation at its next heartbeat (vk.heartbeat_job_v1
+-- answers NULL) and stops; its progress stays on the row.
+CREATE OR REPLACE FUNCTION vk.cancel_job(job_id bigint) RETURNS vk.jobs
+LANGUAGE plpgsql AS $$
+DECLARE
+    j vk.jobs;
+BEGIN
+    UPDATE vk.jobs x SET status = 'cancelled', finished_at = now(), lease_until = NULL
+    WHERE x.id = job_id AND x.status IN ('queued', 'running')
+    RETURNING * INTO j;
+    IF j.id IS NULL THEN
+        SELECT * INTO j FROM vk.jobs x WHERE x.id = job_id;
+        RAISE EXCEPTION 'vectorkeep: job % cannot be cancelled (%)', job_id, coalesce(j.status, 'no such job')
+            USING ERRCODE = CASE WHEN j.id IS NULL THEN 'no_data_found' ELSE 'object_not_in_prerequisite_state' END,
+                  HINT = 'Only queued and running jobs can be cancelled: SELECT id, kind, status FROM vk.jobs.';
+    END IF;
+    UPDATE vk.models m SET status = 'failed', updated_at = now()
+    WHERE j.kind = 'train' AND m.id = j.model_id AND m.status = 'training';
+    RETURN j;
+END
+$$;
+COMMENT ON FUNCTION vk.cancel_job(bigint) IS
+    'Cancel a queued or running job: a running one stops at its next heartbeat; a train job''s reserved version fails.';

@@ -81,7 +81,7 @@ GRANT EXECUTE ON FUNCTION
     vk.put_prediction_v1(bigint, bigint, bigint, text, text[], vector),
     -- operations a job or a worker's command performs
     vk.attach(regclass, text, text, text, text), vk.add_model(text, text, boolean), vk.retry_dead(text),
-    vk.train(text, text, jsonb, text), vk.reembed(text, text), vk.schedule_train(text, text, interval, jsonb, text),
+    vk.train(text, text, jsonb, text), vk.reembed(text, text), vk.cancel_job(bigint), vk.schedule_train(text, text, interval, jsonb, text),
     vk.activate(text, text, jsonb), vk.set_chunking(text, text, integer, integer), vk.set_order(text, text, text),
     vk.adopt(regclass, text, text, text, text), vk.recover_adopted(text, text, text, jsonb),
     vk.evaluate_recovery(text, text, text, jsonb),

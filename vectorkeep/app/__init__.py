@@ -14,5 +14,6 @@ the CLI (`vectorkeep.cli`) does that around one call of an operation here.
 - `jobs`: queue train and reembed jobs, list them, wait for them
 - `adopt`, `recovery`: legacy vector tables and text recovered for them
 - `maps`, `sequences`: a map's gaps; ordered collections and predictions
+- `schema`: the current definition of an object; drift of an installed schema
 - `errors`: the exceptions that are the user's to fix
 """

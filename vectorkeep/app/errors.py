@@ -1,6 +1,7 @@
 """The errors an operation raises that the user can fix (a message, not a traceback)."""
 
 from vectorkeep.db.artifacts import ArtifactError
+from vectorkeep.db.contract import SchemaMismatch
 from vectorkeep.workers.encoders.base import EncoderError
 
 
@@ -14,6 +15,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     EncoderError,
     ArtifactError,
     JobFailed,
+    SchemaMismatch,
     ValueError,
     LookupError,
     OSError,

@@ -115,3 +115,11 @@ def reembed(url: str, collection: str, model: str) -> int:
         row = conn.execute(query("reembed"), {"collection": collection, "model": model}).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def cancel(url: str, job_id: int) -> str:
+    """Cancel a queued or running job (vk.cancel_job); its new status."""
+    with connect(url, autocommit=True) as conn:
+        row = conn.execute(query("cancel_job"), {"id": job_id}).fetchone()
+    assert row is not None
+    return str(row[1])

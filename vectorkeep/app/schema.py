@@ -1,12 +1,18 @@
 """What a DBA asks of the schema: the current definition of an object, and
-whether an installed database has exactly the objects its revision should."""
+whether an installed database has exactly the objects its revision should;
+and, for developers, recording a release's catalogue."""
 
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg.sql import SQL, Identifier
 
 from vectorkeep import sql
-from vectorkeep.db import catalogue, migrate
-from vectorkeep.db.catalogue import Drift
+from vectorkeep.db import catalogue, migrate, settings
+from vectorkeep.db.catalogue import Drift, Release
 from vectorkeep.db.connect import connect
 
 _CREATE = re.compile(r"^CREATE OR REPLACE (?:FUNCTION|VIEW|TRIGGER) (\S+?)[\s(]", re.MULTILINE)
@@ -74,3 +80,24 @@ def check(url: str) -> Check:
     expected = migrate.release(revision).objects
     with connect(url, autocommit=True) as conn:
         return Check(revision, head, catalogue.diff(expected, catalogue.read(conn)))
+
+
+def record_release(server_url: str) -> Path:
+    """Install the head revision into a scratch database of that server and write its catalogue
+    to sql/releases/<head>.json (in the checkout this package runs from)."""
+    head = migrate.head_revision()
+    assert head is not None
+    scratch = f"vk_release_{os.getpid()}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(SQL("CREATE DATABASE {}").format(Identifier(scratch)))
+    try:
+        url = settings.url_with_database(server_url, scratch)
+        migrate.upgrade(url)
+        with connect(url, autocommit=True) as conn:
+            text = Release.of(conn, head).dumps()
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(Identifier(scratch)))
+    path = Path(sql.__file__).parent / sql.release_file(head)
+    path.write_text(text, encoding="utf-8")
+    return path

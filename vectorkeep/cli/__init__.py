@@ -14,11 +14,23 @@ import psycopg
 from vectorkeep import __version__
 from vectorkeep.app.database import DATABASE_URL_ENV
 from vectorkeep.app.errors import USER_ERRORS
-from vectorkeep.cli import collections, database, jobs, maps, models, recovery, search, sequences, up, worker
+from vectorkeep.cli import (
+    collections,
+    database,
+    jobs,
+    maps,
+    models,
+    recovery,
+    schema,
+    search,
+    sequences,
+    up,
+    worker,
+)
 from vectorkeep.cli.parsing import Commands
 
 # In the order `vectorkeep --help` lists them.
-GROUPS = (up, database, worker, collections, search, models, jobs, recovery, maps, sequences)
+GROUPS = (up, database, schema, worker, collections, search, models, jobs, recovery, maps, sequences)
 
 
 def build_parser() -> argparse.ArgumentParser:

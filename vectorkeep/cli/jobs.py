@@ -1,4 +1,4 @@
-"""`train`, `reembed` and `jobs list|show|wait`: versioned jobs and their progress."""
+"""`train`, `reembed` and `jobs list|show|wait|cancel`: versioned jobs and their progress."""
 
 import argparse
 import json
@@ -85,6 +85,12 @@ def cmd_wait(args: argparse.Namespace) -> int:
     return wait_and_show(url(args), args.id, as_json=args.json)
 
 
+def cmd_cancel(args: argparse.Namespace) -> int:
+    status = jobs.cancel(url(args), args.id)
+    emit([{"job": args.id, "status": status}], as_json=args.json)
+    return 0
+
+
 def register(commands: Commands) -> None:
     p = commands.add(
         "train",
@@ -116,7 +122,7 @@ def register(commands: Commands) -> None:
     p.add_argument("--wait", action="store_true", help="show progress until the job ends")
 
     p, group = commands.group(
-        "jobs", "List jobs (the default), show one, or wait for one with a progress bar.", default=cmd_list
+        "jobs", "List jobs (the default), show one, wait for one with a progress bar, or cancel one.", default=cmd_list
     )
     p.add_argument("--limit", type=int, default=20, help="jobs to list, newest first (default 20)")
     p = group.add("list", cmd_list, "The latest jobs, newest first.")
@@ -124,4 +130,6 @@ def register(commands: Commands) -> None:
     p = group.add("show", cmd_show, "A job: status, error, metrics, snapshot.")
     p.add_argument("id", type=int)
     p = group.add("wait", cmd_wait, "Show a job's progress until it ends (a train job: then its re-embed's).")
+    p.add_argument("id", type=int)
+    p = group.add("cancel", cmd_cancel, "Cancel a queued or running job (a running one stops at its next heartbeat).")
     p.add_argument("id", type=int)
