@@ -44,12 +44,15 @@ def restore(conn: psycopg.Connection, release: Release, skip: Iterable[str] = ()
     def run(text: str) -> None:
         conn.execute(fill_vector_schema(text, schema).encode())
 
+    def drop(kind: str, name: str) -> None:
+        # Names as the catalogue printed them: qualified and quoted already.
+        conn.execute(sql.SQL("DROP {} {}").format(sql.SQL(kind), sql.SQL(name)))
+
     # Views depend on functions: dropped first, created last.
     for key in (k for k in have if k.startswith("view ")):
-        run(f"DROP VIEW {_name(key)}")
+        drop("VIEW", _name(key))
     for key in (k for k in have if k.startswith("trigger ") and k not in want):
-        trigger, table = _name(key).split(" ON ")
-        run(f"DROP TRIGGER {trigger} ON {table}")
+        drop("TRIGGER", _name(key))
     # A function goes when the release lacks it, or has it with another result
     # or argument list (CREATE OR REPLACE cannot change those).
     doomed = {
@@ -60,7 +63,7 @@ def restore(conn: psycopg.Connection, release: Release, skip: Iterable[str] = ()
     }
     for key in reversed(catalogue.function_order(conn)):
         if key in doomed:
-            run(f"DROP FUNCTION {_name(key)}")
+            drop("FUNCTION", _name(key))
     for key in release.function_order:
         if key in want:
             run(want[key]["definition"])

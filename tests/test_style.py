@@ -27,3 +27,12 @@ def test_python_builds_no_sql_by_string_formatting() -> None:
                 if any(p in line for p in ('execute(f"', "execute(f'", 'executemany(f"', '".format(', "'.format(")):
                     suspicious.append(f"{path.relative_to(ROOT)}:{n}")
     assert suspicious == []
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    """.ci/run installs from nothing, then runs what the README's second command runs after its install."""
+    readme = (ROOT / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if line.startswith("python3 -m venv") and "[test]" in line)
+    checks = command.split("pip install -e '.[test]' && ", 1)[1]
+    assert checks.startswith(".venv/bin/ruff check") and checks.endswith("python -m pytest")
+    assert checks in (ROOT / ".ci" / "run").read_text()
