@@ -1,5 +1,8 @@
-"""A starting worker: no queue row stays locked while an encoder loads."""
+"""A starting worker and a reconnecting one: no queue row stays locked while an
+encoder loads, and the reconnect backoff starts again once the worker has served."""
 
+import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +19,7 @@ from vectorkeep.workers import encoder_cache
 from vectorkeep.workers.embed import RetryPolicy
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders import Encoder
+from vectorkeep.workers.jobs.runner import JobRunner
 from vectorkeep.workers.worker import Worker, WorkerSettings
 
 LOAD_SECONDS = 3.0
@@ -103,3 +107,75 @@ def test_a_version_whose_encoder_cannot_load_fails_its_rows_without_holding_them
     assert one(conn, "SELECT count(*) FROM vk.queue") == 1
     assert "'no-such-kind'" in one(conn, "SELECT last_error FROM vk.queue")
     assert embeddings(conn, "notes") == {}
+
+
+RECONNECTING = re.compile(r"reconnecting in ([0-9.]+)s")
+
+
+def reconnect_delays(caplog: pytest.LogCaptureFixture, logger: str) -> list[float]:
+    return [
+        float(m.group(1))
+        for r in list(caplog.records)
+        if r.name == logger and (m := RECONNECTING.search(r.getMessage())) is not None
+    ]
+
+
+def terminate(conn: psycopg.Connection, application: str, idle_after: str | None = None) -> int:
+    """Terminate this database's backends whose application_name is LIKE application
+    (with idle_after, only those idle after a query LIKE it); how many."""
+    sql = (
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND application_name LIKE %s AND pid <> pg_backend_pid()"
+    )
+    if idle_after is None:
+        return int(one(conn, sql, (application,)))
+    return int(one(conn, sql + " AND state = 'idle' AND query LIKE %s", (application, idle_after)))
+
+
+def test_the_worker_reconnects_promptly_after_each_of_two_failures(
+    conn: psycopg.Connection, db_url: str, encoders: EncoderCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="vectorkeep.workers.worker")
+    logger = "vectorkeep.workers.worker"
+    with worker_thread(db_url, WorkerSettings(retry=FAST_RETRY, poll_interval=0.2), encoders):
+        for round_ in (1, 2):
+            conn.execute("INSERT INTO vk.documents (body) VALUES (%s)", (f"served before failure {round_}",))
+            # Embedded: the worker has connected and served since the last failure.
+            wait_for(lambda r=round_: len(embeddings(conn)) == r, 30, f"row {round_}")  # type: ignore[misc]
+            assert terminate(conn, "vectorkeep %") == 2  # its LISTEN and its work connection
+            wait_for(lambda r=round_: len(reconnect_delays(caplog, logger)) == r, 30, f"failure {round_}")  # type: ignore[misc]
+        conn.execute("INSERT INTO vk.documents (body) VALUES ('after both failures')")
+        wait_for(lambda: len(embeddings(conn)) == 3, 30, "the worker to reconnect")
+    # Each failure came after the worker had served again: each waits the first delay, none a doubled one.
+    assert reconnect_delays(caplog, logger) == [0.5, 0.5]
+
+
+def test_the_job_runner_reconnects_promptly_after_each_of_two_failures(
+    conn: psycopg.Connection, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="vectorkeep.workers.jobs.runner")
+    logger = "vectorkeep.workers.jobs.runner"
+    runner = JobRunner(db_url, poll_interval=0.2, name="startup-test-jobs")
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    try:
+        for round_ in (1, 2):
+            # Killed once it has connected and claimed (its last query a claim): it has served.
+            wait_for(
+                lambda: terminate(conn, "vectorkeep jobs %", "%claim_job_v1%") == 1,
+                30,
+                f"the runner to connect and claim {round_}",
+            )
+            wait_for(lambda r=round_: len(reconnect_delays(caplog, logger)) == r, 30, f"failure {round_}")  # type: ignore[misc]
+        wait_for(
+            lambda: (
+                one(conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'vectorkeep jobs %'") == 1
+            ),
+            30,
+            "the runner to reconnect",
+        )
+    finally:
+        runner.stop()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert reconnect_delays(caplog, logger) == [0.5, 0.5]
