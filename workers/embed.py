@@ -25,7 +25,6 @@ from psycopg.rows import class_row
 from vectorkeep.db import registry
 from vectorkeep.db.records import Claimed, ModelVersion
 from vectorkeep.sql import query
-from vectorkeep.workers import encoder_cache
 from vectorkeep.workers.chunking import Chunk, Chunking, chunks, encoder_spans
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders import Encoder
@@ -157,11 +156,6 @@ def process_batch(
     return result
 
 
-def _loaded(encoders: EncoderCache, model: ModelVersion) -> bool:
-    """Whether getting the version's encoder from the cache loads nothing (it only checks the fingerprint)."""
-    return encoder_cache._key(model) in encoders._encoders
-
-
 def _claim_and_settle(
     conn: psycopg.Connection,
     encoders: EncoderCache,
@@ -189,7 +183,7 @@ def _claim_and_settle(
         for row in rows:
             by_model[row.model_id].append(row)
         models = [registry.by_id(conn, model_id) for model_id in by_model]
-        missing = [m for m in models if m.id not in loads and not _loaded(encoders, m)]
+        missing = [m for m in models if m.id not in loads and not encoders.loaded(m)]
         if missing and may_give_back:
             raise psycopg.Rollback(tx)
         result.claimed += len(rows)
