@@ -6,12 +6,16 @@ mid-batch loses its connection, its transaction rolls back, and the rows are
 free for the next worker: at-least-once processing, and the upsert makes the
 effect exactly once. An application that rewrites a row's text meanwhile waits
 on that queue row's lock for the batch to commit, then queues it again, so a
-vector of old text is never left as the row's current one.
+vector of old text is never left as the row's current one. That wait is one
+batch's encoding, never an encoder's load (seconds to minutes the first
+time): encoders are loaded before the claim, with no transaction open.
 """
 
+import contextlib
 import hashlib
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,18 +137,100 @@ def process_batch(
     batch_size: int = 64,
     retry: RetryPolicy = RetryPolicy(),
 ) -> BatchResult:
-    """Claim up to batch_size queue rows and settle each of them; returns the counts."""
+    """Claim up to batch_size queue rows and settle each of them; returns the counts.
+
+    No encoder is loaded while queue rows are locked: an application that
+    rewrites one of those rows would wait for the load. A claim that finds
+    rows of a version whose encoder this process has not loaded yet is rolled
+    back at once (the claim writes nothing), the encoders are loaded with no
+    transaction open, and the batch is claimed again. A version whose encoder
+    cannot load (no artifact, a failed sha256 or fingerprint check, an unknown
+    kind) fails its rows with the reason, as a row that cannot be encoded does.
+    """
     result = BatchResult()
-    with conn.transaction():
+    loads: dict[int, str | None] = {}
+    to_load = _claim_and_settle(conn, encoders, batch_size, retry, loads, result, may_give_back=True)
+    if to_load:
+        _load(conn, encoders, to_load, loads)
+        _claim_and_settle(conn, encoders, batch_size, retry, loads, result, may_give_back=False)
+    return result
+
+
+def _claim_and_settle(
+    conn: psycopg.Connection,
+    encoders: EncoderCache,
+    batch_size: int,
+    retry: RetryPolicy,
+    loads: dict[int, str | None],
+    result: BatchResult,
+    *,
+    may_give_back: bool,
+) -> list[ModelVersion]:
+    """Claim a batch and settle it in one transaction; or, with may_give_back, when
+    the batch needs an encoder not loaded yet, roll the claim back and return the
+    versions to load first ([] when the batch was settled).
+
+    loads: the versions this batch tried to load, each with None (loaded) or
+    why its encoder cannot load. Without may_give_back, rows of a version not
+    loaded and not tried (claimed since the loads: a race) are left untouched
+    in the queue: their locks go at the commit, and the next batch loads their
+    encoder before claiming them.
+    """
+    with conn.transaction() as tx:
         with conn.cursor(row_factory=class_row(Claimed)) as cur:
             rows = cur.execute(query("claim"), {"batch_size": batch_size}).fetchall()
-        result.claimed = len(rows)
         by_model: dict[int, list[Claimed]] = defaultdict(list)
         for row in rows:
             by_model[row.model_id].append(row)
-        for model_id, items in by_model.items():
-            _settle(conn, encoders, registry.by_id(conn, model_id), items, retry, result)
-    return result
+        models = [registry.by_id(conn, model_id) for model_id in by_model]
+        missing = [m for m in models if m.id not in loads and not encoders.loaded(m)]
+        if missing and may_give_back:
+            raise psycopg.Rollback(tx)
+        result.claimed += len(rows)
+        for model in models:
+            if any(m.id == model.id for m in missing):
+                log.info(
+                    "%d rows of %s left for the next batch: its encoder is not loaded yet",
+                    len(by_model[model.id]),
+                    model.label,
+                )
+                continue
+            _settle(conn, encoders, model, by_model[model.id], loads.get(model.id), retry, result)
+        return []
+    return missing
+
+
+@contextlib.contextmanager
+def _no_transaction(conn: psycopg.Connection) -> Iterator[None]:
+    """Each statement commits by itself: nothing is locked, and no snapshot held, while an encoder loads."""
+    if conn.autocommit or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        # Autocommit already, or inside the caller's own transaction, which keeps what it holds.
+        yield
+        return
+    conn.autocommit = True
+    try:
+        yield
+    finally:
+        # A broken connection stays as it is: the error on its way out says why.
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            conn.autocommit = False
+
+
+def _load(
+    conn: psycopg.Connection, encoders: EncoderCache, models: list[ModelVersion], loads: dict[int, str | None]
+) -> None:
+    """Load (and fingerprint-check) each version's encoder, outside any transaction;
+    record in loads None for each one loaded, the reason for each one that cannot be."""
+    with _no_transaction(conn):
+        for model in models:
+            try:
+                encoders.get(conn, model)
+                loads[model.id] = None
+            except psycopg.OperationalError:
+                raise  # the connection is gone: the worker reconnects
+            except Exception as exc:
+                log.error("cannot encode with %s: %s", model.label, exc)
+                loads[model.id] = f"{type(exc).__name__}: {exc}"
 
 
 def _settle(
@@ -152,9 +238,12 @@ def _settle(
     encoders: EncoderCache,
     model: ModelVersion,
     items: list[Claimed],
+    unusable: str | None,
     retry: RetryPolicy,
     result: BatchResult,
 ) -> None:
+    """Write the vectors of a version's rows, settle the empty ones, fail the others
+    (all of them, with its reason, when the version's encoder could not load: unusable)."""
     empty = [r for r in items if not _has_text(r.body)]
     todo = [r for r in items if _has_text(r.body)]
     keys = ("collection_id", "pk", "model_id")
@@ -169,12 +258,17 @@ def _settle(
             result.emptied += len(empty)
         if not todo:
             return
-        try:
-            encoder = encoders.get(conn, model)
-            outcomes = embed_rows(conn, encoder, model.dim, todo)
-        except Exception as exc:
-            log.error("cannot encode with %s: %s", model.label, exc)
-            outcomes = [f"{type(exc).__name__}: {exc}"] * len(todo)
+        outcomes: list[Embedded | str]
+        if unusable is not None:
+            outcomes = [unusable] * len(todo)
+        else:
+            try:
+                # Loaded before the claim: this only checks the recorded fingerprint again.
+                encoder = encoders.get(conn, model)
+                outcomes = embed_rows(conn, encoder, model.dim, todo)
+            except Exception as exc:
+                log.error("cannot encode with %s: %s", model.label, exc)
+                outcomes = [f"{type(exc).__name__}: {exc}"] * len(todo)
         done = [(r, v) for r, v in zip(todo, outcomes, strict=True) if not isinstance(v, str)]
         failed = [(r, v) for r, v in zip(todo, outcomes, strict=True) if isinstance(v, str)]
         if done:

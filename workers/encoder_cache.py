@@ -24,6 +24,10 @@ class EncoderCache:
     def __init__(self) -> None:
         self._encoders: dict[tuple[object, ...], tuple[Encoder, np.ndarray]] = {}
 
+    def loaded(self, model: ModelVersion) -> bool:
+        """Whether this version's encoder is loaded in this process (get() then touches no table)."""
+        return _key(model) in self._encoders
+
     def get(self, conn: psycopg.Connection, model: ModelVersion) -> Encoder:
         """The encoder of a model version, loaded and fingerprint-checked on first use.
 

@@ -31,6 +31,10 @@ CHANNEL = "vk_queue"
 LINGER = 0.5
 LINGER_POLL = 0.05
 
+# The wait before the first reconnect after the worker has served; it doubles
+# with each failure in a row, up to reconnect_max_delay.
+RECONNECT_DELAY = 0.5
+
 
 @dataclass
 class WorkerSettings:
@@ -71,6 +75,7 @@ class Worker:
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._active_at = float("-inf")
+        self._served = False  # a claim went through on the current connections
 
     @property
     def stop_event(self) -> threading.Event:
@@ -85,21 +90,29 @@ class Worker:
         return self._stop.is_set()
 
     def run(self, *, until_idle: bool = False) -> WorkerStats:
-        """Work until stop() (or, with until_idle, until no row is ready)."""
-        delay = 0.5
+        """Work until stop() (or, with until_idle, until no row is ready).
+
+        A failure waits RECONNECT_DELAY, doubled with each further failure in
+        a row; a connection that served a batch starts the count again, so a
+        database restart long ago does not slow the next reconnect.
+        """
+        delay = RECONNECT_DELAY
         while not self.stopping:
+            self._served = False
             try:
                 self._serve(until_idle)
                 return self.stats
             except psycopg.OperationalError as exc:
                 if self.stopping:
                     break
+                delay = RECONNECT_DELAY if self._served else delay
                 log.warning("database connection lost (%s); reconnecting in %.1fs", exc, delay)
             except contract.SchemaMismatch:
                 raise
             except Exception:
                 # A bug or an unexpected database error: the batch rolled back
                 # and its rows are free; keep serving the queue rather than die.
+                delay = RECONNECT_DELAY if self._served else delay
                 log.exception("worker %s: batch failed; retrying in %.1fs", self.name, delay)
             self._stop.wait(delay)
             delay = min(delay * 2, self.settings.reconnect_max_delay)
@@ -117,6 +130,7 @@ class Worker:
                 batch = process_batch(
                     conn, self.encoders, batch_size=self.settings.batch_size, retry=self.settings.retry
                 )
+                self._served = True
                 if batch.claimed:
                     self._active_at = time.monotonic()
                     self.stats.add(batch)
