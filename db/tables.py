@@ -53,6 +53,9 @@ collections = Table(
     Column("chunking", JSONB, nullable=False),
     Column("group_expression", Text),
     Column("position_expression", Text),
+    Column("registered_by", Text, nullable=False),  # name: the role whose rights the text expression runs with
+    Column("order_registered_by", Text),
+    Column("copies_row_security", Boolean, nullable=False),
 )
 
 collection_models = Table(

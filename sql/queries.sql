@@ -57,7 +57,7 @@ SELECT vk.model_label(m) AS model, m.kind, m.dim, m.distance, m.status,
 FROM vk.models m ORDER BY m.name, m.version;
 
 -- name: attach
-SELECT name FROM vk.attach(%(table)s::regclass, %(pk)s, %(text)s, %(model)s, %(name)s);
+SELECT name FROM vk.attach(%(table)s::regclass, %(pk)s, %(text)s, %(model)s, %(name)s, %(row_security)s);
 
 -- name: search
 SELECT pk, body, distance FROM vk.search(%(collection)s, %(query)s, %(k)s, %(model)s);
@@ -74,7 +74,7 @@ SELECT name, chunking FROM vk.set_chunking(%(collection)s, %(method)s, %(size)s,
 
 -- name: status
 SELECT collection, model, is_default, rows, embedded, chunks, chunking, pending, failed, dead, empty, stale,
-       last_embedded_at
+       last_embedded_at, error
 FROM vk.status ORDER BY collection, model;
 
 -- name: pending
@@ -294,7 +294,7 @@ SELECT vk.worker_contract();
 SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector';
 
 -- name: catalogue
--- Every object of schema vk as (key, properties). Grants leave out the
+-- Every object of schema vk (and the grants of schema vk_expr) as (key, properties). Grants leave out the
 -- owner's own; a collection's generated INSERT trigger function and HNSW
 -- indexes are data, not schema.
 WITH fn AS (
@@ -340,6 +340,7 @@ SELECT CASE c.relkind WHEN 'v' THEN 'view ' WHEN 'S' THEN 'sequence ' WHEN 'i' T
                                                         ORDER BY k.conname), '[]')
                               FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype <> 'n') END,
            'comment', obj_description(c.oid, 'pg_class'),
+           'row_security', nullif(c.relrowsecurity, false),
            'column_comments', (SELECT jsonb_object_agg(a.attname, col_description(c.oid, a.attnum))
                                FROM pg_attribute a
                                WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -365,7 +366,7 @@ WHERE c.relnamespace = 'vk'::regnamespace AND NOT t.tgisinternal
   -- vk.attach's own triggers (vk.documents is an attached table) are data too.
   AND t.tgname NOT IN ('vk_queue_insert', 'vk_queue_update', 'vk_forget_delete', 'vk_forget_truncate')
 UNION ALL
-SELECT 'schema vk',
+SELECT 'schema ' || n.nspname,
        jsonb_build_object(
            'comment', obj_description(n.oid, 'pg_namespace'),
            'grants', (SELECT coalesce(jsonb_agg(g ORDER BY g), '[]') FROM (
@@ -373,7 +374,15 @@ SELECT 'schema vk',
                                           || ':' || a.privilege_type AS g
                           FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
                           WHERE a.grantee <> n.nspowner) x))
-FROM pg_namespace n WHERE n.nspname = 'vk';
+FROM pg_namespace n WHERE n.nspname IN ('vk', 'vk_expr')
+UNION ALL
+SELECT 'policy ' || p.policyname || ' ON ' || p.schemaname || '.' || p.tablename,
+       jsonb_build_object('definition', format('CREATE POLICY %I ON %I.%I AS %s FOR %s TO %s', p.policyname,
+                                               p.schemaname, p.tablename, p.permissive, p.cmd,
+                                               array_to_string(p.roles, ', '))
+                                        || coalesce(' USING (' || p.qual || ')', '')
+                                        || coalesce(' WITH CHECK (' || p.with_check || ')', ''))
+FROM pg_policies p WHERE p.schemaname = 'vk';
 
 -- name: catalogue_function_dependencies
 -- (function, a vk function its SQL-standard body needs) pairs; needs is NULL when none.

@@ -8,8 +8,9 @@ into a template database; each test gets a fresh copy of it (CREATE DATABASE
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -138,3 +139,32 @@ def corpus_url(server_url: str, corpus_template: str) -> Iterator[str]:
     name, url = fresh_database(server_url, CORPUS_TEMPLATE)
     yield url
     drop_database(server_url, name)
+
+
+_names = itertools.count()
+
+
+def as_user(url: str, user: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.split("@", 1)[1] if "@" in parts.netloc else parts.netloc
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+@pytest.fixture
+def login(server_url: str, db_url: str) -> Iterator[Callable[[str], str]]:
+    """make(group) -> the URL of a new login role in that group, no superuser (dropped after the test)."""
+    made: list[str] = []
+
+    def make(group: str) -> str:
+        name = f"t_{group}_{os.getpid()}_{next(_names)}"
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f"CREATE ROLE {name} LOGIN IN ROLE {group}")
+        made.append(name)
+        return as_user(db_url, name)
+
+    yield make
+    for name in made:
+        with psycopg.connect(db_url, autocommit=True) as owner:
+            owner.execute(f"DROP OWNED BY {name} CASCADE")
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f"DROP ROLE {name}")

@@ -12,11 +12,9 @@ import pytest
 
 from helpers import cli
 from vectorkeep.db import catalogue, migrate
-from vectorkeep.db.catalogue import VECTOR_SCHEMA
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 ROLES = ("vk_app", "vk_worker", "vk_admin")
-FIXED_PATH = f"pg_catalog, {VECTOR_SCHEMA}, pg_temp"
 
 
 def documented_roles() -> dict[str, set[str]]:
@@ -69,39 +67,23 @@ def test_an_application_calls_no_internal_function_that_runs_as_its_owner(conn: 
     assert rows == [("_collection_stats",)]
 
 
-# Functions that build SQL over a collection's (or adopted) source table. Those that run as
-# their owner read what their caller need not see, or put triggers on it, and write vk's
-# tables; those that run as their caller need the caller's own rights on the table.
-READS_SOURCE_AS_OWNER = {
-    "claim_v1", "_collection_stats", "_coverage", "enqueue_page_v1", "snapshot_v1", "collection_texts_v1",
-    "set_chunking", "set_order", "sequence_windows_v1", "group_tail_v1", "recover_nearest_page_v1",
-    "adopted_page_v1", "_install_insert_trigger", "detach",
-}  # fmt: skip
-# The triggers on attached tables: they write vk's queue for writers who may not.
-TRIGGERS_AS_OWNER = {"_on_update", "_on_delete", "_on_truncate"}
-READS_SOURCE_AS_CALLER = {"attach", "add_model", "adopt"}
+EXPRESSIONS = re.compile(r"\b(text_expression|group_expression|position_expression)\b")
 
 
-def test_functions_that_run_dynamic_sql_over_a_source_table_have_the_designed_rights(
-    conn: psycopg.Connection,
-) -> None:
+def test_no_function_that_runs_as_its_owner_evaluates_a_stored_expression(conn: psycopg.Connection) -> None:
+    """Stored expressions run only inside their author's functions (schema vk_expr); the functions of
+    vk that build SQL from them run as their caller (the author, at registration)."""
     objects = catalogue.read(conn)
-    dynamic_over_source = set()
-    for key, props in objects.items():
-        definition = props.get("definition") or ""
-        if (
-            key.startswith("function ")
-            and re.search(r"EXECUTE\s+format\(", definition)
-            and re.search(r"\b[cas]\.source\b|\bsource\)", definition)
-        ):
-            dynamic_over_source.add(re.sub(r"^function vk\.(\w+)\(.*$", r"\1", key))
-    assert dynamic_over_source == READS_SOURCE_AS_OWNER | READS_SOURCE_AS_CALLER
+    builders = {
+        re.sub(r"^function vk\.(\w+)\(.*$", r"\1", key)
+        for key, props in objects.items()
+        if key.startswith("function ") and re.search(r"EXECUTE\s+format\(", props["definition"])
+        and EXPRESSIONS.search(props["definition"].split("EXECUTE", 1)[1])
+    }  # fmt: skip
+    assert builders == {"_install_text_functions", "_install_order_function"}
     for key, props in objects.items():
         name = re.sub(r"^function vk\.(\w+)\(.*$", r"\1", key)
-        if name in READS_SOURCE_AS_OWNER | TRIGGERS_AS_OWNER:
-            assert props["security"] == "definer", key
-            assert props["search_path"] in (FIXED_PATH, "pg_catalog, pg_temp"), key
-        if name in READS_SOURCE_AS_CALLER:
+        if name in builders:
             assert props["security"] == "invoker", key
     # And no function runs as its owner with the caller's search_path.
     loose = [k for k, p in objects.items() if k.startswith("function ") and p["security"] == "definer"

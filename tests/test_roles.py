@@ -2,10 +2,7 @@
 artifacts or vectors; a worker role embeds and runs jobs; functions acting for their
 callers fix their search_path."""
 
-import itertools
-import os
-from collections.abc import Callable, Iterator
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Callable
 
 import numpy as np
 import psycopg
@@ -17,35 +14,6 @@ from vectorkeep.db.connect import connect
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.service import Service
 from vectorkeep.workers.worker import WorkerSettings
-
-_names = itertools.count()
-
-
-def as_user(url: str, user: str) -> str:
-    parts = urlsplit(url)
-    host = parts.netloc.split("@", 1)[1] if "@" in parts.netloc else parts.netloc
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
-
-
-@pytest.fixture
-def login(server_url: str, db_url: str) -> Iterator[Callable[[str], str]]:
-    """make(group) -> the URL of a new login role in that group (dropped after the test)."""
-    made: list[str] = []
-
-    def make(group: str) -> str:
-        name = f"t_{group}_{os.getpid()}_{next(_names)}"
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f"CREATE ROLE {name} LOGIN IN ROLE {group}")
-        made.append(name)
-        return as_user(db_url, name)
-
-    yield make
-    for name in made:
-        with psycopg.connect(db_url, autocommit=True) as owner:
-            owner.execute(f"DROP OWNED BY {name}")
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f"DROP ROLE {name}")
-
 
 FORBIDDEN_TO_APPS = [
     "UPDATE vk.models SET status = 'retired'",

@@ -30,7 +30,10 @@ def test_each_object_is_defined_in_exactly_one_place() -> None:
 
 def test_properties_are_stated_on_each_create() -> None:
     for path in sql.definition_files():
-        assert "ALTER FUNCTION" not in sql.read(path), f"{path}: state properties on the CREATE"
+        # (Dynamic ALTER FUNCTION ... OWNER of a collection's own functions is data, not a property.)
+        assert not re.search(r"^\s*ALTER FUNCTION", sql.read(path), re.MULTILINE), (
+            f"{path}: state properties on the CREATE"
+        )
 
 
 def test_definitions_reapply_as_no_ops(conn: psycopg.Connection) -> None:

@@ -140,13 +140,17 @@ COMMENT ON FUNCTION vk.add_model(text, text, boolean) IS
     'Embed a collection with one more model version: builds its HNSW index and queues every row; the first model becomes the search default.';
 
 -- Register a table as a collection. text_expression is an SQL expression over
--- the table's columns (e.g. title || ' ' || body); it is checked by running it.
+-- the table's columns (e.g. title || ' ' || body). It becomes a function of
+-- the caller's (vk_expr.text_c<id>): it always runs with the rights of the
+-- role that attached the table, never the schema owner's, and is checked and
+-- test-run on real rows here (vk._install_text_functions).
 CREATE OR REPLACE FUNCTION vk.attach(
     source regclass,
     pk_column text,
     text_expression text,
     model text DEFAULT 'minilm',
-    collection_name text DEFAULT NULL
+    collection_name text DEFAULT NULL,
+    row_security text DEFAULT 'refuse'
 ) RETURNS vk.collections
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -154,10 +158,20 @@ DECLARE
     pk_type text;
     rel     record;
 BEGIN
-    SELECT cl.relname, cl.relkind INTO rel FROM pg_class cl WHERE cl.oid = source;
+    SELECT cl.relname, cl.relkind, cl.relrowsecurity INTO rel FROM pg_class cl WHERE cl.oid = source;
     IF rel.relkind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'vectorkeep: % is not a table', source
             USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF row_security IS NULL OR row_security NOT IN ('refuse', 'copy') THEN
+        RAISE EXCEPTION 'vectorkeep: row_security must be refuse or copy, not %', coalesce(row_security, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF rel.relrowsecurity AND row_security = 'refuse' THEN
+        RAISE EXCEPTION 'vectorkeep: % has row-level security, and vectorkeep''s copies of its text would not follow its policies', source
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Readers of vk''s copies (vectors, text, search) are checked against table privileges only. '
+                      || 'To attach it anyway, knowing that, pass row_security => ''copy''.';
     END IF;
     SELECT format_type(a.atttypid, a.atttypmod) INTO pk_type
     FROM pg_attribute a
@@ -179,18 +193,12 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Give one SQL expression over the table''s columns, e.g. title || '' '' || body.';
     END IF;
-    BEGIN
-        -- Parses and type-checks the expression against the table, reading no row.
-        EXECUTE format('SELECT (%s)::text FROM %s LIMIT 0', text_expression, source);
-    EXCEPTION WHEN OTHERS THEN
-        RAISE EXCEPTION 'vectorkeep: text expression % does not evaluate over %: %',
-                quote_literal(text_expression), source, SQLERRM
-            USING ERRCODE = 'invalid_parameter_value';
-    END;
 
-    INSERT INTO vk.collections (name, source, pk_column, pk_type, text_expression)
-    VALUES (coalesce(collection_name, rel.relname), source, pk_column, pk_type, text_expression)
+    INSERT INTO vk.collections (name, source, pk_column, pk_type, text_expression, registered_by, copies_row_security)
+    VALUES (coalesce(collection_name, rel.relname), source, pk_column, pk_type, text_expression, current_user,
+            rel.relrowsecurity)
     RETURNING * INTO c;
+    PERFORM vk._install_text_functions(c.id);
 
     PERFORM vk._install_insert_trigger(c.id);
     EXECUTE format('CREATE TRIGGER vk_queue_update AFTER UPDATE ON %s '
@@ -207,8 +215,128 @@ BEGIN
     RETURN vk._collection(c.name);
 END
 $$;
-COMMENT ON FUNCTION vk.attach(regclass, text, text, text, text) IS
-    'Watch a table: its rows (text = text_expression) are queued on INSERT and on UPDATE that changes the text, and embedded by workers with the model. Rows already there are queued.';
+COMMENT ON FUNCTION vk.attach(regclass, text, text, text, text, text) IS
+    'Watch a table: its rows (text = text_expression, run with the caller''s rights) are queued on INSERT and on UPDATE that changes the text, and embedded by workers with the model. Rows already there are queued. A table with row-level security is refused unless row_security => ''copy''.';
+
+-- Why an expression function may not stand: it reads another relation, has a
+-- subquery, calls a volatile function, or uses a column its author may not
+-- read. Read from the function's parse tree (SQL-standard body), which names
+-- every relation, column and function it uses, built-in ones included.
+CREATE OR REPLACE FUNCTION vk._expression_problem(fn regprocedure, source regclass) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    tree text := (SELECT p.prosqlbody::text FROM pg_proc p WHERE p.oid = fn);
+    bad  text;
+BEGIN
+    IF tree ~ ':hasSubLinks true' THEN
+        RETURN 'it has a subquery';
+    END IF;
+    SELECT string_agg(DISTINCT m[1]::oid::regclass::text, ', ') INTO bad
+    FROM regexp_matches(tree, ':relid (\d+)', 'g') m WHERE m[1]::oid <> source;
+    IF bad IS NOT NULL THEN
+        RETURN 'it reads ' || bad;
+    END IF;
+    SELECT string_agg(DISTINCT p.oid::regprocedure::text, ', ') INTO bad
+    FROM regexp_matches(tree, ':(?:funcid|opfuncid|aggfnoid|winfnoid) (\d+)', 'g') m
+    JOIN pg_proc p ON p.oid = m[1]::oid
+    WHERE p.provolatile = 'v';
+    IF bad IS NOT NULL THEN
+        RETURN 'it calls volatile ' || bad;
+    END IF;
+    SELECT string_agg(DISTINCT a.attname, ', ') INTO bad
+    FROM regexp_matches(tree, ':varattno (\d+)', 'g') m
+    JOIN pg_attribute a ON a.attrelid = source AND a.attnum = m[1]::smallint
+    WHERE NOT pg_has_role((SELECT cl.relowner FROM pg_class cl WHERE cl.oid = source), 'USAGE')
+      AND NOT has_column_privilege(source, a.attnum, 'SELECT');
+    IF bad IS NOT NULL THEN
+        RETURN format('%s may not SELECT column(s) %s of %s', current_user, bad, source);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION vk._expression_problem(regprocedure, regclass) IS
+    'Internal: why an expression function may not be registered (another relation, a subquery, a volatile function, a column its author may not read), or NULL.';
+
+-- Make a function of vk_expr its author's: created by the caller (vk.attach
+-- runs as its caller), or handed to the recorded author (the upgrade that
+-- introduced authors runs as the schema owner); callable by no one else but
+-- vk's own functions (the schema owner).
+CREATE OR REPLACE FUNCTION vk._seal_expression_function(fn regprocedure, author name) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    vk_owner name := (SELECT pg_get_userbyid(n.nspowner) FROM pg_namespace n WHERE n.nspname = 'vk');
+BEGIN
+    IF author <> current_user THEN
+        EXECUTE format('GRANT CREATE ON SCHEMA vk_expr TO %I', author);
+        EXECUTE format('ALTER FUNCTION %s OWNER TO %I', fn, author);
+        EXECUTE format('REVOKE CREATE ON SCHEMA vk_expr FROM %I', author);
+    END IF;
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', fn, vk_owner);
+END
+$$;
+COMMENT ON FUNCTION vk._seal_expression_function(regprocedure, name) IS
+    'Internal: give an expression function to its author and let only vk''s owner call it.';
+
+-- A collection's text expression as two functions of its author's:
+-- vk_expr.text_c<id>(keys) for given rows and vk_expr.texts_c<id>(after, page)
+-- for a keyset page in key order (NULL, NULL: every row). SQL-standard bodies:
+-- names are bound here, once, so no search_path can change what they mean.
+CREATE OR REPLACE FUNCTION vk._install_text_functions(c_id bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    c       vk.collections;
+    problem text;
+    one_fn  text := format('vk_expr.text_c%s', c_id);
+    page_fn text := format('vk_expr.texts_c%s', c_id);
+BEGIN
+    SELECT * INTO STRICT c FROM vk.collections x WHERE x.id = c_id;
+    EXECUTE format('DROP FUNCTION IF EXISTS %s(text[])', one_fn);
+    EXECUTE format('DROP FUNCTION IF EXISTS %s(text, integer)', page_fn);
+    BEGIN
+        EXECUTE format(
+            $f$CREATE FUNCTION %1$s(keys text[]) RETURNS TABLE (pk text, body text)
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            BEGIN ATOMIC
+                SELECT s.%3$I::text, (%4$s)::text FROM %5$s s WHERE s.%3$I = ANY ($1::%6$s[]);
+            END$f$, one_fn, page_fn, c.pk_column, c.text_expression, c.source, c.pk_type);
+        EXECUTE format(
+            $f$CREATE FUNCTION %2$s(after_key text, page integer) RETURNS TABLE (pk text, body text)
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            BEGIN ATOMIC
+                SELECT x.pk, x.body FROM (
+                    SELECT s.%3$I AS k, s.%3$I::text AS pk, (%4$s)::text AS body FROM %5$s s WHERE $1 IS NULL
+                    UNION ALL
+                    SELECT s.%3$I, s.%3$I::text, (%4$s)::text FROM %5$s s WHERE s.%3$I > $1::%6$s) x
+                ORDER BY x.k LIMIT $2;
+            END$f$, one_fn, page_fn, c.pk_column, c.text_expression, c.source, c.pk_type);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'vectorkeep: text expression % does not evaluate over %: %',
+                quote_literal(c.text_expression), c.source, SQLERRM
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'One SQL expression over the table''s columns, unqualified, e.g. title || '' '' || body.';
+    END;
+    problem := vk._expression_problem(format('%s(text[])', one_fn)::regprocedure, c.source);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'vectorkeep: text expression % is refused: %', quote_literal(c.text_expression), problem
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A text expression reads only its own row''s columns, which its author may SELECT, '
+                      || 'with no subquery and no volatile function.';
+    END IF;
+    PERFORM vk._seal_expression_function(format('%s(text[])', one_fn)::regprocedure, c.registered_by);
+    PERFORM vk._seal_expression_function(format('%s(text, integer)', page_fn)::regprocedure, c.registered_by);
+    -- A test run on real rows, with the author's rights.
+    BEGIN
+        EXECUTE format('SELECT count(*) FROM %s(NULL, 100)', page_fn);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'vectorkeep: text expression % fails on rows of %: %',
+                quote_literal(c.text_expression), c.source, SQLERRM
+            USING ERRCODE = 'invalid_parameter_value';
+    END;
+END
+$$;
+COMMENT ON FUNCTION vk._install_text_functions(bigint) IS
+    'Internal: write, check and test-run a collection''s text expression functions (vk_expr.text_c<id>, vk_expr.texts_c<id>) as its author''s.';
 
 CREATE OR REPLACE FUNCTION vk.detach(collection_name text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
@@ -224,6 +352,9 @@ BEGIN
     EXECUTE format('DROP TRIGGER IF EXISTS vk_forget_delete ON %s', c.source);
     EXECUTE format('DROP TRIGGER IF EXISTS vk_forget_truncate ON %s', c.source);
     EXECUTE format('DROP FUNCTION IF EXISTS %s()', vk._insert_trigger_name(c.id));
+    EXECUTE format('DROP FUNCTION IF EXISTS vk_expr.text_c%s(text[])', c.id);
+    EXECUTE format('DROP FUNCTION IF EXISTS vk_expr.texts_c%s(text, integer)', c.id);
+    EXECUTE format('DROP FUNCTION IF EXISTS vk_expr.order_c%s()', c.id);
     DELETE FROM vk.collections WHERE id = c.id;
 END
 $$;
@@ -316,39 +447,60 @@ END
 $$;
 COMMENT ON FUNCTION vk._forget(bigint, text[]) IS 'Internal: delete the queued work and vectors of these row keys.';
 
--- Queues rows whose text changed (or whose key changed); forgets vectors of
--- keys that no longer exist.
+-- Queues the updated rows whose text no longer matches their vectors, and
+-- forgets vectors of keys that no longer exist. The text comes from the
+-- author's function (vk_expr.text_c<id>); if it raises, every updated row is
+-- queued instead (the claim then fails the bad ones alone): an application's
+-- UPDATE never fails because of a vectorkeep expression.
 CREATE OR REPLACE FUNCTION vk._on_update() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
 DECLARE
     c      vk.collections;
     queued bigint;
     keys   text[];
+    gone   text[];
+    t_pk   text[];
+    t_body text[];
 BEGIN
     SELECT * INTO c FROM vk.collections WHERE id = TG_ARGV[0]::bigint;
-    EXECUTE format(
-        'INSERT INTO vk.queue AS q (collection_id, pk, model_id) '
-        'SELECT $1, n.pk, cm.model_id '
-        'FROM (SELECT %1$I::text AS pk, (%2$s)::text AS body FROM vk_new) n '
-        'LEFT JOIN (SELECT %1$I::text AS pk, (%2$s)::text AS body FROM vk_old) o ON o.pk = n.pk '
-        'CROSS JOIN vk.collection_models cm '
-        'WHERE cm.collection_id = $1 AND (o.pk IS NULL OR n.body IS DISTINCT FROM o.body) '
-        'ON CONFLICT (collection_id, pk, model_id) DO UPDATE '
-        'SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false',
-        c.pk_column, c.text_expression)
-        USING c.id;
-    GET DIAGNOSTICS queued = ROW_COUNT;
-    -- Transition tables are visible to this function only, so the keys travel as an array.
+    -- Transition tables are visible to this function only, so the keys travel as arrays.
+    EXECUTE format('SELECT array_agg(n.%1$I::text) FROM vk_new n', c.pk_column) INTO keys;
     EXECUTE format('SELECT array_agg(k) FROM (SELECT o.%1$I::text AS k FROM vk_old o '
                    'EXCEPT SELECT n.%1$I::text FROM vk_new n) gone', c.pk_column)
-        INTO keys;
-    PERFORM vk._forget(c.id, keys);
+        INTO gone;
+    BEGIN
+        EXECUTE format('SELECT array_agg(t.pk), array_agg(t.body) FROM vk_expr.%I($1) t', 'text_c' || c.id)
+            INTO t_pk, t_body USING keys;
+        INSERT INTO vk.queue AS q (collection_id, pk, model_id)
+        SELECT c.id, t.pk, cm.model_id
+        FROM unnest(t_pk, t_body) AS t(pk, body)
+        CROSS JOIN vk.collection_models cm
+        WHERE cm.collection_id = c.id
+          AND NOT EXISTS (SELECT 1 FROM vk.embeddings e
+                          WHERE e.collection_id = c.id AND e.pk = t.pk AND e.model_id = cm.model_id AND e.chunk = 0
+                            AND e.text_sha256 = sha256(convert_to(t.body, 'UTF8')))
+          -- A row without text and without vectors has nothing to do.
+          AND (t.body ~ '[^[:space:]]' OR EXISTS (SELECT 1 FROM vk.embeddings e
+                                                 WHERE e.collection_id = c.id AND e.pk = t.pk
+                                                   AND e.model_id = cm.model_id))
+        ON CONFLICT (collection_id, pk, model_id) DO UPDATE
+        SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false;
+        GET DIAGNOSTICS queued = ROW_COUNT;
+    EXCEPTION WHEN OTHERS THEN
+        INSERT INTO vk.queue AS q (collection_id, pk, model_id)
+        SELECT c.id, k.pk, cm.model_id FROM unnest(keys) AS k(pk)
+        CROSS JOIN vk.collection_models cm WHERE cm.collection_id = c.id
+        ON CONFLICT (collection_id, pk, model_id) DO UPDATE
+        SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false;
+        GET DIAGNOSTICS queued = ROW_COUNT;
+    END;
+    PERFORM vk._forget(c.id, gone);
     PERFORM vk._enqueued(c.id, queued);
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION vk._on_update() IS
-    'Trigger on attached tables (argument: collection id): queue rows whose text or key changed, forget keys that went away.';
+    'Trigger on attached tables (argument: collection id): queue rows whose text no longer matches their vectors, forget keys that went away.';
 
 CREATE OR REPLACE FUNCTION vk._on_delete() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$

@@ -21,6 +21,11 @@ COMMENT ON FUNCTION vk.worker_contract() IS
 -- deletes the rows in that same transaction, so a worker that dies mid-batch
 -- simply releases its rows. body is NULL when the row is gone or its text is
 -- NULL.
+--
+-- The text comes from each collection's expression function, with its
+-- author's rights. A row whose text expression raises fails alone, here: it
+-- gets the error, a retry after a backoff, and is dead after 5 attempts (like
+-- a row the encoder fails), and is not returned.
 CREATE OR REPLACE FUNCTION vk.claim_v1(batch_size integer)
 RETURNS TABLE (collection_id bigint, pk text, model_id bigint, attempts integer, body text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
@@ -30,6 +35,13 @@ DECLARE
     k_pk       text[];
     k_model    bigint[];
     k_attempts integer[];
+    mine       text[];
+    t_pk       text[];
+    t_body     text[];
+    f_pk       text[];
+    f_error    text[];
+    one_pk     text;
+    one_body   text;
 BEGIN
     SELECT array_agg(q.collection_id), array_agg(q.pk), array_agg(q.model_id), array_agg(q.attempts)
     INTO k_coll, k_pk, k_model, k_attempts
@@ -43,18 +55,45 @@ BEGIN
         RETURN;
     END IF;
     FOR c IN SELECT * FROM vk.collections x WHERE x.id = ANY (k_coll) LOOP
-        RETURN QUERY EXECUTE format(
-            'SELECT k.collection_id, k.pk, k.model_id, k.attempts, '
-            '       (SELECT (%1$s)::text FROM %2$s s WHERE s.%3$I = k.pk::%4$s) '
-            'FROM unnest($1, $2, $3, $4) AS k(collection_id, pk, model_id, attempts) '
-            'WHERE k.collection_id = $5',
-            c.text_expression, c.source, c.pk_column, c.pk_type)
-            USING k_coll, k_pk, k_model, k_attempts, c.id;
+        SELECT array_agg(DISTINCT k.pk) INTO mine FROM unnest(k_coll, k_pk) AS k(c_id, pk) WHERE k.c_id = c.id;
+        f_pk := '{}';
+        f_error := '{}';
+        BEGIN
+            EXECUTE format('SELECT array_agg(t.pk), array_agg(t.body) FROM vk_expr.%I($1) t', 'text_c' || c.id)
+                INTO t_pk, t_body USING mine;
+        EXCEPTION WHEN OTHERS THEN
+            -- Some row raises: find which, one row at a time.
+            t_pk := '{}';
+            t_body := '{}';
+            FOREACH one_pk IN ARRAY mine LOOP
+                BEGIN
+                    EXECUTE format('SELECT t.body FROM vk_expr.%I(ARRAY[$1]) t', 'text_c' || c.id)
+                        INTO one_body USING one_pk;
+                    t_pk := t_pk || one_pk;
+                    t_body := t_body || one_body;
+                EXCEPTION WHEN OTHERS THEN
+                    f_pk := f_pk || one_pk;
+                    f_error := f_error || ('text expression: ' || SQLERRM);
+                END;
+            END LOOP;
+        END;
+        UPDATE vk.queue q
+        SET attempts = q.attempts + 1, last_error = left(f.error, 4000), dead = q.attempts + 1 >= 5,
+            run_after = now() + least(600, 2 * 2 ^ q.attempts) * interval '1 second'
+        FROM unnest(f_pk, f_error) AS f(pk, error)
+        WHERE q.collection_id = c.id AND q.pk = f.pk
+          AND q.model_id IN (SELECT k.m FROM unnest(k_coll, k_pk, k_model) AS k(c_id, pk, m)
+                             WHERE k.c_id = c.id AND k.pk = f.pk);
+        RETURN QUERY
+        SELECT k.collection_id, k.pk, k.model_id, k.attempts, t.body
+        FROM unnest(k_coll, k_pk, k_model, k_attempts) AS k(collection_id, pk, model_id, attempts)
+        LEFT JOIN unnest(coalesce(t_pk, '{}'), coalesce(t_body, '{}')) AS t(pk, body) ON t.pk = k.pk
+        WHERE k.collection_id = c.id AND NOT k.pk = ANY (f_pk);
     END LOOP;
 END
 $$;
 COMMENT ON FUNCTION vk.claim_v1(integer) IS
-    'Worker contract 1: lock up to batch_size ready queue rows (FOR UPDATE SKIP LOCKED) and return them with their current text.';
+    'Worker contract 1: lock up to batch_size ready queue rows (FOR UPDATE SKIP LOCKED) and return them with their current text; a row whose text expression raises is failed (retried, dead after 5 attempts) and not returned.';
 
 CREATE OR REPLACE FUNCTION vk.chunking_v1(collection_id bigint) RETURNS jsonb
 LANGUAGE sql STABLE

@@ -86,11 +86,29 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE metric WHEN 'cosine' THEN 1 - distance ELSE -distance END;
 COMMENT ON FUNCTION vk._similarity(double precision, text) IS 'Internal: a distance as a similarity (larger is nearer).';
 
+-- Reading follows the source table: a collection's vectors and text are for
+-- the roles that may SELECT its table (row-level security on vk's tables
+-- filters the same way, 98_row_security.sql).
+CREATE OR REPLACE FUNCTION vk._readable(c vk.collections) RETURNS vk.collections
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF NOT has_table_privilege(c.source, 'SELECT') THEN
+        RAISE EXCEPTION 'vectorkeep: permission denied for collection "%": % may not SELECT %', c.name, current_user, c.source
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Its vectors and text are copies of %s: GRANT SELECT ON %s TO the role that searches.',
+                                c.source, c.source);
+    END IF;
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION vk._readable(vk.collections) IS
+    'Internal: the collection itself when the caller may SELECT its source table; raises insufficient_privilege otherwise.';
+
 CREATE OR REPLACE FUNCTION vk.search(collection text, query vector, k integer DEFAULT 10, model text DEFAULT NULL)
 RETURNS TABLE (pk text, body text, distance double precision)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    c vk.collections := vk._collection(collection);
+    c vk.collections := vk._readable(vk._collection(collection));
     m vk.models := vk._collection_model(c, model);
 BEGIN
     PERFORM vk._check_dimension(query, m);
@@ -107,7 +125,7 @@ CREATE OR REPLACE FUNCTION vk.search_chunks(
 ) RETURNS TABLE (pk text, chunk integer, start_char integer, end_char integer, body text, distance double precision)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    c vk.collections := vk._collection(collection);
+    c vk.collections := vk._readable(vk._collection(collection));
     m vk.models := vk._collection_model(c, model);
 BEGIN
     PERFORM vk._check_dimension(query, m);
@@ -123,7 +141,7 @@ CREATE OR REPLACE FUNCTION vk.similar(collection text, row_pk text, k integer DE
 RETURNS TABLE (pk text, body text, distance double precision)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    c vk.collections := vk._collection(collection);
+    c vk.collections := vk._readable(vk._collection(collection));
     m vk.models := vk._collection_model(c, model);
     v vector;
 BEGIN

@@ -3,37 +3,53 @@
 -- Current definitions: every upgrade re-applies this file (CREATE OR REPLACE
 -- only); an object that goes away is dropped by a numbered migration.
 
+-- The counts read the table through the author's text function (its rights,
+-- not the owner's). An expression that raises leaves the counts it needs
+-- NULL and says why in error: one collection never makes vk.status fail.
 CREATE OR REPLACE FUNCTION vk._collection_stats(c_id bigint, m_id bigint)
 RETURNS TABLE (rows bigint, empty bigint, embedded bigint, stale bigint, pending bigint, failed bigint,
-               dead bigint, chunks bigint)
+               dead bigint, chunks bigint, error text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
 DECLARE
-    c vk.collections;
+    t_rows  bigint;
+    t_empty bigint;
+    t_stale bigint;
+    matched bigint;
+    problem text;
 BEGIN
-    SELECT * INTO c FROM vk.collections WHERE id = c_id;
-    -- A row counts once (its chunk 0); every chunk of a row carries the hash of
-    -- the row's text, so chunk 0 tells whether the row's vectors are current.
-    RETURN QUERY EXECUTE format(
-        'SELECT (SELECT count(*) FROM %2$s), '
-        '       (SELECT count(*) FROM %2$s s WHERE coalesce((%1$s)::text, '''') !~ ''[^[:space:]]''), '
-        '       (SELECT count(*) FROM vk.embeddings e WHERE e.collection_id = $1 AND e.model_id = $2 AND e.chunk = 0), '
-        '       (SELECT count(*) FROM vk.embeddings e '
-        '        LEFT JOIN (SELECT s.%3$I AS key, (%1$s)::text AS body FROM %2$s s) cur ON cur.key = e.pk::%4$s '
-        '         WHERE e.collection_id = $1 AND e.model_id = $2 AND e.chunk = 0 '
-        '           AND e.text_sha256 IS DISTINCT FROM sha256(convert_to(cur.body, ''UTF8''))), '
-        '       count(*) FILTER (WHERE NOT q.dead AND q.attempts = 0), '
-        '       count(*) FILTER (WHERE NOT q.dead AND q.attempts > 0), '
-        '       count(*) FILTER (WHERE q.dead), '
-        '       (SELECT count(*) FROM vk.embeddings e WHERE e.collection_id = $1 AND e.model_id = $2) '
-        'FROM vk.queue q WHERE q.collection_id = $1 AND q.model_id = $2',
-        c.text_expression, c.source, c.pk_column, c.pk_type)
-        USING c_id, m_id;
+    BEGIN
+        -- A row counts once (its chunk 0); every chunk of a row carries the hash
+        -- of the row's text, so chunk 0 tells whether the row's vectors are current.
+        EXECUTE format(
+            'SELECT count(*), count(*) FILTER (WHERE coalesce(t.body, '''') !~ ''[^[:space:]]''), '
+            '       count(e.pk) FILTER (WHERE e.text_sha256 IS DISTINCT FROM sha256(convert_to(t.body, ''UTF8''))), '
+            '       count(e.pk) '
+            'FROM vk_expr.%I(NULL, NULL) t '
+            'LEFT JOIN vk.embeddings e ON e.collection_id = $1 AND e.model_id = $2 AND e.chunk = 0 AND e.pk = t.pk',
+            'texts_c' || c_id)
+            INTO t_rows, t_empty, t_stale, matched USING c_id, m_id;
+        -- Vectors whose row is gone are stale too.
+        t_stale := t_stale + (SELECT count(*) FROM vk.embeddings e
+                              WHERE e.collection_id = c_id AND e.model_id = m_id AND e.chunk = 0) - matched;
+    EXCEPTION WHEN OTHERS THEN
+        problem := 'text expression: ' || SQLERRM;
+    END;
+    RETURN QUERY
+    SELECT t_rows, t_empty,
+           (SELECT count(*) FROM vk.embeddings e WHERE e.collection_id = c_id AND e.model_id = m_id AND e.chunk = 0),
+           t_stale,
+           count(*) FILTER (WHERE NOT q.dead AND q.attempts = 0),
+           count(*) FILTER (WHERE NOT q.dead AND q.attempts > 0),
+           count(*) FILTER (WHERE q.dead),
+           (SELECT count(*) FROM vk.embeddings e WHERE e.collection_id = c_id AND e.model_id = m_id),
+           coalesce(problem, min(q.last_error) FILTER (WHERE q.dead))
+    FROM vk.queue q WHERE q.collection_id = c_id AND q.model_id = m_id;
 END
 $$;
-
 COMMENT ON FUNCTION vk._collection_stats(bigint, bigint) IS
-    'Internal: the counts of vk.status for one (collection, model), read from the source table as the owner.';
+    'Internal: the counts of vk.status for one (collection, model), the text read with its author''s rights; NULL counts and the error when the expression raises.';
 
+-- Only the collections whose table the reader may SELECT.
 CREATE OR REPLACE VIEW vk.status AS
 SELECT c.name                      AS collection,
        vk.model_label(m)           AS model,
@@ -48,10 +64,12 @@ SELECT c.name                      AS collection,
        (SELECT max(e.computed_at) FROM vk.embeddings e
          WHERE e.collection_id = c.id AND e.model_id = m.id) AS last_embedded_at,
        s.chunks,
-       c.chunking->>'method'       AS chunking
+       c.chunking->>'method'       AS chunking,
+       s.error
 FROM vk.collections c
 JOIN vk.collection_models cm ON cm.collection_id = c.id
 JOIN vk.models m ON m.id = cm.model_id
-CROSS JOIN LATERAL vk._collection_stats(c.id, m.id) s;
+CROSS JOIN LATERAL vk._collection_stats(c.id, m.id) s
+WHERE has_table_privilege(c.source, 'SELECT');
 COMMENT ON VIEW vk.status IS
-    'Per collection and model: rows, embedded (rows with vectors), pending (queued), failed (retrying), dead (gave up, see vk.queue.last_error), empty (NULL or blank text, nothing to embed), stale (text changed since its vectors), chunks (vectors: one a row unless chunked) and the chunking method.';
+    'Per collection and model, for the collections whose table you may SELECT: rows, embedded (rows with vectors), pending (queued), failed (retrying), dead (gave up), empty (NULL or blank text, nothing to embed), stale (text changed since its vectors), chunks (vectors: one a row unless chunked), the chunking method, and error (a dead row''s error, or why the counts could not be read).';

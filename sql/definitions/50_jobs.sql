@@ -209,38 +209,35 @@ $$;
 COMMENT ON FUNCTION vk.run_due_schedules_v1() IS
     'Worker contract 1: turn due schedules into jobs (never two at once per schedule); the number created.';
 
--- Worker API: queue the next page of rows after after_key (NULL: from the
--- start) whose vector for (c, m) is missing or stale. Returns the page's last
--- key (NULL when the table is exhausted), the rows read and the rows queued.
+-- Worker contract: queue the next page of rows after after_key (NULL: from
+-- the start) whose vector for (c, m) is missing or stale. Returns the page's
+-- last key (NULL when the table is exhausted), the rows read and the rows
+-- queued. The text comes from the author's function (vk_expr.texts_c<id>).
 CREATE OR REPLACE FUNCTION vk.enqueue_page_v1(c_id bigint, m_id bigint, after_key text, page_size integer)
 RETURNS TABLE (last_key text, scanned integer, queued integer)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
-DECLARE
-    c vk.collections;
 BEGIN
-    SELECT * INTO c FROM vk.collections WHERE id = c_id;
     RETURN QUERY EXECUTE format(
-        'WITH page AS ('
-        '    SELECT s.%1$I AS key, (%2$s)::text AS body FROM %3$s s '
-        '    WHERE $3::text IS NULL OR s.%1$I > $3::%4$s ORDER BY s.%1$I LIMIT $4), '
+        'WITH page AS MATERIALIZED (SELECT row_number() OVER () AS n, t.pk, t.body FROM vk_expr.%I($3, $4) t), '
         'todo AS ('
-        '    SELECT p.key::text AS pk FROM page p '
+        '    SELECT p.pk FROM page p '
         '    WHERE p.body ~ ''[^[:space:]]'' AND NOT EXISTS ('
         '        SELECT 1 FROM vk.embeddings e WHERE e.collection_id = $1 AND e.model_id = $2 '
-        '        AND e.pk = p.key::text AND e.text_sha256 = sha256(convert_to(p.body, ''UTF8'')))), '
+        '        AND e.pk = p.pk AND e.text_sha256 = sha256(convert_to(p.body, ''UTF8'')))), '
         'ins AS ('
         '    INSERT INTO vk.queue (collection_id, pk, model_id) SELECT $1, t.pk, $2 FROM todo t '
         '    ON CONFLICT DO NOTHING RETURNING 1) '
-        'SELECT (SELECT p.key::text FROM page p ORDER BY p.key DESC LIMIT 1), '
+        'SELECT (SELECT p.pk FROM page p ORDER BY p.n DESC LIMIT 1), '
         '       (SELECT count(*) FROM page)::integer, (SELECT count(*) FROM ins)::integer',
-        c.pk_column, c.text_expression, c.source, c.pk_type)
+        'texts_c' || c_id)
         USING c_id, m_id, after_key, page_size;
 END
 $$;
 COMMENT ON FUNCTION vk.enqueue_page_v1(bigint, bigint, text, integer) IS
     'Worker contract 1: queue the next keyset page of rows whose vector for (collection, model) is missing or stale; returns the page''s last key, rows read, rows queued.';
 
--- Worker API: the data a job reads, for its record.
+-- Worker contract: the data a job reads, for its record (the owner reads
+-- only the key column: the count and largest key of the table).
 CREATE OR REPLACE FUNCTION vk.snapshot_v1(c_id bigint) RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
 DECLARE
@@ -258,19 +255,17 @@ $$;
 COMMENT ON FUNCTION vk.snapshot_v1(bigint) IS
     'Worker contract 1: what a job reads of a collection (rows, max key, time, snapshot xmin), for its record.';
 
--- Worker API: every text of a collection with its key, in key order (streamed
--- by a server-side cursor; held-out rows are chosen by the caller).
+-- Worker contract: every text of a collection with its key, in key order
+-- (streamed by a server-side cursor; held-out rows are chosen by the caller),
+-- read with the author's rights.
 CREATE OR REPLACE FUNCTION vk.collection_texts_v1(c_id bigint) RETURNS TABLE (pk text, body text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
-DECLARE
-    c vk.collections;
 BEGIN
-    SELECT * INTO c FROM vk.collections WHERE id = c_id;
-    RETURN QUERY EXECUTE format(
-        'SELECT s.%1$I::text, (%2$s)::text FROM %3$s s WHERE (%2$s)::text ~ ''[^[:space:]]'' ORDER BY s.%1$I',
-        c.pk_column, c.text_expression, c.source);
+    RETURN QUERY EXECUTE format('SELECT t.pk, t.body FROM vk_expr.%I(NULL, NULL) t WHERE t.body ~ ''[^[:space:]]''',
+                                'texts_c' || c_id);
 END
-$$;COMMENT ON FUNCTION vk.collection_texts_v1(bigint) IS
+$$;
+COMMENT ON FUNCTION vk.collection_texts_v1(bigint) IS
     'Worker contract 1: every non-empty text of a collection with its key, in key order (stream it with a server-side cursor).';
 
 

@@ -14,14 +14,14 @@ BEGIN
         'SELECT count(*) FILTER (WHERE cur.body ~ ''[^[:space:]]''), '
         '       count(e.pk) FILTER (WHERE e.text_sha256 = sha256(convert_to(cur.body, ''UTF8''))), '
         '       (SELECT count(*) FROM vk.queue q WHERE q.collection_id = $1 AND q.model_id = $2) '
-        'FROM (SELECT s.%1$I::text AS key, (%2$s)::text AS body FROM %3$s s) cur '
-        'LEFT JOIN vk.embeddings e ON e.collection_id = $1 AND e.model_id = $2 AND e.pk = cur.key AND e.chunk = 0',
-        c.pk_column, c.text_expression, c.source)
+        'FROM vk_expr.%I(NULL, NULL) cur '
+        'LEFT JOIN vk.embeddings e ON e.collection_id = $1 AND e.model_id = $2 AND e.pk = cur.pk AND e.chunk = 0',
+        'texts_c' || c.id)
         USING c.id, m.id;
 END
 $$;
 COMMENT ON FUNCTION vk._coverage(vk.collections, vk.models) IS
-    'Internal: rows with text, rows whose vectors of (collection, model) match their current text, and queue rows left; read from the source table as the owner.';
+    'Internal: rows with text, rows whose vectors of (collection, model) match their current text, and queue rows left; the text read with its author''s rights.';
 
 -- Each gate is {"metric": minimum} or {"metric": {"min": a, "max": b}} (e.g.
 -- {"latency_ms": {"max": 5}}); a metric the version lacks fails its gate.

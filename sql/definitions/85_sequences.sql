@@ -5,10 +5,12 @@
 
 -- Declare how a collection's rows form sequences: group_expression names the
 -- sequence (e.g. doc_id), position_expression orders rows within it (e.g.
--- chunk_no). Both are SQL expressions over the table, checked by running them.
+-- chunk_no). Both are SQL expressions over the table; like a text expression
+-- they become a function of the caller's (vk_expr.order_c<id>), checked and
+-- test-run on real rows here, and always run with the caller's rights.
 CREATE OR REPLACE FUNCTION vk.set_order(collection_name text, group_expression text, position_expression text)
 RETURNS vk.collections
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
     c    vk.collections := vk._collection(collection_name);
     expr text;
@@ -20,21 +22,70 @@ BEGIN
                       HINT = 'One SQL expression over the table''s columns each, e.g. doc_id and chunk_no.';
         END IF;
     END LOOP;
-    BEGIN
-        EXECUTE format('SELECT (%s)::text, %s FROM %s ORDER BY 2 LIMIT 0', group_expression, position_expression, c.source);
-    EXCEPTION WHEN OTHERS THEN
-        RAISE EXCEPTION 'vectorkeep: order expressions % and % do not evaluate over %: %',
-                quote_literal(group_expression), quote_literal(position_expression), c.source, SQLERRM
-            USING ERRCODE = 'invalid_parameter_value';
-    END;
-    UPDATE vk.collections x SET group_expression = set_order.group_expression,
-                                position_expression = set_order.position_expression
-    WHERE x.id = c.id RETURNING * INTO c;
-    RETURN c;
+    PERFORM vk._record_order(c.id, group_expression, position_expression, current_user);
+    PERFORM vk._install_order_function(c.id);
+    RETURN vk._collection(collection_name);
 END
 $$;
 COMMENT ON FUNCTION vk.set_order(text, text, text) IS
-    'Declare a collection''s rows ordered: groups (e.g. documents) and a position within each; next-vector models train on these sequences.';
+    'Declare a collection''s rows ordered: groups (e.g. documents) and a position within each, SQL expressions run with the caller''s rights; next-vector models train on these sequences.';
+
+CREATE OR REPLACE FUNCTION vk._record_order(c_id bigint, group_expression text, position_expression text, author name)
+RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE vk.collections x SET group_expression = _record_order.group_expression,
+                                position_expression = _record_order.position_expression,
+                                order_registered_by = author
+    -- The author recorded is the caller (or a role it may act as).
+    WHERE x.id = c_id AND pg_has_role(session_user, author, 'USAGE');
+$$;
+COMMENT ON FUNCTION vk._record_order(bigint, text, text, name) IS
+    'Internal: store a collection''s order expressions and their author (vk.set_order).';
+
+-- A collection's order as a function of its author's: each row's key, its
+-- group and its place in the group (1, 2, ...: by position, then key).
+CREATE OR REPLACE FUNCTION vk._install_order_function(c_id bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    c       vk.collections;
+    fn      text := format('vk_expr.order_c%s', c_id);
+    problem text;
+BEGIN
+    SELECT * INTO STRICT c FROM vk.collections x WHERE x.id = c_id;
+    EXECUTE format('DROP FUNCTION IF EXISTS %s()', fn);
+    BEGIN
+        EXECUTE format(
+            $f$CREATE FUNCTION %1$s() RETURNS TABLE (pk text, group_key text, place bigint)
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            BEGIN ATOMIC
+                SELECT s.%2$I::text, (%3$s)::text, row_number() OVER (PARTITION BY (%3$s)::text ORDER BY (%4$s), s.%2$I)
+                FROM %5$s s;
+            END$f$, fn, c.pk_column, c.group_expression, c.position_expression, c.source);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'vectorkeep: order expressions % and % do not evaluate over %: %',
+                quote_literal(c.group_expression), quote_literal(c.position_expression), c.source, SQLERRM
+            USING ERRCODE = 'invalid_parameter_value';
+    END;
+    problem := vk._expression_problem(format('%s()', fn)::regprocedure, c.source);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'vectorkeep: order expressions % and % are refused: %',
+                quote_literal(c.group_expression), quote_literal(c.position_expression), problem
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Order expressions read only their own row''s columns, which their author may SELECT, '
+                      || 'with no subquery and no volatile function.';
+    END IF;
+    PERFORM vk._seal_expression_function(format('%s()', fn)::regprocedure, c.order_registered_by);
+    BEGIN
+        EXECUTE format('SELECT count(*) FROM (SELECT * FROM %s() LIMIT 100) x', fn);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'vectorkeep: order expressions % and % fail on rows of %: %',
+                quote_literal(c.group_expression), quote_literal(c.position_expression), c.source, SQLERRM
+            USING ERRCODE = 'invalid_parameter_value';
+    END;
+END
+$$;
+COMMENT ON FUNCTION vk._install_order_function(bigint) IS
+    'Internal: write, check and test-run a collection''s order function (vk_expr.order_c<id>) as its author''s.';
 
 CREATE OR REPLACE FUNCTION vk._ordered(c vk.collections) RETURNS vk.collections
 LANGUAGE plpgsql STABLE AS $$
@@ -63,12 +114,12 @@ BEGIN
     RETURN QUERY EXECUTE format(
         'SELECT w.g, w.pk, w.ctx, w.v FROM ('
         '  SELECT o.g, o.pk, o.v, array_agg(o.v) OVER win AS ctx, count(*) OVER win AS n'
-        '  FROM (SELECT (%1$s)::text AS g, %2$s AS p, s.%3$I::text AS pk, e.embedding AS v'
-        '        FROM %4$s s JOIN vk.embeddings e ON e.collection_id = $1 AND e.model_id = $2'
-        '                                        AND e.chunk = 0 AND e.pk = s.%3$I::text) o'
-        '  WINDOW win AS (PARTITION BY o.g ORDER BY o.p, o.pk ROWS BETWEEN $3 PRECEDING AND 1 PRECEDING)) w '
+        '  FROM (SELECT t.group_key AS g, t.place AS p, t.pk, e.embedding AS v'
+        '        FROM vk_expr.%I() t JOIN vk.embeddings e ON e.collection_id = $1 AND e.model_id = $2'
+        '                                               AND e.chunk = 0 AND e.pk = t.pk) o'
+        '  WINDOW win AS (PARTITION BY o.g ORDER BY o.p ROWS BETWEEN $3 PRECEDING AND 1 PRECEDING)) w '
         'WHERE w.n = $3 ORDER BY w.g, w.pk',
-        c.group_expression, c.position_expression, c.pk_column, c.source)
+        'order_c' || c.id)
         USING c_id, m_id, context;
 END
 $$;
@@ -86,10 +137,10 @@ BEGIN
     c := vk._ordered(c);
     RETURN QUERY EXECUTE format(
         'SELECT t.pk, t.v FROM ('
-        '  SELECT s.%3$I::text AS pk, e.embedding AS v, %2$s AS p FROM %4$s s'
-        '  JOIN vk.embeddings e ON e.collection_id = $1 AND e.model_id = $2 AND e.chunk = 0 AND e.pk = s.%3$I::text'
-        '  WHERE (%1$s)::text = $3 ORDER BY %2$s DESC, s.%3$I DESC LIMIT $4) t ORDER BY t.p, t.pk',
-        c.group_expression, c.position_expression, c.pk_column, c.source)
+        '  SELECT o.pk, e.embedding AS v, o.place FROM vk_expr.%I() o'
+        '  JOIN vk.embeddings e ON e.collection_id = $1 AND e.model_id = $2 AND e.chunk = 0 AND e.pk = o.pk'
+        '  WHERE o.group_key = $3 ORDER BY o.place DESC LIMIT $4) t ORDER BY t.place',
+        'order_c' || c.id)
         USING c_id, m_id, group_value, n;
 END
 $$;

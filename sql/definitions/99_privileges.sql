@@ -16,15 +16,22 @@ REVOKE ALL ON ALL TABLES IN SCHEMA vk FROM PUBLIC, vk_app, vk_worker, vk_admin;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA vk FROM PUBLIC, vk_app, vk_worker, vk_admin;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA vk FROM PUBLIC, vk_app, vk_worker, vk_admin;
 REVOKE ALL ON SCHEMA vk FROM PUBLIC, vk_app, vk_worker, vk_admin;
+REVOKE ALL ON SCHEMA vk_expr FROM PUBLIC, vk_app, vk_worker, vk_admin;
 GRANT USAGE ON SCHEMA vk TO vk_app, vk_worker, vk_admin;
+-- The roles that may attach a table or set an order write their expression
+-- functions there, as themselves (10_collections.sql).
+GRANT USAGE, CREATE ON SCHEMA vk_expr TO vk_worker, vk_admin;
 
 -- Operators: everything.
 GRANT ALL ON ALL TABLES IN SCHEMA vk TO vk_admin;
 GRANT ALL ON ALL SEQUENCES IN SCHEMA vk TO vk_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA vk TO vk_admin;
 
--- Applications: read the API's tables, write vk.documents.
+-- Applications: read the API's tables (row-level security keeps to the
+-- collections whose tables they may read, 98_row_security.sql), write
+-- vk.documents; never model artifacts.
 GRANT SELECT ON ALL TABLES IN SCHEMA vk TO vk_app;
+REVOKE SELECT ON vk.model_artifacts FROM vk_app;
 GRANT INSERT, UPDATE, DELETE ON vk.documents TO vk_app;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA vk TO vk_app;
 
@@ -48,7 +55,8 @@ GRANT EXECUTE ON FUNCTION
     vk._check_dimension(vector, vk.models), vk._check_k(integer), vk._widen_ef_search(integer),
     vk._knn_sql(bigint, vk.models), vk._knn_chunks_sql(bigint, vk.models, text), vk._chunks_for_rows(integer),
     vk._knn_rows_sql(vk.collections, vk.models), vk._operator(text), vk._similarity(double precision, text),
-    vk._collection_stats(bigint, bigint), vk._map(text), vk._ordered(vk.collections),
+    vk._collection_stats(bigint, bigint), vk._map(text), vk._ordered(vk.collections), vk._readable(vk.collections),
+    vk._may_read(bigint), vk._may_read_adopted(bigint),
     vk._next_vector_model(vk.collections, text),
     -- the previous release's names (90_previous_contract.sql)
     vk.collection(text), vk.collection_model(vk.collections, text)
@@ -80,7 +88,7 @@ GRANT EXECUTE ON FUNCTION
     vk.sequence_windows_v1(bigint, bigint, integer), vk.group_tail_v1(bigint, bigint, text, integer),
     vk.put_prediction_v1(bigint, bigint, bigint, text, text[], vector),
     -- operations a job or a worker's command performs
-    vk.attach(regclass, text, text, text, text), vk.add_model(text, text, boolean), vk.retry_dead(text),
+    vk.attach(regclass, text, text, text, text, text), vk.add_model(text, text, boolean), vk.retry_dead(text),
     vk.train(text, text, jsonb, text), vk.reembed(text, text), vk.cancel_job(bigint), vk.schedule_train(text, text, interval, jsonb, text),
     vk.activate(text, text, jsonb), vk.set_chunking(text, text, integer, integer), vk.set_order(text, text, text),
     vk.adopt(regclass, text, text, text, text), vk.recover_adopted(text, text, text, jsonb),
@@ -90,6 +98,8 @@ GRANT EXECUTE ON FUNCTION
     vk._trainable_kinds(), vk._check_train_args(text, text), vk._coverage(vk.collections, vk.models),
     vk._check_gates(vk.models, jsonb), vk._adopted(text), vk._compatible_models(vk.models),
     vk._inverter_for(vk.models, text),
+    vk._install_text_functions(bigint), vk._install_order_function(bigint), vk._record_order(bigint, text, text, name),
+    vk._expression_problem(regprocedure, regclass), vk._seal_expression_function(regprocedure, name),
     -- vk.attach creates triggers on these, which needs EXECUTE on them
     vk._on_update(), vk._on_delete(), vk._on_truncate()
 TO vk_worker;

@@ -27,11 +27,16 @@ def attach(
     model: str = "minilm",
     name: str | None = None,
     chunking: Chunking | None = None,
+    row_security: str = "refuse",
 ) -> str:
-    """Watch a table (vk.attach): its rows are queued now and on every INSERT/UPDATE; the collection's name."""
+    """Watch a table (vk.attach): its rows are queued now and on every INSERT/UPDATE; the collection's name.
+
+    row_security "copy" attaches a table with row-level security anyway (its copied text follows
+    table privileges only); "refuse", the default, refuses it."""
     with connect(url) as conn:
         row = conn.execute(
-            query("attach"), {"table": table, "pk": pk, "text": text, "model": model, "name": name}
+            query("attach"),
+            {"table": table, "pk": pk, "text": text, "model": model, "name": name, "row_security": row_security},
         ).fetchone()
         assert row is not None
         collection = str(row[0])

@@ -14,7 +14,14 @@ def _chunking(args: argparse.Namespace) -> collections.Chunking:
 
 def cmd_attach(args: argparse.Namespace) -> int:
     name = collections.attach(
-        url(args), args.table, pk=args.pk, text=args.text, model=args.model, name=args.name, chunking=_chunking(args)
+        url(args),
+        args.table,
+        pk=args.pk,
+        text=args.text,
+        model=args.model,
+        name=args.name,
+        chunking=_chunking(args),
+        row_security=args.row_security,
     )
     print(f"attached {args.table} as collection {name!r} (chunking {args.chunking}); existing rows are queued")
     return 0
@@ -53,6 +60,12 @@ def register(commands: Commands) -> None:
     p.add_argument("--text", required=True, help="SQL expression for the text, e.g. \"title || ' ' || body\"")
     p.add_argument("--model", default="minilm", help="model name or name@version (default minilm)")
     p.add_argument("--name", help="collection name (default: the table name)")
+    p.add_argument(
+        "--row-security",
+        choices=["refuse", "copy"],
+        default="refuse",
+        help="a table with row-level security: refuse it (default), or copy its text anyway (see README)",
+    )
     _chunking_options(p)
 
     p = commands.add("chunking", cmd_chunking, "Set how a collection's rows are cut before embedding; re-embeds them.")
