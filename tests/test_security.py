@@ -124,7 +124,7 @@ def test_one_bad_expression_or_row_fails_alone(
     conn.execute("INSERT INTO t VALUES (1, 'one'), (2, 'two')")
     for expression, why in {
         "t.body": "FROM-clause entry",  # a table-qualified column: an ordinary mistake
-        "body)::text, (SELECT 1": "",  # breaks out of its parentheses
+        "body)::text, (SELECT 1": "does not evaluate",  # breaks out of its parentheses
         "(SELECT body FROM t)": "subquery",
         "body || pg_sleep(0.2)::text": "volatile",
     }.items():
