@@ -1,6 +1,6 @@
 -- Reading follows the source table: vk's copies of a collection's text
--- (vectors with their text and chunks, queue rows, map coordinates,
--- predictions) are visible to a role only if it may SELECT the collection's
+-- (vectors with their text and chunks, map coordinates, predictions) are
+-- visible to a role only if it may SELECT the collection's
 -- table; text recovered for an adopted table, only if it may SELECT that
 -- table. Workers and operators see every row: they embed and manage them.
 -- The schema owner bypasses these policies (its functions check for callers).
@@ -21,7 +21,9 @@ DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['embeddings', 'queue', 'coordinates', 'predictions', 'recovered'] LOOP
+    -- Not vk.queue, which every INSERT of an attached table writes: applications
+    -- may not read it at all (99_privileges.sql), and it stays off this path.
+    FOREACH t IN ARRAY ARRAY['embeddings', 'coordinates', 'predictions', 'recovered'] LOOP
         EXECUTE format('ALTER TABLE vk.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('DROP POLICY IF EXISTS operators ON vk.%I', t);
         EXECUTE format('CREATE POLICY operators ON vk.%I TO vk_worker, vk_admin USING (true) WITH CHECK (true)', t);

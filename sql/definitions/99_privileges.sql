@@ -29,9 +29,9 @@ GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA vk TO vk_admin;
 
 -- Applications: read the API's tables (row-level security keeps to the
 -- collections whose tables they may read, 98_row_security.sql), write
--- vk.documents; never model artifacts.
+-- vk.documents; never model artifacts or the queue.
 GRANT SELECT ON ALL TABLES IN SCHEMA vk TO vk_app;
-REVOKE SELECT ON vk.model_artifacts FROM vk_app;
+REVOKE SELECT ON vk.model_artifacts, vk.queue FROM vk_app;
 GRANT INSERT, UPDATE, DELETE ON vk.documents TO vk_app;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA vk TO vk_app;
 

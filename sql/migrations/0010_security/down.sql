@@ -2,8 +2,6 @@
 DROP SCHEMA vk_expr CASCADE;
 DROP POLICY IF EXISTS operators ON vk.embeddings;
 DROP POLICY IF EXISTS readers ON vk.embeddings;
-DROP POLICY IF EXISTS operators ON vk.queue;
-DROP POLICY IF EXISTS readers ON vk.queue;
 DROP POLICY IF EXISTS operators ON vk.coordinates;
 DROP POLICY IF EXISTS readers ON vk.coordinates;
 DROP POLICY IF EXISTS operators ON vk.predictions;
@@ -11,7 +9,6 @@ DROP POLICY IF EXISTS readers ON vk.predictions;
 DROP POLICY IF EXISTS operators ON vk.recovered;
 DROP POLICY IF EXISTS readers ON vk.recovered;
 ALTER TABLE vk.embeddings DISABLE ROW LEVEL SECURITY;
-ALTER TABLE vk.queue DISABLE ROW LEVEL SECURITY;
 ALTER TABLE vk.coordinates DISABLE ROW LEVEL SECURITY;
 ALTER TABLE vk.predictions DISABLE ROW LEVEL SECURITY;
 ALTER TABLE vk.recovered DISABLE ROW LEVEL SECURITY;
