@@ -34,6 +34,7 @@ FORBIDDEN_TO_APPS = [
     "SELECT vk.set_order('documents', 'id', 'id')",
     "SELECT vk.submit_job_v1('train', '{}', 1)",
     "DELETE FROM vk.coordinates",
+    "SELECT count(*) FROM vk.queue",
 ]
 
 
@@ -50,7 +51,7 @@ def test_application_role_writes_and_searches_but_changes_nothing_else(
         app.execute("INSERT INTO items VALUES (1, 'an item'), (2, 'another item')")
         app.execute("UPDATE items SET body = 'an item, changed' WHERE id = 1")
         app.execute("DELETE FROM items WHERE id = 2")
-        assert app.execute("SELECT count(*) FROM vk.queue").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM vk.queue").fetchone() == (2,)
         for statement in FORBIDDEN_TO_APPS:
             with pytest.raises(errors.InsufficientPrivilege):
                 app.execute(statement)
