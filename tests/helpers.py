@@ -2,10 +2,13 @@
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -142,3 +145,30 @@ def one(conn: psycopg.Connection, sql: str, params: Any = None) -> Any:
     row = conn.execute(sql, params).fetchone()
     assert row is not None
     return row[0]
+
+
+def prepare(conn: psycopg.Connection, name: str, statement: str) -> None:
+    """PREPARE a named statement (its %(name)s placeholders as positional parameters of unknown
+    type): the server parses and plans it against the schema, or raises."""
+    statement = statement.rstrip().rstrip(";")
+    names: list[str] = []
+    for match in re.finditer(r"%\((\w+)\)s", statement):
+        if match.group(1) not in names:
+            names.append(match.group(1))
+    for i, param in enumerate(names, 1):
+        statement = statement.replace(f"%({param})s", f"${i}")
+    conn.execute(f"PREPARE {name} AS {statement}")
+
+
+@contextmanager
+def background_worker(url: str, encoders: EncoderCache, settings: WorkerSettings) -> Iterator[Worker]:
+    """A worker serving in a thread of this process until the block ends."""
+    worker = Worker(url, settings, encoders=encoders)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+        assert not thread.is_alive()

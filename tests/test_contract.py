@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from helpers import drain, one
+from helpers import drain, one, prepare
 from vectorkeep.db import contract, migrate
 from vectorkeep.db.connect import connect
 from vectorkeep.db.records import ModelVersion
@@ -185,13 +185,7 @@ def test_the_previous_release_worker_statements_run_against_head(db_url: str, en
             if name.startswith("listen"):
                 conn.execute(text)
                 continue
-            statement, names = text.rstrip().rstrip(";"), []
-            for match in re.finditer(r"%\((\w+)\)s", statement):
-                if match.group(1) not in names:
-                    names.append(match.group(1))
-            for i, param in enumerate(names, 1):
-                statement = statement.replace(f"%({param})s", f"${i}")
-            conn.execute(f"PREPARE old_{name} AS {statement}")
+            prepare(conn, f"old_{name}", text)
         conn.execute("INSERT INTO vk.documents (body) VALUES (%s), (%s)", (TEXTS[1], TEXTS[4]))
     with connect(db_url) as conn:
         assert old_worker_pass(conn) == 2

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import psycopg
 
+from helpers import prepare
 from vectorkeep import sql
 from vectorkeep.db import catalogue
 from vectorkeep.db.definitions import fill_vector_schema
@@ -52,13 +53,5 @@ def test_every_named_query_is_valid_sql(conn: psycopg.Connection) -> None:
     for name, text in sql.queries().items():
         if name.startswith(("listen", "set_search_path")):
             continue
-        statement = text.rstrip().rstrip(";")
-        # Named placeholders become positional parameters of unknown type.
-        names: list[str] = []
-        for match in re.finditer(r"%\((\w+)\)s", statement):
-            if match.group(1) not in names:
-                names.append(match.group(1))
-        for i, param in enumerate(names, 1):
-            statement = statement.replace(f"%({param})s", f"${i}")
-        conn.execute(f"PREPARE q_{name} AS {statement}")
+        prepare(conn, f"q_{name}", text)
         conn.execute(f"DEALLOCATE q_{name}")

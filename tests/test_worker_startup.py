@@ -5,22 +5,20 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import errors
 
-from helpers import FAST_RETRY, assert_invariant, embeddings, one, wait_for
+from helpers import FAST_RETRY, assert_invariant, background_worker, embeddings, one, wait_for
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.workers import encoder_cache
 from vectorkeep.workers.embed import RetryPolicy
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders import Encoder
 from vectorkeep.workers.jobs.runner import JobRunner
-from vectorkeep.workers.worker import Worker, WorkerSettings
+from vectorkeep.workers.worker import WorkerSettings
 
 LOAD_SECONDS = 3.0
 
@@ -47,19 +45,6 @@ def slow_loads(monkeypatch: pytest.MonkeyPatch) -> SlowLoads:
     return SlowLoads(monkeypatch)
 
 
-@contextmanager
-def worker_thread(url: str, settings: WorkerSettings, encoders: EncoderCache) -> Iterator[Worker]:
-    worker = Worker(url, settings, encoders=encoders)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        thread.join(timeout=30)
-        assert not thread.is_alive()
-
-
 def update_without_waiting(conn: psycopg.Connection, sql: str, params: Any = None) -> float:
     """Run an application's UPDATE that may not wait on a lock (lock_timeout 1 s); its duration."""
     conn.execute("SET lock_timeout = '1s'")
@@ -78,7 +63,7 @@ def test_an_update_does_not_wait_while_a_fresh_worker_loads_its_encoder(
 ) -> None:
     conn.execute("INSERT INTO vk.documents (id, body) OVERRIDING SYSTEM VALUE VALUES (1, 'the old text')")
     # A fresh cache: this worker has not loaded minilm@1 yet.
-    with worker_thread(db_url, WorkerSettings(retry=FAST_RETRY, poll_interval=0.2), EncoderCache()):
+    with background_worker(db_url, EncoderCache(), WorkerSettings(retry=FAST_RETRY, poll_interval=0.2)):
         assert slow_loads.started.wait(60), "the worker never started loading its encoder"
         seconds = update_without_waiting(conn, "UPDATE vk.documents SET body = 'the new text' WHERE id = 1")
         assert seconds < 1.0
@@ -99,7 +84,7 @@ def test_a_version_whose_encoder_cannot_load_fails_its_rows_without_holding_them
     conn.execute("SELECT vk.attach('notes', 'id', 'body', 'mystery@1')")
     conn.execute("INSERT INTO notes VALUES (1, 'hello')")
     settings = WorkerSettings(retry=RetryPolicy(max_attempts=1, backoff_seconds=0.0), poll_interval=0.2)
-    with worker_thread(db_url, settings, EncoderCache()):
+    with background_worker(db_url, EncoderCache(), settings):
         assert slow_loads.started.wait(60), "the worker never started loading the encoder"
         assert update_without_waiting(conn, "UPDATE notes SET body = 'hello again' WHERE id = 1") < 1.0
         # The load fails (an unknown kind): the row fails with the reason, and dies after its one attempt.
@@ -137,7 +122,7 @@ def test_the_worker_reconnects_promptly_after_each_of_two_failures(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="vectorkeep.workers.worker")
     logger = "vectorkeep.workers.worker"
-    with worker_thread(db_url, WorkerSettings(retry=FAST_RETRY, poll_interval=0.2), encoders):
+    with background_worker(db_url, encoders, WorkerSettings(retry=FAST_RETRY, poll_interval=0.2)):
         for round_ in (1, 2):
             conn.execute("INSERT INTO vk.documents (body) VALUES (%s)", (f"served before failure {round_}",))
             # Embedded: the worker has connected and served since the last failure.

@@ -5,19 +5,16 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from helpers import FAST_RETRY, assert_invariant, drain, embeddings, queue_size, wait_for
+from helpers import FAST_RETRY, assert_invariant, background_worker, drain, embeddings, queue_size, wait_for
 from vectorkeep.db import embedded
 from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.worker import Worker, WorkerSettings
+from vectorkeep.workers.worker import WorkerSettings
 
 
 def start_worker(url: str, *args: str) -> subprocess.Popen[str]:
@@ -46,22 +43,9 @@ def unlocked_queue_rows(conn: psycopg.Connection) -> int:
         return len(conn.execute("SELECT 1 FROM vk.queue FOR UPDATE SKIP LOCKED").fetchall())
 
 
-@contextmanager
-def background_worker(url: str, encoders: EncoderCache, **settings: object) -> Iterator[Worker]:
-    worker = Worker(url, WorkerSettings(**{"retry": FAST_RETRY, **settings}), encoders=encoders)  # type: ignore[arg-type]
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        thread.join(timeout=30)
-        assert not thread.is_alive()
-
-
 def test_notify_wakes_a_waiting_worker(conn: psycopg.Connection, db_url: str, encoders: EncoderCache) -> None:
     # A poll interval far longer than the wait: only the NOTIFY can wake it.
-    with background_worker(db_url, encoders, poll_interval=600):
+    with background_worker(db_url, encoders, WorkerSettings(retry=FAST_RETRY, poll_interval=600)):
         time.sleep(0.5)
         conn.execute("INSERT INTO vk.documents (body) VALUES ('wake up')")
         wait_for(lambda: len(embeddings(conn)) == 1, 30, "the notified worker")
@@ -73,7 +57,7 @@ def test_a_row_whose_notify_was_debounced_is_still_picked_up_without_the_poll(
     # The second INSERT comes within 50 ms of the first one's notification, so
     # it sends none, and commits only once the worker has gone idle again: with
     # a 600 s poll only the worker's linger can find it.
-    with background_worker(db_url, encoders, poll_interval=600):
+    with background_worker(db_url, encoders, WorkerSettings(retry=FAST_RETRY, poll_interval=600)):
         time.sleep(0.5)
         with psycopg.connect(db_url, autocommit=True) as listener:
             listener.execute("LISTEN vk_queue")
@@ -89,7 +73,7 @@ def test_a_row_whose_notify_was_debounced_is_still_picked_up_without_the_poll(
 def test_poll_picks_up_work_whose_notify_was_lost(
     conn: psycopg.Connection, db_url: str, encoders: EncoderCache
 ) -> None:
-    with background_worker(db_url, encoders, poll_interval=0.3):
+    with background_worker(db_url, encoders, WorkerSettings(retry=FAST_RETRY, poll_interval=0.3)):
         time.sleep(0.5)
         # Row and queue entry written with triggers off: no NOTIFY is ever sent.
         with conn.transaction():
@@ -154,7 +138,9 @@ def test_sigkill_mid_batch_then_another_worker_finishes(
 def test_worker_reconnects_after_its_connections_are_killed(
     conn: psycopg.Connection, db_url: str, encoders: EncoderCache
 ) -> None:
-    with background_worker(db_url, encoders, poll_interval=0.2, reconnect_max_delay=0.5):
+    with background_worker(
+        db_url, encoders, WorkerSettings(retry=FAST_RETRY, poll_interval=0.2, reconnect_max_delay=0.5)
+    ):
         conn.execute("INSERT INTO vk.documents (body) VALUES ('before')")
         wait_for(lambda: n_embedded(conn) == 1, 30, "the first row")
         killed = count(
@@ -172,7 +158,9 @@ def test_worker_survives_a_database_restart(
 ) -> None:
     if embedded_pgdata is None:
         pytest.skip("restarts only the embedded test server")
-    with background_worker(db_url, encoders, poll_interval=0.2, reconnect_max_delay=0.5):
+    with background_worker(
+        db_url, encoders, WorkerSettings(retry=FAST_RETRY, poll_interval=0.2, reconnect_max_delay=0.5)
+    ):
         with psycopg.connect(db_url, autocommit=True) as c:
             c.execute("INSERT INTO vk.documents (body) VALUES ('before restart')")
             wait_for(lambda: n_embedded(c) == 1, 30, "the first row")
