@@ -93,7 +93,12 @@ def run(url: str, *, vectors: int, queries: int, seed: int = 7) -> dict[str, Any
 
         qs = _clustered(queries, rng, centroids)
         # The query vk.search runs, sent by hand with the same parameters.
-        hand = _one(conn, "SELECT vk._knn_sql(%s, m) FROM vk.models m WHERE m.id = %s", (c_id, ids[1]))
+        hand = _one(
+            conn,
+            "SELECT vk._nearest_sql(c, m, false, false, false) FROM vk.collections c, vk.models m "
+            "WHERE c.id = %s AND m.id = %s",
+            (c_id, ids[1]),
+        )
         hand = hand.replace("$1", "%(q)s").replace("$2", "%(k)s")
         wrapped: list[float] = []
         direct: list[float] = []
@@ -143,7 +148,12 @@ def run(url: str, *, vectors: int, queries: int, seed: int = 7) -> dict[str, Any
         plans = {}
         with psycopg.ClientCursor(conn) as cur:
             for version, model_id in ids.items():
-                sql = _one(conn, "SELECT vk._knn_sql(%s, m) FROM vk.models m WHERE m.id = %s", (c_id, model_id))
+                sql = _one(
+                    conn,
+                    "SELECT vk._nearest_sql(c, m, false, false, false) FROM vk.collections c, vk.models m "
+                    "WHERE c.id = %s AND m.id = %s",
+                    (c_id, model_id),
+                )
                 plan = "\n".join(
                     r[0] for r in cur.execute("EXPLAIN " + sql.replace("$1", "%s").replace("$2", "10"), (qs[0], qs[0]))
                 )

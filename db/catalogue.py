@@ -5,7 +5,7 @@ upgraded one, `vectorkeep schema check` compares a live database with the
 catalogue a release expects (sql/releases/<revision>.json), and a downgrade
 restores a release's definitions from that same file.
 
-Objects are keyed ``"function vk.search(text, vector, integer, text)"``,
+Objects are keyed ``"function vk.search(text, vector, integer, text, jsonb)"``,
 ``"view vk.status"``, ``"table vk.models"``, … Per-collection objects that
 vk.attach writes (a collection's INSERT trigger function, its HNSW indexes)
 are data, not schema, and are left out.
@@ -44,10 +44,9 @@ def names_printed_for(conn: psycopg.Connection, schema: str) -> Iterator[None]:
     the same in every session (vk's own names always qualified)."""
     before = conn.execute(query("search_path")).fetchone()
     conn.execute(query("set_search_path"), {"path": f"pg_catalog, {schema}"})
-    try:
-        yield
-    finally:
-        conn.execute(query("set_search_path"), {"path": before[0] if before else ""})
+    yield
+    # Not on an error: the transaction is failed, and the error is the news.
+    conn.execute(query("set_search_path"), {"path": before[0] if before else ""})
 
 
 def _portable(text: str, schema: str) -> str:

@@ -1,4 +1,4 @@
-"""Bring schema vk's definitions (functions, views, triggers, comments, grants)
+"""Bring schema vk's definitions (functions, views, triggers, policies, comments, grants)
 to what a release has, from that release's catalogue (sql/releases/*.json).
 
 The head revision applies the readable files of sql/definitions/ instead; a
@@ -48,9 +48,11 @@ def restore(conn: psycopg.Connection, release: Release, skip: Iterable[str] = ()
         # Names as the catalogue printed them: qualified and quoted already.
         conn.execute(sql.SQL("DROP {} {}").format(sql.SQL(kind), sql.SQL(name)))
 
-    # Views depend on functions: dropped first, created last.
+    # Views and policies depend on functions: dropped first, created last.
     for key in (k for k in have if k.startswith("view ")):
         drop("VIEW", _name(key))
+    for key in (k for k in have if k.startswith("policy ")):
+        drop("POLICY", _name(key))
     for key in (k for k in have if k.startswith("trigger ") and k not in want):
         drop("TRIGGER", _name(key))
     # A function goes when the release lacks it, or has it with another result
@@ -67,9 +69,13 @@ def restore(conn: psycopg.Connection, release: Release, skip: Iterable[str] = ()
     for key in release.function_order:
         if key in want:
             run(want[key]["definition"])
-    for kind in ("view ", "trigger "):
+    for kind in ("view ", "trigger ", "policy "):
         for key in sorted(k for k in want if k.startswith(kind)):
             run(want[key]["definition"])
+    for key, props in sorted(want.items()):
+        if key.startswith("table "):
+            switch = "ENABLE" if props.get("row_security") else "DISABLE"
+            conn.execute(sql.SQL("ALTER TABLE {} {} ROW LEVEL SECURITY").format(sql.SQL(_name(key)), sql.SQL(switch)))
     for key, props in sorted(want.items()):
         if key.startswith(("function ", "view ")):
             target = "FUNCTION" if key.startswith("function ") else "VIEW"

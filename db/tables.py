@@ -56,6 +56,9 @@ collections = Table(
     Column("registered_by", Text, nullable=False),  # name: the role whose rights the text expression runs with
     Column("order_registered_by", Text),
     Column("copies_row_security", Boolean, nullable=False),
+    Column("metadata_expression", Text),
+    Column("metadata_registered_by", Text),  # name
+    Column("text_search", Text, nullable=False),  # regconfig, read as its name
 )
 
 collection_models = Table(
@@ -91,6 +94,7 @@ embeddings = Table(
     Column("chunk", Integer, primary_key=True),
     Column("start_char", Integer, nullable=False),
     Column("end_char", Integer),
+    Column("metadata", JSONB),
 )
 
 queue = Table(
@@ -104,6 +108,27 @@ queue = Table(
     Column("attempts", Integer, nullable=False),
     Column("last_error", Text),
     Column("dead", Boolean, nullable=False),
+    Column("metadata", JSONB),
+)
+
+embed_requests = Table(
+    "embed_requests",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("model_id", BigInteger, nullable=False),
+    Column("text_sha256", LargeBinary, nullable=False),
+    Column("input", Text, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("error", Text),
+)
+
+embed_cache = Table(
+    "embed_cache",
+    metadata,
+    Column("model_id", BigInteger, primary_key=True),
+    Column("text_sha256", LargeBinary, primary_key=True),
+    Column("embedding", VECTOR(), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 jobs = Table(

@@ -5,6 +5,7 @@ dynamic SQL running with the rights and search_path the design gives them; and
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -60,15 +61,26 @@ def test_each_role_can_execute_exactly_the_functions_documented_for_it(conn: psy
 
 def test_an_application_calls_no_internal_function_that_runs_as_its_owner(conn: psycopg.Connection) -> None:
     """vk_app needs some internal helpers (the ones its read API calls); of those that run as their
-    owner it gets only the counts behind vk.status."""
+    owner it gets only the counts behind vk.status and the text query's route to the workers
+    (which reads the cache and sends the request; tests/test_text_queries.py attacks it)."""
     rows = conn.execute(
         "SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'vk'::regnamespace AND p.proname ~ '^_' "
         "AND p.prosecdef AND has_function_privilege('vk_app', p.oid, 'EXECUTE')"
     ).fetchall()
-    assert rows == [("_collection_stats",)]
+    assert sorted(rows) == [("_collection_stats",), ("_embed_vector",)]
 
 
-EXPRESSIONS = re.compile(r"\b(text_expression|group_expression|position_expression)\b")
+EXPRESSIONS = re.compile(r"\b(text_expression|metadata_expression|group_expression|position_expression)\b")
+
+
+def _format_calls(definition: str) -> Iterator[str]:
+    """The text of each EXECUTE format(...) call of a definition, parentheses balanced."""
+    for start in (m.end() for m in re.finditer(r"EXECUTE\s+format\(", definition)):
+        depth, at = 1, start
+        while depth and at < len(definition):
+            depth += {"(": 1, ")": -1}.get(definition[at], 0)
+            at += 1
+        yield definition[start:at]
 
 
 def test_no_function_that_runs_as_its_owner_evaluates_a_stored_expression(conn: psycopg.Connection) -> None:
@@ -78,10 +90,9 @@ def test_no_function_that_runs_as_its_owner_evaluates_a_stored_expression(conn: 
     builders = {
         re.sub(r"^function vk\.(\w+)\(.*$", r"\1", key)
         for key, props in objects.items()
-        if key.startswith("function ") and re.search(r"EXECUTE\s+format\(", props["definition"])
-        and EXPRESSIONS.search(props["definition"].split("EXECUTE", 1)[1])
+        if key.startswith("function ") and any(EXPRESSIONS.search(call) for call in _format_calls(props["definition"]))
     }  # fmt: skip
-    assert builders == {"_install_text_functions", "_install_order_function"}
+    assert builders == {"_install_text_functions", "_install_metadata_function", "_install_order_function"}
     for key, props in objects.items():
         name = re.sub(r"^function vk\.(\w+)\(.*$", r"\1", key)
         if name in builders:
@@ -98,13 +109,13 @@ def test_schema_check_passes_on_a_fresh_install_and_finds_drift(db_url: str) -> 
         # The drift of revision 0006 (a re-created function lost SECURITY DEFINER), a lost
         # comment, a function nobody defined, and a grant too many.
         conn.execute("ALTER FUNCTION vk._coverage(vk.collections, vk.models) SECURITY INVOKER")
-        conn.execute("COMMENT ON FUNCTION vk.search(text, vector, integer, text) IS NULL")
+        conn.execute("COMMENT ON FUNCTION vk.search(text, vector, integer, text, jsonb) IS NULL")
         conn.execute("CREATE FUNCTION vk.stray() RETURNS int LANGUAGE sql RETURN 1")
         conn.execute("GRANT EXECUTE ON FUNCTION vk.retire(text, text) TO vk_app")
     done = cli(db_url, "schema", "check")
     assert done.returncode == 1
     assert "changed  function vk._coverage(vk.collections,vk.models): definition, security" in done.stdout
-    assert "changed  function vk.search(text,vector,integer,text): comment" in done.stdout
+    assert "changed  function vk.search(text,vector,integer,text,jsonb): comment" in done.stdout
     assert "extra    function vk.stray()" in done.stdout
     assert "changed  function vk.retire(text,text): grants" in done.stdout
     done = cli(db_url, "schema", "check", "--json")
@@ -116,7 +127,7 @@ def test_schema_show_prints_the_current_definition_from_its_file(db_url: str) ->
     assert done.returncode == 0, done.stderr
     assert "sql/definitions/30_search.sql" in done.stdout
     assert "CREATE OR REPLACE FUNCTION vk.search(collection text, query vector" in done.stdout
-    assert "COMMENT ON FUNCTION vk.search(text, vector, integer, text)" in done.stdout
+    assert "COMMENT ON FUNCTION vk.search(text, vector, integer, text, jsonb)" in done.stdout
     assert schema.show("vk.no_such_thing") == []
 
 

@@ -22,7 +22,9 @@ from vectorkeep.workers.encoders import Encoder, load_encoder
 from vectorkeep.workers.encoders.sentence_transformers import MINILM
 from vectorkeep.workers.worker import Worker, WorkerSettings
 
-PREVIOUS = "0008_maps_sequences"
+PREVIOUS = "0010_security"
+# The last release whose schema had no worker contract version.
+BEFORE_CONTRACTS = "0008_maps_sequences"
 _HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
@@ -53,8 +55,8 @@ def minilm() -> Encoder:
 
 
 def old_worker_pass(conn: psycopg.Connection) -> int:
-    """One batch of the previous release's worker loop, statement for statement (claim, upsert
-    chunks, forget surplus chunks, finish); long rows are cut into two chunks. The rows settled."""
+    """One batch of the previous release's worker loop, statement for statement (claim, put
+    chunks, finish the row); long rows are cut into two chunks. The rows settled."""
     with conn.transaction():
         claimed = conn.execute(Q["claim"], {"batch_size": 100}).fetchall()
         for collection_id, pk, model_id, _attempts, body in claimed:
@@ -79,8 +81,7 @@ def old_worker_pass(conn: psycopg.Connection) -> int:
                         "truncated": False,
                     },
                 )
-            conn.execute(Q["forget_chunks_from"], {**key, "chunks": len(pieces)})
-            conn.execute(Q["finish"], key)
+            conn.execute(Q["finish_row"], {**key, "chunks": len(pieces)})
     return len(claimed)
 
 
@@ -211,7 +212,7 @@ def test_a_worker_refuses_a_schema_that_predates_its_contract(server_url: str, e
 
     name, url = fresh_database(server_url, None)
     try:
-        migrate.upgrade(url, PREVIOUS)
+        migrate.upgrade(url, BEFORE_CONTRACTS)
         with pytest.raises(contract.SchemaMismatch, match=r"predates worker contracts.*vectorkeep migrate"):
             Worker(url, WorkerSettings(), encoders=encoders).run(until_idle=True)
     finally:

@@ -103,7 +103,7 @@ def test_search_query_uses_the_partial_hnsw_index(corpus: psycopg.Connection) ->
     _synthetic(corpus, 2000, 384, "synth")
     sql, index = corpus.execute(
         """
-        SELECT vk._knn_sql(c.id, m), cm.index_name
+        SELECT vk._nearest_sql(c, m, false, false, false), cm.index_name
         FROM vk.collections c JOIN vk.models m ON m.id = c.default_model_id
         JOIN vk.collection_models cm ON cm.collection_id = c.id AND cm.model_id = m.id
         WHERE c.name = 'synth'

@@ -1,13 +1,15 @@
-"""A worker process's whole service: the embedding queue and the jobs, side by side.
+"""A worker process's whole service: the embedding queue, text queries and the jobs, side by side.
 
-The queue runs in the calling thread, the job runner in a thread of its own
-(a long training must not stall embedding), both stopping on the same signal.
+The queue runs in the calling thread; the job runner (a long training must
+not stall embedding) and the interactive lane (a backlog must not delay a
+text query) in threads of their own; all stop on the same signal.
 """
 
 import threading
 from dataclasses import dataclass, field
 
 from vectorkeep.workers.encoder_cache import EncoderCache
+from vectorkeep.workers.interactive import InteractiveLane
 from vectorkeep.workers.jobs.runner import JobRunner
 from vectorkeep.workers.worker import Worker, WorkerSettings, WorkerStats
 
@@ -26,6 +28,7 @@ class Service:
         *,
         queue: bool = True,
         jobs: bool = True,
+        interactive: bool = True,
         lease_seconds: float = 30.0,
         encoders: EncoderCache | None = None,
     ) -> None:
@@ -35,13 +38,27 @@ class Service:
         self.encoders = encoders or EncoderCache()
         self.worker = Worker(url, self.settings, encoders=self.encoders)
         self.runner = JobRunner(url, lease_seconds=lease_seconds, stop_event=self.worker.stop_event)
+        # Its own encoders: one encoder is never called from two threads.
+        self.lane = InteractiveLane(url, self.worker.stop_event) if queue and interactive else None
 
     def stop(self) -> None:
         self.worker.stop()
 
     def run(self, *, until_idle: bool = False) -> ServiceResult:
-        """Serve until stop(); with until_idle, until no job and no queued row is left."""
+        """Serve until stop(); with until_idle, until no job and no queued row is left
+        (text queries are served only by a service that runs until stopped)."""
         result = ServiceResult()
+        if self.lane is not None and not until_idle:
+            lane = threading.Thread(target=self.lane.run, name="interactive lane", daemon=True)
+            lane.start()
+            try:
+                return self._run(result, until_idle)
+            finally:
+                self.stop()
+                lane.join()
+        return self._run(result, until_idle)
+
+    def _run(self, result: ServiceResult, until_idle: bool) -> ServiceResult:
         if not self.jobs:
             result.queue = self.worker.run(until_idle=until_idle)
             return result

@@ -104,12 +104,48 @@ BEGIN
         RAISE NOTICE 'vectorkeep: % has % dimensions, over HNSW''s 2000: % is searched exactly',
             vk.model_label(m), m.dim, c.name;
     END IF;
+    -- Keyword ranking over the same rows (vk.hybrid_search, vk._keyword_sql).
+    EXECUTE format(
+        'CREATE INDEX %I ON vk.embeddings USING gin (to_tsvector(%L::regconfig, body)) '
+        'WHERE collection_id = %s AND model_id = %s',
+        vk._keyword_index_name(c.id, m.id), c.text_search, c.id, m.id);
     INSERT INTO vk.collection_models (collection_id, model_id, index_name) VALUES (c.id, m.id, ix);
     RETURN true;
 END
 $$;
 COMMENT ON FUNCTION vk.embed_with_v1(vk.collections, vk.models) IS
     'Worker contract 1: keep a collection embedded with a version from now on (its partial HNSW index, the row that makes triggers queue for it); false when it already was. No backfill.';
+
+CREATE OR REPLACE FUNCTION vk._keyword_index_name(c_id bigint, m_id bigint) RETURNS name
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN format('embeddings_c%s_m%s_fts', c_id, m_id);
+COMMENT ON FUNCTION vk._keyword_index_name(bigint, bigint) IS
+    'Internal: the name of the full-text (GIN) index of a (collection, model).';
+
+-- Keyword ranking's text-search configuration: its indexes are built anew.
+CREATE OR REPLACE FUNCTION vk.set_text_search(collection_name text, config regconfig) RETURNS vk.collections
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    c  vk.collections := vk._collection(collection_name);
+    cm vk.collection_models;
+BEGIN
+    IF config IS NULL THEN
+        RAISE EXCEPTION 'vectorkeep: the text-search configuration is NULL'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'See \dF in psql, e.g. english or simple.';
+    END IF;
+    UPDATE vk.collections x SET text_search = config WHERE x.id = c.id RETURNING * INTO c;
+    FOR cm IN SELECT * FROM vk.collection_models x WHERE x.collection_id = c.id LOOP
+        EXECUTE format('DROP INDEX IF EXISTS vk.%I', vk._keyword_index_name(c.id, cm.model_id));
+        EXECUTE format(
+            'CREATE INDEX %I ON vk.embeddings USING gin (to_tsvector(%L::regconfig, body)) '
+            'WHERE collection_id = %s AND model_id = %s',
+            vk._keyword_index_name(c.id, cm.model_id), c.text_search, c.id, cm.model_id);
+    END LOOP;
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION vk.set_text_search(text, regconfig) IS
+    'Set the text-search configuration (\dF) that keyword ranking (vk.hybrid_search) uses for a collection''s stored text; its full-text indexes are rebuilt.';
 
 CREATE OR REPLACE FUNCTION vk.add_model(collection_name text, model text, make_default boolean DEFAULT false)
 RETURNS vk.collection_models
@@ -150,7 +186,9 @@ CREATE OR REPLACE FUNCTION vk.attach(
     text_expression text,
     model text DEFAULT 'minilm',
     collection_name text DEFAULT NULL,
-    row_security text DEFAULT 'refuse'
+    row_security text DEFAULT 'refuse',
+    metadata text DEFAULT NULL,
+    text_search regconfig DEFAULT 'english'
 ) RETURNS vk.collections
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -194,11 +232,15 @@ BEGIN
                   HINT = 'Give one SQL expression over the table''s columns, e.g. title || '' '' || body.';
     END IF;
 
-    INSERT INTO vk.collections (name, source, pk_column, pk_type, text_expression, registered_by, copies_row_security)
+    INSERT INTO vk.collections (name, source, pk_column, pk_type, text_expression, registered_by, copies_row_security,
+                                text_search)
     VALUES (coalesce(collection_name, rel.relname), source, pk_column, pk_type, text_expression, current_user,
-            rel.relrowsecurity)
+            rel.relrowsecurity, coalesce(text_search, 'english'))
     RETURNING * INTO c;
     PERFORM vk._install_text_functions(c.id);
+    IF metadata IS NOT NULL THEN
+        PERFORM vk.set_metadata(c.name, metadata);
+    END IF;
 
     PERFORM vk._install_insert_trigger(c.id);
     EXECUTE format('CREATE TRIGGER vk_queue_update AFTER UPDATE ON %s '
@@ -215,8 +257,122 @@ BEGIN
     RETURN vk._collection(c.name);
 END
 $$;
-COMMENT ON FUNCTION vk.attach(regclass, text, text, text, text, text) IS
-    'Watch a table: its rows (text = text_expression, run with the caller''s rights) are queued on INSERT and on UPDATE that changes the text, and embedded by workers with the model. Rows already there are queued. A table with row-level security is refused unless row_security => ''copy''.';
+COMMENT ON FUNCTION vk.attach(regclass, text, text, text, text, text, text, regconfig) IS
+    'Watch a table: its rows (text = text_expression, run with the caller''s rights) are queued on INSERT and on UPDATE that changes the text, and embedded by workers with the model. Rows already there are queued. metadata: an expression returning a jsonb object that searches filter on (see vk.set_metadata); text_search: the configuration of keyword ranking. A table with row-level security is refused unless row_security => ''copy''.';
+
+-- A collection's metadata: an SQL expression over the source row returning a
+-- jsonb object, e.g. jsonb_build_object('tenant', tenant, 'topic', topic).
+-- Like the text expression, it becomes a function of the caller's
+-- (vk_expr.meta_c<id>), checked and test-run here. Every row's vectors get
+-- their metadata now, and keep it current on UPDATE, without re-embedding.
+CREATE OR REPLACE FUNCTION vk.set_metadata(collection_name text, expression text) RETURNS vk.collections
+LANGUAGE plpgsql AS $$
+DECLARE
+    c vk.collections := vk._collection(collection_name);
+BEGIN
+    IF expression IS NOT NULL AND (btrim(expression) = '' OR expression ~ ';') THEN
+        RAISE EXCEPTION 'vectorkeep: bad metadata expression %', quote_literal(expression)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give one SQL expression over the table''s columns returning a jsonb object, '
+                      || 'e.g. jsonb_build_object(''tenant'', tenant).';
+    END IF;
+    UPDATE vk.collections x SET metadata_expression = expression,
+                                metadata_registered_by = CASE WHEN expression IS NULL THEN NULL ELSE current_user END
+    WHERE x.id = c.id RETURNING * INTO c;
+    PERFORM vk._install_metadata_function(c.id);
+    PERFORM vk._refresh_metadata(c.id, NULL);
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION vk.set_metadata(text, text) IS
+    'Set (or, with NULL, remove) a collection''s metadata: an SQL expression over its table''s columns returning a jsonb object (run with the caller''s rights), stored beside every row''s vectors and kept current on UPDATE without re-embedding. Searches take filter => a jsonb object the metadata must contain.';
+
+-- vk_expr.meta_c<id>(keys): the metadata of the given rows, as its author's.
+CREATE OR REPLACE FUNCTION vk._install_metadata_function(c_id bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    c       vk.collections;
+    problem text;
+    fn      text := format('vk_expr.meta_c%s', c_id);
+    bad     text;
+BEGIN
+    SELECT * INTO STRICT c FROM vk.collections x WHERE x.id = c_id;
+    EXECUTE format('DROP FUNCTION IF EXISTS %s(text[])', fn);
+    IF c.metadata_expression IS NULL THEN
+        RETURN;
+    END IF;
+    BEGIN
+        EXECUTE format(
+            $f$CREATE FUNCTION %1$s(keys text[]) RETURNS TABLE (pk text, metadata jsonb)
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+            BEGIN ATOMIC
+                SELECT s.%2$I::text, (%3$s)::jsonb FROM %4$s s WHERE s.%2$I::text = ANY (keys);
+            END$f$, fn, c.pk_column, c.metadata_expression, c.source);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'vectorkeep: metadata expression % does not evaluate over %: %',
+                quote_literal(c.metadata_expression), c.source, SQLERRM
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'One SQL expression over the table''s columns returning jsonb, '
+                      || 'e.g. jsonb_build_object(''tenant'', tenant, ''topic'', topic).';
+    END;
+    problem := vk._expression_problem(format('%s(text[])', fn)::regprocedure, c.source);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'vectorkeep: metadata expression % is refused: %', quote_literal(c.metadata_expression), problem
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A metadata expression reads only its own row''s columns, which its author may SELECT, '
+                      || 'with no subquery and no volatile function.';
+    END IF;
+    PERFORM vk._seal_expression_function(format('%s(text[])', fn)::regprocedure, c.metadata_registered_by);
+    -- A test run on real rows, with the author's rights: each must be a jsonb object.
+    BEGIN
+        EXECUTE format('SELECT min(jsonb_typeof(t.metadata)) FILTER (WHERE jsonb_typeof(t.metadata) <> ''object'') '
+                       'FROM %s(ARRAY(SELECT s.%I::text FROM %s s LIMIT 100)) t', fn, c.pk_column, c.source)
+            INTO bad;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'vectorkeep: metadata expression % fails on rows of %: %',
+                quote_literal(c.metadata_expression), c.source, SQLERRM
+            USING ERRCODE = 'invalid_parameter_value';
+    END;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'vectorkeep: metadata expression % returns a jsonb %, not an object', quote_literal(c.metadata_expression), bad
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Wrap it: jsonb_build_object(''name'', value, ...).';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION vk._install_metadata_function(bigint) IS
+    'Internal: write, check and test-run a collection''s metadata expression function (vk_expr.meta_c<id>) as its author''s.';
+
+-- Bring the stored metadata of these rows (NULL: all) up to date, on their
+-- vectors and on their queued work. Queue rows first: a row a worker holds
+-- (mid-batch) waits for its commit, and the vectors it wrote are then
+-- updated here; a queue row updated here stays locked until this transaction
+-- commits, so no worker claims it with metadata older than this.
+CREATE OR REPLACE FUNCTION vk._refresh_metadata(c_id bigint, keys text[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    c      vk.collections;
+    t_pk   text[];
+    t_meta jsonb[];
+BEGIN
+    SELECT * INTO STRICT c FROM vk.collections x WHERE x.id = c_id;
+    IF keys IS NULL THEN
+        keys := ARRAY(SELECT DISTINCT q.pk FROM vk.queue q WHERE q.collection_id = c_id
+                      UNION SELECT DISTINCT e.pk FROM vk.embeddings e WHERE e.collection_id = c_id);
+    END IF;
+    IF c.metadata_expression IS NOT NULL THEN
+        EXECUTE format('SELECT array_agg(t.pk), array_agg(t.metadata) FROM vk_expr.%I($1) t', 'meta_c' || c_id)
+            INTO t_pk, t_meta USING keys;
+    END IF;
+    UPDATE vk.queue q SET metadata = t.metadata
+    FROM unnest(keys) k(pk) LEFT JOIN unnest(t_pk, t_meta) AS t(pk, metadata) ON t.pk = k.pk
+    WHERE q.collection_id = c_id AND q.pk = k.pk AND q.metadata IS DISTINCT FROM t.metadata;
+    UPDATE vk.embeddings e SET metadata = t.metadata
+    FROM unnest(keys) k(pk) LEFT JOIN unnest(t_pk, t_meta) AS t(pk, metadata) ON t.pk = k.pk
+    WHERE e.collection_id = c_id AND e.pk = k.pk AND e.metadata IS DISTINCT FROM t.metadata;
+END
+$$;
+COMMENT ON FUNCTION vk._refresh_metadata(bigint, text[]) IS
+    'Internal: recompute the metadata of these rows of a collection (NULL: all) on their vectors and queued work.';
 
 -- Why an expression function may not stand: it reads another relation, has a
 -- subquery, calls a volatile function, or uses a column its author may not
@@ -344,7 +500,8 @@ DECLARE
     c  vk.collections := vk._collection(collection_name);
     ix name;
 BEGIN
-    FOR ix IN SELECT index_name FROM vk.collection_models WHERE collection_id = c.id LOOP
+    FOR ix IN SELECT index_name FROM vk.collection_models WHERE collection_id = c.id
+              UNION ALL SELECT vk._keyword_index_name(c.id, model_id) FROM vk.collection_models WHERE collection_id = c.id LOOP
         EXECUTE format('DROP INDEX IF EXISTS vk.%I', ix);
     END LOOP;
     EXECUTE format('DROP TRIGGER IF EXISTS vk_queue_insert ON %s', c.source);
@@ -355,6 +512,7 @@ BEGIN
     EXECUTE format('DROP FUNCTION IF EXISTS vk_expr.text_c%s(text[])', c.id);
     EXECUTE format('DROP FUNCTION IF EXISTS vk_expr.texts_c%s(text, integer)', c.id);
     EXECUTE format('DROP FUNCTION IF EXISTS vk_expr.order_c%s()', c.id);
+    EXECUTE format('DROP FUNCTION IF EXISTS vk_expr.meta_c%s(text[])', c.id);
     DELETE FROM vk.collections WHERE id = c.id;
 END
 $$;
@@ -494,6 +652,19 @@ BEGIN
         SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false;
         GET DIAGNOSTICS queued = ROW_COUNT;
     END;
+    IF c.metadata_expression IS NOT NULL THEN
+        BEGIN
+            PERFORM vk._refresh_metadata(c.id, keys);
+        EXCEPTION WHEN OTHERS THEN
+            -- The claim computes it again and fails the bad rows alone.
+            INSERT INTO vk.queue AS q (collection_id, pk, model_id)
+            SELECT c.id, k.pk, cm.model_id FROM unnest(keys) AS k(pk)
+            CROSS JOIN vk.collection_models cm WHERE cm.collection_id = c.id
+            ON CONFLICT (collection_id, pk, model_id) DO UPDATE
+            SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false;
+            queued := queued + 1;
+        END;
+    END IF;
     PERFORM vk._forget(c.id, gone);
     PERFORM vk._enqueued(c.id, queued);
     RETURN NULL;

@@ -42,6 +42,9 @@ DECLARE
     f_error    text[];
     one_pk     text;
     one_body   text;
+    m_pk       text[];
+    m_meta     jsonb[];
+    one_meta   jsonb;
 BEGIN
     SELECT array_agg(q.collection_id), array_agg(q.pk), array_agg(q.model_id), array_agg(q.attempts)
     INTO k_coll, k_pk, k_model, k_attempts
@@ -77,6 +80,32 @@ BEGIN
                 END;
             END LOOP;
         END;
+        IF c.metadata_expression IS NOT NULL THEN
+            -- The metadata rides on the queue row to the vectors' write (vk.put_chunk_v1).
+            BEGIN
+                EXECUTE format('SELECT array_agg(t.pk), array_agg(t.metadata) FROM vk_expr.%I($1) t', 'meta_c' || c.id)
+                    INTO m_pk, m_meta USING mine;
+            EXCEPTION WHEN OTHERS THEN
+                m_pk := '{}';
+                m_meta := '{}';
+                FOREACH one_pk IN ARRAY mine LOOP
+                    BEGIN
+                        EXECUTE format('SELECT t.metadata FROM vk_expr.%I(ARRAY[$1]) t', 'meta_c' || c.id)
+                            INTO one_meta USING one_pk;
+                        m_pk := m_pk || one_pk;
+                        m_meta := m_meta || one_meta;
+                    EXCEPTION WHEN OTHERS THEN
+                        f_pk := f_pk || one_pk;
+                        f_error := f_error || ('metadata expression: ' || SQLERRM);
+                    END;
+                END LOOP;
+            END;
+            UPDATE vk.queue q SET metadata = t.metadata
+            FROM unnest(m_pk, m_meta) AS t(pk, metadata)
+            WHERE q.collection_id = c.id AND q.pk = t.pk AND q.metadata IS DISTINCT FROM t.metadata
+              AND q.model_id IN (SELECT k.m FROM unnest(k_coll, k_pk, k_model) AS k(c_id, pk, m)
+                                 WHERE k.c_id = c.id AND k.pk = t.pk);
+        END IF;
         UPDATE vk.queue q
         SET attempts = q.attempts + 1, last_error = left(f.error, 4000), dead = q.attempts + 1 >= 5,
             run_after = now() + least(600, 2 * 2 ^ q.attempts) * interval '1 second'
@@ -107,13 +136,17 @@ CREATE OR REPLACE FUNCTION vk.put_chunk_v1(
     embedding vector, body text, text_sha256 bytea, truncated boolean
 ) RETURNS void
 LANGUAGE sql AS $$
+    -- The row's metadata comes from its queue row, where the claim put it.
     INSERT INTO vk.embeddings AS e
-        (collection_id, pk, model_id, chunk, start_char, end_char, embedding, body, text_sha256, truncated)
-    VALUES (collection_id, pk, model_id, chunk, start_char, end_char, embedding, body, text_sha256, truncated)
+        (collection_id, pk, model_id, chunk, start_char, end_char, embedding, body, text_sha256, truncated, metadata)
+    VALUES (collection_id, pk, model_id, chunk, start_char, end_char, embedding, body, text_sha256, truncated,
+            (SELECT q.metadata FROM vk.queue q
+             WHERE q.collection_id = put_chunk_v1.collection_id AND q.pk = put_chunk_v1.pk
+               AND q.model_id = put_chunk_v1.model_id))
     ON CONFLICT ON CONSTRAINT embeddings_pkey DO UPDATE
     SET embedding = EXCLUDED.embedding, body = EXCLUDED.body, start_char = EXCLUDED.start_char,
         end_char = EXCLUDED.end_char, text_sha256 = EXCLUDED.text_sha256, truncated = EXCLUDED.truncated,
-        computed_at = now();
+        metadata = EXCLUDED.metadata, computed_at = now();
 $$;
 COMMENT ON FUNCTION vk.put_chunk_v1(bigint, text, bigint, integer, integer, integer, vector, text, bytea, boolean) IS
     'Worker contract 1: write one chunk''s vector with its text, offsets, the hash of the row''s text and the truncation flag.';

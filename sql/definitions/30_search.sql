@@ -8,30 +8,6 @@
 -- parameter would hide the index predicate from the planner), the model's own
 -- distance operator. A vector is only compared with vectors of its own model.
 
---
-CREATE OR REPLACE FUNCTION vk._knn_sql(c_id bigint, m vk.models) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN format(
-    'SELECT e.pk, e.body, (e.embedding::vector(%1$s) %2$s $1::vector(%1$s))::float8 AS distance '
-    'FROM vk.embeddings e WHERE e.collection_id = %3$s AND e.model_id = %4$s '
-    'ORDER BY e.embedding::vector(%1$s) %2$s $1::vector(%1$s) LIMIT $2',
-    m.dim, vk._operator(m.distance), c_id, m.id);
-COMMENT ON FUNCTION vk._knn_sql(bigint, vk.models) IS
-    'Internal: the nearest-neighbour query over one (collection, model) that its HNSW index serves; $1 = query vector, $2 = k.';
-
--- Nearest chunks of one (collection, model), the query its HNSW index serves;
--- $1 = query vector, and row_limit an expression for how many ($2: k).
-CREATE OR REPLACE FUNCTION vk._knn_chunks_sql(c_id bigint, m vk.models, row_limit text DEFAULT '$2') RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN format(
-    'SELECT e.pk, e.chunk, e.start_char, coalesce(e.end_char, e.start_char + length(e.body)) AS end_char, e.body, '
-    '       (e.embedding::vector(%1$s) %2$s $1::vector(%1$s))::float8 AS distance '
-    'FROM vk.embeddings e WHERE e.collection_id = %3$s AND e.model_id = %4$s '
-    'ORDER BY e.embedding::vector(%1$s) %2$s $1::vector(%1$s) LIMIT %5$s',
-    m.dim, vk._operator(m.distance), c_id, m.id, row_limit);
-COMMENT ON FUNCTION vk._knn_chunks_sql(bigint, vk.models, text) IS
-    'Internal: the nearest-chunks query over one (collection, model) that its HNSW index serves; $1 = query vector.';
-
 -- How many chunks to read for k rows: rows with many chunks near the query
 -- would otherwise leave fewer than k distinct rows.
 CREATE OR REPLACE FUNCTION vk._chunks_for_rows(k integer) RETURNS integer
@@ -39,21 +15,95 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN least(greatest(k * 10, 40), 1000);
 COMMENT ON FUNCTION vk._chunks_for_rows(integer) IS 'Internal: how many chunks to read for k distinct rows.';
 
--- Nearest rows ($1 = query vector, $2 = k): the plain index query for an
--- unchunked collection (one vector a row); for a chunked one, the nearest
--- chunks, each row once with its best chunk's text and distance.
-CREATE OR REPLACE FUNCTION vk._knn_rows_sql(c vk.collections, m vk.models) RETURNS text
+-- A filter that matches fewer vectors than this is ranked exactly (all its
+-- matches, from the metadata index): cheaper than walking the HNSW graph
+-- past the many rows it rejects, and exact. Measured in bench/filters.py.
+CREATE OR REPLACE FUNCTION vk._exact_bound(k integer) RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN CASE WHEN c.chunking->>'method' = 'none' THEN vk._knn_sql(c.id, m)
-ELSE
-    'SELECT b.pk, b.body, b.distance FROM ('
-    '  SELECT DISTINCT ON (n.pk) n.pk, n.body, n.distance '
-    '  FROM (' || vk._knn_chunks_sql(c.id, m, 'vk._chunks_for_rows($2)') || ') n '
-    '  ORDER BY n.pk, n.distance) b '
-    'ORDER BY b.distance LIMIT $2'
-END;
-COMMENT ON FUNCTION vk._knn_rows_sql(vk.collections, vk.models) IS
-    'Internal: the nearest-rows query of a collection (each chunked row once, by its best chunk); $1 = query vector, $2 = k.';
+RETURN greatest(2000, k * 100);
+COMMENT ON FUNCTION vk._exact_bound(integer) IS
+    'Internal: filters matching fewer vectors than this are searched exactly rather than through the HNSW index.';
+
+-- The nearest-neighbour query over one (collection, model), as its HNSW index
+-- serves it; $1 = query vector, $2 = k, $3 = filter (with filtered).
+--   chunks: every chunk (vk.search_chunks); otherwise rows, a chunked row once
+--           with its best chunk's text and distance;
+--   exact:  ordered by an expression the index does not serve (+ 0), so the
+--           planner reads the matching rows (metadata index) and sorts them.
+-- The outer ORDER BY puts back in order what an iterative index scan in
+-- relaxed_order returns slightly out of it.
+CREATE OR REPLACE FUNCTION vk._nearest_sql(c vk.collections, m vk.models, chunks boolean, filtered boolean, exact boolean)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    dist    text := format('(e.embedding::vector(%1$s) %2$s $1::vector(%1$s))', m.dim, vk._operator(m.distance));
+    per_row boolean := NOT chunks AND c.chunking->>'method' <> 'none';
+    core   text;
+BEGIN
+    core := format(
+        'SELECT e.pk, e.chunk, e.start_char, coalesce(e.end_char, e.start_char + length(e.body)) AS end_char, '
+        '       e.body, %1$s::float8 AS distance '
+        'FROM vk.embeddings e WHERE e.collection_id = %2$s AND e.model_id = %3$s%4$s '
+        'ORDER BY %1$s%5$s LIMIT %6$s',
+        dist, c.id, m.id, CASE WHEN filtered THEN ' AND e.metadata @> $3' ELSE '' END,
+        CASE WHEN exact THEN ' + 0' ELSE '' END,
+        CASE WHEN NOT per_row THEN '$2' WHEN exact THEN 'ALL' ELSE 'vk._chunks_for_rows($2)' END);
+    IF per_row THEN
+        RETURN 'SELECT b.* FROM (SELECT DISTINCT ON (n.pk) n.* FROM (' || core || ') n '
+            || 'ORDER BY n.pk, n.distance) b ORDER BY b.distance LIMIT $2';
+    END IF;
+    RETURN 'SELECT n.* FROM (' || core || ') n ORDER BY n.distance';
+END
+$$;
+COMMENT ON FUNCTION vk._nearest_sql(vk.collections, vk.models, boolean, boolean, boolean) IS
+    'Internal: the nearest-neighbour query of a (collection, model): rows or chunks, filtered by metadata or not, through the HNSW index or exact; $1 = vector, $2 = k, $3 = filter.';
+
+-- The k nearest rows (or chunks) of a collection whose metadata contains
+-- filter. Without a filter: one HNSW index scan. With one: a filter that
+-- matches few vectors is ranked exactly; a broader one through pgvector's
+-- iterative index scan, which reads on past rejected rows; and if that still
+-- finds fewer than k, exactly. So k rows come back whenever k rows match.
+CREATE OR REPLACE FUNCTION vk._nearest(
+    c vk.collections, m vk.models, query vector, k integer, filter jsonb, chunks boolean DEFAULT false
+) RETURNS TABLE (pk text, chunk integer, start_char integer, end_char integer, body text, distance double precision)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    per_row  boolean := NOT chunks AND c.chunking->>'method' <> 'none';
+    matching bigint;
+    found    vk._neighbour[];
+    scan     text := coalesce(nullif(current_setting('hnsw.iterative_scan', true), ''), 'off');
+BEGIN
+    PERFORM vk._widen_ef_search(CASE WHEN per_row THEN vk._chunks_for_rows(k) ELSE k END);
+    IF filter IS NULL THEN
+        RETURN QUERY EXECUTE vk._nearest_sql(c, m, chunks, false, false) USING query, k;
+        RETURN;
+    END IF;
+    IF jsonb_typeof(filter) <> 'object' THEN
+        RAISE EXCEPTION 'vectorkeep: a filter is a jsonb object, not %', filter
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example filter => ''{"tenant": 2}'': the rows whose metadata contains it.';
+    END IF;
+    EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM vk.embeddings e WHERE e.collection_id = %s '
+                   'AND e.model_id = %s AND e.metadata @> $1 LIMIT %s) x', c.id, m.id, vk._exact_bound(k))
+        INTO matching USING filter;
+    IF matching < vk._exact_bound(k) THEN
+        RETURN QUERY EXECUTE vk._nearest_sql(c, m, chunks, true, true) USING query, k, filter;
+        RETURN;
+    END IF;
+    -- For this query only: the caller's later statements keep their setting.
+    PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
+    EXECUTE 'SELECT array_agg(ROW(n.*)::vk._neighbour) FROM (' || vk._nearest_sql(c, m, chunks, true, false) || ') n'
+        INTO found USING query, k, filter;
+    PERFORM set_config('hnsw.iterative_scan', scan, true);
+    IF coalesce(cardinality(found), 0) < k THEN
+        RETURN QUERY EXECUTE vk._nearest_sql(c, m, chunks, true, true) USING query, k, filter;
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT f.* FROM unnest(found) f;
+END
+$$;
+COMMENT ON FUNCTION vk._nearest(vk.collections, vk.models, vector, integer, jsonb, boolean) IS
+    'Internal: the k nearest rows (or chunks) of a collection whose metadata contains filter: HNSW index, iterative index scan, or exact, so that k come back whenever k match.';
 
 -- HNSW returns at most hnsw.ef_search rows: widen it for large k, for this
 -- transaction only, never narrowing what the session chose.
@@ -79,7 +129,7 @@ END
 $$;
 COMMENT ON FUNCTION vk._check_k(integer) IS 'Internal: raises unless 1 <= k <= 1000.';
 
--- similarity: 1 - cosine distance for cosine models, the inner product for
+-- similarity: 1 - cosine distance for cosine models, the core product for
 -- ip models, minus the L2 distance for l2 models; larger is nearer.
 CREATE OR REPLACE FUNCTION vk._similarity(distance double precision, metric text) RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -104,8 +154,9 @@ $$;
 COMMENT ON FUNCTION vk._readable(vk.collections) IS
     'Internal: the collection itself when the caller may SELECT its source table; raises insufficient_privilege otherwise.';
 
-CREATE OR REPLACE FUNCTION vk.search(collection text, query vector, k integer DEFAULT 10, model text DEFAULT NULL)
-RETURNS TABLE (pk text, body text, distance double precision)
+CREATE OR REPLACE FUNCTION vk.search(
+    collection text, query vector, k integer DEFAULT 10, model text DEFAULT NULL, filter jsonb DEFAULT NULL
+) RETURNS TABLE (pk text, body text, distance double precision)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     c vk.collections := vk._readable(vk._collection(collection));
@@ -113,15 +164,31 @@ DECLARE
 BEGIN
     PERFORM vk._check_dimension(query, m);
     PERFORM vk._check_k(k);
-    PERFORM vk._widen_ef_search(CASE WHEN c.chunking->>'method' = 'none' THEN k ELSE vk._chunks_for_rows(k) END);
-    RETURN QUERY EXECUTE vk._knn_rows_sql(c, m) USING query, k;
+    RETURN QUERY SELECT n.pk, n.body, n.distance FROM vk._nearest(c, m, query, k, filter) n;
 END
 $$;
-COMMENT ON FUNCTION vk.search(text, vector, integer, text) IS
-    'The k rows of a collection nearest to a query vector (nearest first), by the collection''s default model or the one named ("name" or "name@version"). Uses the HNSW index. A chunked row comes once, with its best chunk''s text and distance (vk.search_chunks gives the chunks).';
+COMMENT ON FUNCTION vk.search(text, vector, integer, text, jsonb) IS
+    'The k rows of a collection nearest to a query vector (nearest first). model: the version the vector was made with ("name" or "name@version"); NULL means the collection''s search default, so a vector of another version must name it. filter: only rows whose metadata contains it (k rows whenever k match). A chunked row comes once, by its best chunk.';
+
+-- A text query is encoded by a worker with the version the search uses
+-- (vk.embed), so switching a collection's default never mixes two spaces.
+CREATE OR REPLACE FUNCTION vk.search(
+    collection text, query text, k integer DEFAULT 10, model text DEFAULT NULL, filter jsonb DEFAULT NULL
+) RETURNS TABLE (pk text, body text, distance double precision)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    c vk.collections := vk._readable(vk._collection(collection));
+    m vk.models := vk._collection_model(c, model);
+BEGIN
+    PERFORM vk._check_k(k);
+    RETURN QUERY SELECT n.pk, n.body, n.distance FROM vk._nearest(c, m, vk._query_vector(m, query), k, filter) n;
+END
+$$;
+COMMENT ON FUNCTION vk.search(text, text, integer, text, jsonb) IS
+    'The k rows of a collection nearest to a text, encoded by a running worker with the version the search uses (see vk.embed; SET vk.embed_timeout). A vector literal (''[0.1, ...]'') is read as that vector. filter: only rows whose metadata contains it.';
 
 CREATE OR REPLACE FUNCTION vk.search_chunks(
-    collection text, query vector, k integer DEFAULT 10, model text DEFAULT NULL
+    collection text, query vector, k integer DEFAULT 10, model text DEFAULT NULL, filter jsonb DEFAULT NULL
 ) RETURNS TABLE (pk text, chunk integer, start_char integer, end_char integer, body text, distance double precision)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -130,15 +197,30 @@ DECLARE
 BEGIN
     PERFORM vk._check_dimension(query, m);
     PERFORM vk._check_k(k);
-    PERFORM vk._widen_ef_search(k);
-    RETURN QUERY EXECUTE vk._knn_chunks_sql(c.id, m) USING query, k;
+    RETURN QUERY SELECT * FROM vk._nearest(c, m, query, k, filter, true);
 END
 $$;
-COMMENT ON FUNCTION vk.search_chunks(text, vector, integer, text) IS
-    'The k chunks nearest to a query vector, with their row, position, character offsets into the row''s text (body = substr(text, start_char + 1, end_char - start_char)) and distance.';
+COMMENT ON FUNCTION vk.search_chunks(text, vector, integer, text, jsonb) IS
+    'The k chunks nearest to a query vector, with their row, position, character offsets into the row''s text (body = substr(text, start_char + 1, end_char - start_char)) and distance; model and filter as in vk.search.';
 
-CREATE OR REPLACE FUNCTION vk.similar(collection text, row_pk text, k integer DEFAULT 10, model text DEFAULT NULL)
-RETURNS TABLE (pk text, body text, distance double precision)
+CREATE OR REPLACE FUNCTION vk.search_chunks(
+    collection text, query text, k integer DEFAULT 10, model text DEFAULT NULL, filter jsonb DEFAULT NULL
+) RETURNS TABLE (pk text, chunk integer, start_char integer, end_char integer, body text, distance double precision)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    c vk.collections := vk._readable(vk._collection(collection));
+    m vk.models := vk._collection_model(c, model);
+BEGIN
+    PERFORM vk._check_k(k);
+    RETURN QUERY SELECT * FROM vk._nearest(c, m, vk._query_vector(m, query), k, filter, true);
+END
+$$;
+COMMENT ON FUNCTION vk.search_chunks(text, text, integer, text, jsonb) IS
+    'The k chunks nearest to a text, encoded by a running worker with the version the search uses (see vk.embed).';
+
+CREATE OR REPLACE FUNCTION vk.similar(
+    collection text, row_pk text, k integer DEFAULT 10, model text DEFAULT NULL, filter jsonb DEFAULT NULL
+) RETURNS TABLE (pk text, body text, distance double precision)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     c vk.collections := vk._readable(vk._collection(collection));
@@ -154,14 +236,82 @@ BEGIN
             USING ERRCODE = 'no_data_found',
                   HINT = 'Check the key, or wait for a worker to embed it (SELECT * FROM vk.status).';
     END IF;
-    PERFORM vk._widen_ef_search(CASE WHEN c.chunking->>'method' = 'none' THEN k + 1 ELSE vk._chunks_for_rows(k + 1) END);
-    RETURN QUERY EXECUTE
-        'SELECT r.pk, r.body, r.distance FROM (' || vk._knn_rows_sql(c, m) || ') r WHERE r.pk <> $3 LIMIT $4'
-        USING v, k + 1, row_pk, k;
+    RETURN QUERY SELECT n.pk, n.body, n.distance FROM vk._nearest(c, m, v, k + 1, filter) n
+                 WHERE n.pk <> row_pk LIMIT k;
 END
 $$;
-COMMENT ON FUNCTION vk.similar(text, text, integer, text) IS
-    'The k rows most similar to an existing row of the collection (itself excluded), by its stored vector (the mean of its chunks'' vectors when chunked).';
+COMMENT ON FUNCTION vk.similar(text, text, integer, text, jsonb) IS
+    'The k rows most similar to an existing row of the collection (itself excluded), by its stored vector (the mean of its chunks'' vectors when chunked); filter as in vk.search.';
+
+-- Reciprocal rank fusion: each row scores weight / (60 + its rank) in each
+-- list it appears in (keyword rank over the stored text, vector rank), and
+-- comes once. 60 is the constant of Cormack et al. (2009): it keeps a first
+-- place in one list from outweighing good places in both.
+CREATE OR REPLACE FUNCTION vk.hybrid_search(
+    collection text, query text, k integer DEFAULT 10, filter jsonb DEFAULT NULL,
+    keyword_weight double precision DEFAULT 1, vector_weight double precision DEFAULT 1, model text DEFAULT NULL
+) RETURNS TABLE (pk text, body text, score double precision, keyword_rank integer, vector_rank integer)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    c     vk.collections := vk._readable(vk._collection(collection));
+    m     vk.models := vk._collection_model(c, model);
+    depth integer;
+    v     vector;
+BEGIN
+    PERFORM vk._check_k(k);
+    IF keyword_weight IS NULL OR vector_weight IS NULL OR keyword_weight < 0 OR vector_weight < 0
+       OR keyword_weight + vector_weight = 0 THEN
+        RAISE EXCEPTION 'vectorkeep: weights must be >= 0, not both 0 (keyword %, vector %)',
+                coalesce(keyword_weight::text, 'NULL'), coalesce(vector_weight::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    depth := least(greatest(k * 5, 50), 1000);
+    IF vector_weight > 0 THEN
+        v := vk._query_vector(m, query);
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'WITH by_vector AS ('
+        '    SELECT n.pk, n.body, row_number() OVER (ORDER BY n.distance)::integer AS rank '
+        '    FROM vk._nearest($1, $2, $3, $4, $5) n WHERE $3 IS NOT NULL), '
+        'by_keyword AS (%s) '
+        'SELECT coalesce(w.pk, v.pk), coalesce(v.body, w.body), '
+        '       coalesce($7 / (60 + w.rank), 0) + coalesce($8 / (60 + v.rank), 0) AS score, w.rank, v.rank '
+        'FROM by_keyword w FULL JOIN by_vector v ON v.pk = w.pk '
+        'ORDER BY score DESC, 1 LIMIT $9',
+        vk._keyword_sql(c, m))
+        USING c, m, v, depth, filter, query, keyword_weight, vector_weight, k;
+END
+$$;
+COMMENT ON FUNCTION vk.hybrid_search(text, text, integer, jsonb, double precision, double precision, text) IS
+    'Rows ranked by reciprocal rank fusion of keyword rank (full-text search over the stored text, the collection''s text_search configuration, any of the query''s words) and vector rank (the text encoded by a worker, as in vk.search); each row once, chunked rows by their best chunk. Weights adjust each list''s share (vector_weight => 0: keyword only, no worker needed).';
+
+-- Keyword ranking of a (collection, model), as its GIN index serves it: rows
+-- with any of the query's words ($6), by ts_rank_cd of their best chunk,
+-- $4 deep, filtered by $5; the configuration and ids are literals, as in the
+-- index definition, so that the planner matches them.
+CREATE OR REPLACE FUNCTION vk._keyword_sql(c vk.collections, m vk.models) RETURNS text
+LANGUAGE sql IMMUTABLE
+RETURN format(
+    'SELECT r.pk, r.body, row_number() OVER (ORDER BY r.score DESC, r.pk)::integer AS rank FROM ('
+    '    SELECT DISTINCT ON (e.pk) e.pk, e.body, ts_rank_cd(to_tsvector(%1$L::regconfig, e.body), q.q) AS score '
+    '    FROM vk.embeddings e, (SELECT vk._any_word(%1$L::regconfig, $6) AS q) q '
+    '    WHERE e.collection_id = %2$s AND e.model_id = %3$s AND to_tsvector(%1$L::regconfig, e.body) @@ q.q '
+    '      AND ($5 IS NULL OR e.metadata @> $5) '
+    '    ORDER BY e.pk, score DESC) r '
+    'ORDER BY r.score DESC, r.pk LIMIT $4',
+    c.text_search, c.id, m.id);
+COMMENT ON FUNCTION vk._keyword_sql(vk.collections, vk.models) IS
+    'Internal: the keyword ranking query of a (collection, model) that its GIN index serves.';
+
+-- A natural-language query as a tsquery of any of its words (plainto_tsquery
+-- would demand all of them, and a question rarely shares every word with
+-- its answer); ts_rank_cd ranks rows with more of them, closer together, first.
+CREATE OR REPLACE FUNCTION vk._any_word(config regconfig, query text) RETURNS tsquery
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN nullif(array_to_string(ARRAY(
+    SELECT '''' || replace(replace(w, '\', '\\'), '''', '''''') || ''''
+    FROM unnest(tsvector_to_array(to_tsvector(config, query))) w), ' | '), '')::tsquery;
+COMMENT ON FUNCTION vk._any_word(regconfig, text) IS 'Internal: a tsquery matching any word of a text (after its configuration''s stemming and stop words).';
 
 CREATE OR REPLACE FUNCTION vk.recover(query vector, model text, k integer DEFAULT 5, only_collection text DEFAULT NULL)
 RETURNS TABLE (collection text, pk text, body text, similarity double precision)
@@ -169,27 +319,20 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     m   vk.models := vk._require_usable(vk.model(model));
     one vk.collections;
-    c   vk.collections;
-    sql text := '';
 BEGIN
     PERFORM vk._check_dimension(query, m);
     PERFORM vk._check_k(k);
     IF only_collection IS NOT NULL THEN
         one := vk._collection(only_collection);
     END IF;
-    FOR c IN SELECT x.* FROM vk.collections x JOIN vk.collection_models cm ON cm.collection_id = x.id
-             WHERE cm.model_id = m.id AND (one.id IS NULL OR x.id = one.id) ORDER BY x.id LOOP
-        sql := sql || CASE WHEN sql = '' THEN '' ELSE ' UNION ALL ' END
-            || format('(SELECT %L::text AS collection, r.* FROM (%s) r)', c.name, vk._knn_rows_sql(c, m));
-    END LOOP;
-    IF sql = '' THEN
-        RETURN;
-    END IF;
-    PERFORM vk._widen_ef_search(vk._chunks_for_rows(k));
-    RETURN QUERY EXECUTE
-        'SELECT u.collection, u.pk, u.body, vk._similarity(u.distance, $3) FROM (' || sql || ') u '
-        'ORDER BY u.distance LIMIT $2'
-        USING query, k, m.distance;
+    RETURN QUERY
+    SELECT x.name, n.pk, n.body, vk._similarity(n.distance, m.distance)
+    FROM vk.collections x
+    JOIN vk.collection_models cm ON cm.collection_id = x.id AND cm.model_id = m.id
+    CROSS JOIN LATERAL vk._nearest(x, m, query, k, NULL) n
+    WHERE one.id IS NULL OR x.id = one.id
+    ORDER BY n.distance
+    LIMIT k;
 END
 $$;
 COMMENT ON FUNCTION vk.recover(vector, text, integer, text) IS

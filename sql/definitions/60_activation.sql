@@ -151,6 +151,7 @@ BEGIN
         DELETE FROM vk.collection_models cm WHERE cm.collection_id = c.id AND cm.model_id = m.id
         RETURNING cm.index_name INTO ix;
         EXECUTE format('DROP INDEX IF EXISTS vk.%I', ix);
+        EXECUTE format('DROP INDEX IF EXISTS vk.%I', vk._keyword_index_name(c.id, m.id));
     END LOOP;
     IF NOT EXISTS (SELECT 1 FROM vk.collection_models cm WHERE cm.model_id = m.id) THEN
         UPDATE vk.models SET status = 'retired', updated_at = now() WHERE id = m.id;

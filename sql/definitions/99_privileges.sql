@@ -31,7 +31,7 @@ GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA vk TO vk_admin;
 -- collections whose tables they may read, 98_row_security.sql), write
 -- vk.documents; never model artifacts or the queue.
 GRANT SELECT ON ALL TABLES IN SCHEMA vk TO vk_app;
-REVOKE SELECT ON vk.model_artifacts, vk.queue FROM vk_app;
+REVOKE SELECT ON vk.model_artifacts, vk.queue, vk.embed_requests, vk.embed_cache FROM vk_app;
 GRANT INSERT, UPDATE, DELETE ON vk.documents TO vk_app;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA vk TO vk_app;
 
@@ -46,20 +46,24 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA vk TO vk_worker;
 
 -- The read API, for applications, workers and operators alike.
 GRANT EXECUTE ON FUNCTION
-    vk.search(text, vector, integer, text), vk.similar(text, text, integer, text),
-    vk.search_chunks(text, vector, integer, text), vk.recover(vector, text, integer, text),
+    vk.search(text, vector, integer, text, jsonb), vk.search(text, text, integer, text, jsonb),
+    vk.similar(text, text, integer, text, jsonb),
+    vk.search_chunks(text, vector, integer, text, jsonb), vk.search_chunks(text, text, integer, text, jsonb),
+    vk.hybrid_search(text, text, integer, jsonb, double precision, double precision, text),
+    vk.embed(text, text), vk.recover(vector, text, integer, text),
     vk.map_gaps(text, integer, integer), vk.predict_next(text, text, text), vk.predicted(bigint, integer),
     vk.model(text), vk.model_label(vk.models), vk.probe_text(), vk.collection_id(text),
     -- what those call
     vk._collection(text), vk._collection_model(vk.collections, text), vk._require_usable(vk.models),
     vk._check_dimension(vector, vk.models), vk._check_k(integer), vk._widen_ef_search(integer),
-    vk._knn_sql(bigint, vk.models), vk._knn_chunks_sql(bigint, vk.models, text), vk._chunks_for_rows(integer),
-    vk._knn_rows_sql(vk.collections, vk.models), vk._operator(text), vk._similarity(double precision, text),
+    vk._nearest(vk.collections, vk.models, vector, integer, jsonb, boolean),
+    vk._nearest_sql(vk.collections, vk.models, boolean, boolean, boolean), vk._exact_bound(integer),
+    vk._chunks_for_rows(integer), vk._keyword_sql(vk.collections, vk.models), vk._any_word(regconfig, text),
+    vk._query_vector(vk.models, text), vk._embed_vector(bigint, text),
+    vk._operator(text), vk._similarity(double precision, text),
     vk._collection_stats(bigint, bigint), vk._map(text), vk._ordered(vk.collections), vk._readable(vk.collections),
     vk._may_read(bigint), vk._may_read_adopted(bigint),
-    vk._next_vector_model(vk.collections, text),
-    -- the previous release's names (90_previous_contract.sql)
-    vk.collection(text), vk.collection_model(vk.collections, text)
+    vk._next_vector_model(vk.collections, text)
 TO vk_app, vk_worker;
 
 -- Workers: the worker contract and what a job does.
@@ -87,8 +91,11 @@ GRANT EXECUTE ON FUNCTION
     vk.put_coordinates_v1(bigint, text, bigint, double precision, double precision, bytea),
     vk.sequence_windows_v1(bigint, bigint, integer), vk.group_tail_v1(bigint, bigint, text, integer),
     vk.put_prediction_v1(bigint, bigint, bigint, text, text[], vector),
+    vk.claim_embed_requests_v1(integer), vk.answer_embed_request_v1(bigint, vector),
+    vk.fail_embed_request_v1(bigint, text), vk.prune_embed_cache_v1(), vk.search_models_v1(),
     -- operations a job or a worker's command performs
-    vk.attach(regclass, text, text, text, text, text), vk.add_model(text, text, boolean), vk.retry_dead(text),
+    vk.attach(regclass, text, text, text, text, text, text, regconfig), vk.set_metadata(text, text),
+    vk.set_text_search(text, regconfig), vk.add_model(text, text, boolean), vk.retry_dead(text),
     vk.train(text, text, jsonb, text), vk.reembed(text, text), vk.cancel_job(bigint), vk.schedule_train(text, text, interval, jsonb, text),
     vk.activate(text, text, jsonb), vk.set_chunking(text, text, integer, integer), vk.set_order(text, text, text),
     vk.adopt(regclass, text, text, text, text), vk.recover_adopted(text, text, text, jsonb),
@@ -98,7 +105,8 @@ GRANT EXECUTE ON FUNCTION
     vk._trainable_kinds(), vk._check_train_args(text, text), vk._coverage(vk.collections, vk.models),
     vk._check_gates(vk.models, jsonb), vk._adopted(text), vk._compatible_models(vk.models),
     vk._inverter_for(vk.models, text),
-    vk._install_text_functions(bigint), vk._install_order_function(bigint), vk._record_order(bigint, text, text, name),
+    vk._install_text_functions(bigint), vk._install_metadata_function(bigint), vk._refresh_metadata(bigint, text[]),
+    vk._keyword_index_name(bigint, bigint), vk._install_order_function(bigint), vk._record_order(bigint, text, text, name),
     vk._expression_problem(regprocedure, regclass), vk._seal_expression_function(regprocedure, name),
     -- vk.attach creates triggers on these, which needs EXECUTE on them
     vk._on_update(), vk._on_delete(), vk._on_truncate()

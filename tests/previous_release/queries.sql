@@ -1,9 +1,13 @@
--- The named statements of release 0008 (revision 0008_maps_sequences), as its
+-- The named statements of release 0010 (revision 0010_security), as its
 -- workers and command line sent them: tests/test_contract.py runs them against
 -- the head schema, which must keep serving them for one release.
 
 -- Every statement the Python side sends, by name. psycopg placeholders
 -- (%(name)s); identifiers never come from Python strings.
+--
+-- Workers and job runners call only the worker contract (vk.*_v1, see
+-- sql/definitions/20_queue.sql) and the public API; the other statements here
+-- are reads for the command line.
 
 -- name: claim
 -- Lock a batch of ready queue rows with their current text (see vk.claim_v1).
@@ -11,47 +15,25 @@ SELECT collection_id, pk, model_id, attempts, body FROM vk.claim_v1(%(batch_size
 
 -- name: upsert_chunk
 -- One chunk's vector (chunk 0 of an unchunked row) and the exact text it came
--- from, its offsets in the row's text, the hash of that whole text, tagged
--- with its model version.
-INSERT INTO vk.embeddings AS e
-    (collection_id, pk, model_id, chunk, start_char, end_char, embedding, body, text_sha256, truncated)
-VALUES (%(collection_id)s, %(pk)s, %(model_id)s, %(chunk)s, %(start_char)s, %(end_char)s, %(embedding)s,
-        %(body)s, %(text_sha256)s, %(truncated)s)
-ON CONFLICT (collection_id, pk, model_id, chunk) DO UPDATE
-SET embedding = EXCLUDED.embedding, body = EXCLUDED.body, start_char = EXCLUDED.start_char,
-    end_char = EXCLUDED.end_char, text_sha256 = EXCLUDED.text_sha256, truncated = EXCLUDED.truncated,
-    computed_at = now();
+-- from, its offsets in the row's text, the hash of that whole text.
+SELECT vk.put_chunk_v1(%(collection_id)s, %(pk)s, %(model_id)s, %(chunk)s, %(start_char)s, %(end_char)s,
+                       %(embedding)s, %(body)s, %(text_sha256)s, %(truncated)s);
 
--- name: forget_chunks_from
--- A row's chunks past its new last one, removed in the transaction that wrote the new ones.
-DELETE FROM vk.embeddings
-WHERE collection_id = %(collection_id)s AND pk = %(pk)s AND model_id = %(model_id)s AND chunk >= %(chunks)s;
+-- name: finish_row
+-- A claimed row is done: its chunks from `chunks` on go (all of them when the
+-- text is empty: chunks 0), and its queue row with them.
+SELECT vk.finish_row_v1(%(collection_id)s, %(pk)s, %(model_id)s, %(chunks)s);
 
 -- name: collection_chunking
-SELECT chunking FROM vk.collections WHERE id = %(collection_id)s;
-
--- name: forget_embedding
--- A row whose text became NULL or blank keeps no vector of its old text.
-DELETE FROM vk.embeddings
-WHERE collection_id = %(collection_id)s AND pk = %(pk)s AND model_id = %(model_id)s;
-
--- name: finish
-DELETE FROM vk.queue
-WHERE collection_id = %(collection_id)s AND pk = %(pk)s AND model_id = %(model_id)s;
+SELECT vk.chunking_v1(%(collection_id)s);
 
 -- name: fail
--- Retry later with exponential backoff; after max_attempts the row is dead
--- and keeps its error for vk.status and the operator.
-UPDATE vk.queue
-SET attempts = attempts + 1,
-    last_error = left(%(error)s, 4000),
-    dead = attempts + 1 >= %(max_attempts)s,
-    run_after = now() + least(600, %(backoff)s * 2 ^ attempts) * interval '1 second'
-WHERE collection_id = %(collection_id)s AND pk = %(pk)s AND model_id = %(model_id)s;
+-- Retry later with exponential backoff; dead after max_attempts, with its error.
+SELECT vk.fail_row_v1(%(collection_id)s, %(pk)s, %(model_id)s, %(error)s, %(max_attempts)s, %(backoff)s);
 
 -- name: model_by_id
 SELECT id, name, version, kind, dim, distance, params, fingerprint, status
-FROM vk.models WHERE id = %(id)s;
+FROM vk.model_v1(%(id)s) WHERE id IS NOT NULL;
 
 -- name: model_by_spec
 SELECT id, name, version, kind, dim, distance, params, fingerprint, status
@@ -60,22 +42,18 @@ FROM vk.model(%(spec)s);
 -- name: collection_model
 -- The model a collection is searched with (its default when spec is NULL).
 SELECT id, name, version, kind, dim, distance, params, fingerprint, status
-FROM vk.collection_model(vk.collection(%(collection)s), %(spec)s);
+FROM vk.collection_model_v1(%(collection)s, %(spec)s);
 
 -- name: record_fingerprint
 -- Trust on first use: the first worker to load an encoder records its probe vector.
-UPDATE vk.models SET fingerprint = %(fingerprint)s, updated_at = now()
-WHERE id = %(id)s AND fingerprint IS NULL;
+SELECT vk.record_fingerprint_v1(%(id)s, %(fingerprint)s);
 
 -- name: probe_text
 SELECT vk.probe_text();
 
 -- name: register_model
-INSERT INTO vk.models (name, version, kind, dim, distance, params, fingerprint)
-VALUES (%(name)s,
-        coalesce((SELECT max(version) FROM vk.models WHERE name = %(name)s), 0) + 1,
-        %(kind)s, %(dim)s, %(distance)s, %(params)s, %(fingerprint)s)
-RETURNING id, name, version, kind, dim, distance, params, fingerprint, status;
+SELECT id, name, version, kind, dim, distance, params, fingerprint, status
+FROM vk.register_model_v1(%(name)s, %(kind)s, %(dim)s, %(distance)s, %(params)s, %(fingerprint)s);
 
 -- name: list_models
 SELECT vk.model_label(m) AS model, m.kind, m.dim, m.distance, m.status,
@@ -83,7 +61,7 @@ SELECT vk.model_label(m) AS model, m.kind, m.dim, m.distance, m.status,
 FROM vk.models m ORDER BY m.name, m.version;
 
 -- name: attach
-SELECT name FROM vk.attach(%(table)s::regclass, %(pk)s, %(text)s, %(model)s, %(name)s);
+SELECT name FROM vk.attach(%(table)s::regclass, %(pk)s, %(text)s, %(model)s, %(name)s, %(row_security)s);
 
 -- name: search
 SELECT pk, body, distance FROM vk.search(%(collection)s, %(query)s, %(k)s, %(model)s);
@@ -100,7 +78,7 @@ SELECT name, chunking FROM vk.set_chunking(%(collection)s, %(method)s, %(size)s,
 
 -- name: status
 SELECT collection, model, is_default, rows, embedded, chunks, chunking, pending, failed, dead, empty, stale,
-       last_embedded_at
+       last_embedded_at, error
 FROM vk.status ORDER BY collection, model;
 
 -- name: pending
@@ -113,22 +91,15 @@ SELECT EXISTS (SELECT 1 FROM vk.documents WHERE metadata ->> 'source' = %(source
 -- name: insert_document
 INSERT INTO vk.documents (body, metadata) VALUES (%(body)s, %(metadata)s);
 
--- name: documents_sample
-SELECT id::text FROM vk.documents WHERE metadata ->> 'source' = %(source)s ORDER BY id LIMIT 1;
-
 -- name: listen
--- The channel the queue triggers notify (vk.enqueued_v1).
+-- The channel the queue triggers notify (vk._enqueued).
 LISTEN vk_queue;
 
 -- name: store_artifact
-INSERT INTO vk.model_artifacts (model_id, name, data, sha256, size_bytes)
-VALUES (%(model_id)s, %(name)s, %(data)s, sha256(%(data)s), length(%(data)s))
-ON CONFLICT (model_id, name) DO UPDATE
-SET data = EXCLUDED.data, sha256 = EXCLUDED.sha256, size_bytes = EXCLUDED.size_bytes, created_at = now()
-RETURNING encode(sha256, 'hex');
+SELECT vk.store_artifact_v1(%(model_id)s, %(name)s, %(data)s);
 
 -- name: load_artifact
-SELECT data, encode(sha256, 'hex') FROM vk.model_artifacts WHERE model_id = %(model_id)s AND name = %(name)s;
+SELECT data, sha256 FROM vk.artifact_v1(%(model_id)s, %(name)s);
 
 -- name: claim_job
 SELECT * FROM vk.claim_job_v1(%(worker)s, %(lease)s, %(kinds)s);
@@ -143,7 +114,7 @@ SELECT vk.finish_job_v1(%(id)s, %(worker)s, %(metrics)s, %(model_id)s, %(log)s);
 SELECT vk.fail_job_v1(%(id)s, %(worker)s, %(error)s, %(log)s);
 
 -- name: record_snapshot
-UPDATE vk.jobs SET snapshot = vk.snapshot_v1(%(collection_id)s) WHERE id = %(id)s RETURNING snapshot;
+SELECT vk.record_snapshot_v1(%(id)s, %(collection_id)s);
 
 -- name: run_due_schedules
 SELECT vk.run_due_schedules_v1();
@@ -154,52 +125,39 @@ LISTEN vk_jobs;
 -- name: enqueue_page
 SELECT last_key, scanned, queued FROM vk.enqueue_page_v1(%(collection_id)s, %(model_id)s, %(after)s, %(page)s);
 
--- name: queued_for
-SELECT count(*) FROM vk.queue WHERE collection_id = %(collection_id)s AND model_id = %(model_id)s;
-
--- name: dead_for
-SELECT count(*), min(last_error) FROM vk.queue
-WHERE collection_id = %(collection_id)s AND model_id = %(model_id)s AND dead;
+-- name: queue_counts
+-- Queue rows of (collection, model) still there, the dead ones, and one dead row's error.
+SELECT queued, dead, first_error FROM vk.queue_counts_v1(%(collection_id)s, %(model_id)s);
 
 -- name: collection_texts
 SELECT pk, body FROM vk.collection_texts_v1(%(collection_id)s);
 
 -- name: collection_pairs
 -- (text, vector) pairs of a collection under a model: what a distilled model learns from.
-SELECT pk, body, embedding FROM vk.embeddings
-WHERE collection_id = %(collection_id)s AND model_id = %(model_id)s ORDER BY pk;
+SELECT pk, body, embedding FROM vk.collection_pairs_v1(%(collection_id)s, %(model_id)s);
 
--- name: create_training_model
--- The version a train job produces, reserved at its start (status training).
-INSERT INTO vk.models (name, version, kind, dim, distance, params, status, trained_by_job)
-VALUES (%(name)s, coalesce((SELECT max(version) FROM vk.models WHERE name = %(name)s), 0) + 1,
-        %(kind)s, %(dim)s, 'cosine', %(params)s, 'training', %(job_id)s)
-RETURNING id;
-
--- name: set_job_model
-UPDATE vk.jobs SET model_id = %(model_id)s WHERE id = %(id)s;
+-- name: reserve_model
+-- The version a train job produces, reserved at its start (status training)
+-- and recorded on the job.
+SELECT vk.reserve_model_v1(%(job_id)s, %(name)s, %(kind)s, %(params)s);
 
 -- name: model_trained
-UPDATE vk.models
-SET dim = %(dim)s, params = %(params)s, metrics = %(metrics)s, fingerprint = %(fingerprint)s,
-    status = 'ready', updated_at = now()
-WHERE id = %(id)s;
+SELECT vk.model_trained_v1(%(id)s, %(dim)s, %(params)s, %(metrics)s, %(fingerprint)s);
 
 -- name: model_failed
-UPDATE vk.models SET status = 'failed', updated_at = now() WHERE id = %(id)s AND status = 'training';
+SELECT vk.model_failed_v1(%(id)s);
 
 -- name: submit_reembed
 SELECT vk.submit_job_v1('reembed', %(params)s, %(collection_id)s, %(model_id)s);
 
 -- name: embed_with
-SELECT vk.embed_with_v1(c, m) FROM vk.collections c, vk.models m
-WHERE c.id = %(collection_id)s AND m.id = %(model_id)s;
+SELECT vk.embed_with_v1(vk.collection_v1(%(collection_id)s), vk.model_v1(%(model_id)s));
 
 -- name: activate
 SELECT vk.model_label(m) FROM vk.activate(%(collection)s, %(model)s, %(gates)s) m;
 
 -- name: collection_name
-SELECT name, default_model_id FROM vk.collections WHERE id = %(id)s;
+SELECT name, default_model_id FROM vk.collection_v1(%(id)s) WHERE id IS NOT NULL;
 
 -- name: list_jobs
 SELECT j.id, j.kind, j.status, c.name AS collection, vk.model_label(m) AS model, j.attempts,
@@ -228,6 +186,9 @@ SELECT vk.reembed(%(collection)s, %(model)s);
 -- name: retire
 SELECT vk.retire(%(model)s, %(collection)s);
 
+-- name: cancel_job
+SELECT id, status FROM vk.cancel_job(%(id)s);
+
 -- name: release_job
 SELECT vk.release_job_v1(%(id)s, %(worker)s, %(progress)s);
 
@@ -236,25 +197,21 @@ SELECT name, model_id FROM vk.adopt(%(table)s::regclass, %(pk)s, %(vector)s, %(m
 
 -- name: set_encoder
 -- The adopted vectors' encoder, named by the user and loaded here: its
--- fingerprint lets vk.compatible_models find versions in the same space.
-UPDATE vk.models
-SET fingerprint = %(fingerprint)s, params = params || jsonb_build_object('encoder', %(encoder)s::text),
-    updated_at = now()
-WHERE id = (vk.model(%(model)s)).id;
+-- fingerprint lets versions in the same space be found.
+SELECT vk.set_encoder_v1(%(model)s, %(encoder)s, %(fingerprint)s);
 
 -- name: recover_adopted
 SELECT vk.recover_adopted(%(adopted)s, %(method)s, %(reference)s, %(params)s);
 
 -- name: adopted_id
-SELECT id FROM vk.adopted WHERE name = %(name)s;
+SELECT id FROM vk.adopted_v1(%(name)s) WHERE id IS NOT NULL;
 
 -- name: recover_nearest_page
 SELECT last_key, recovered FROM vk.recover_nearest_page_v1(%(adopted_id)s, %(after)s, %(page)s,
                                                             %(reference_model_id)s, %(job_id)s);
 
 -- name: recovered_summary
-SELECT count(*), avg(similarity), count(*) FILTER (WHERE body IS NULL)
-FROM vk.recovered WHERE adopted_id = %(adopted_id)s AND method = %(method)s;
+SELECT recovered, mean_similarity, without_text FROM vk.recovered_summary_v1(%(adopted_id)s, %(method)s);
 
 -- name: adopted_page
 SELECT pk, embedding FROM vk.adopted_page_v1(%(adopted_id)s, %(after)s, %(page)s);
@@ -273,27 +230,17 @@ WHERE r.pk <> %(pk)s LIMIT 1;
 
 -- name: row_vectors
 -- One vector a row (the mean of its chunks' vectors), with the hash of its text, in key order.
-SELECT pk, avg(embedding) AS embedding, min(text_sha256) AS text_sha256 FROM vk.embeddings
-WHERE collection_id = %(collection_id)s AND model_id = %(model_id)s
-  AND (%(pks)s::text[] IS NULL OR pk = ANY(%(pks)s::text[]))
-GROUP BY pk ORDER BY pk;
+SELECT pk, embedding, text_sha256 FROM vk.row_vectors_v1(%(collection_id)s, %(model_id)s, %(pks)s::text[]);
 
 -- name: maps_of
 -- The maps drawn from a collection's vectors of a model version, still in use.
-SELECT mp.model_id FROM vk.maps mp JOIN vk.models m ON m.id = mp.model_id
-WHERE mp.collection_id = %(collection_id)s AND mp.source_model_id = %(model_id)s
-  AND m.status IN ('ready', 'active');
+SELECT vk.maps_of_v1(%(collection_id)s, %(model_id)s);
 
 -- name: add_map
-INSERT INTO vk.maps (model_id, collection_id, source_model_id)
-VALUES (%(model_id)s, %(collection_id)s, %(source_model_id)s)
-ON CONFLICT (model_id) DO NOTHING;
+SELECT vk.add_map_v1(%(model_id)s, %(collection_id)s, %(source_model_id)s);
 
 -- name: upsert_coordinates
-INSERT INTO vk.coordinates AS c (collection_id, pk, model_id, x, y, text_sha256)
-VALUES (%(collection_id)s, %(pk)s, %(model_id)s, %(x)s, %(y)s, %(text_sha256)s)
-ON CONFLICT (collection_id, pk, model_id) DO UPDATE
-SET x = EXCLUDED.x, y = EXCLUDED.y, text_sha256 = EXCLUDED.text_sha256, computed_at = now();
+SELECT vk.put_coordinates_v1(%(collection_id)s, %(pk)s, %(model_id)s, %(x)s, %(y)s, %(text_sha256)s);
 
 -- name: map_coordinates
 SELECT pk, x, y FROM vk.coordinates WHERE model_id = %(model_id)s ORDER BY pk;
@@ -306,10 +253,7 @@ SELECT collection, pk, body, similarity FROM vk.recover(%(query)s, %(model)s, %(
 
 -- name: inverters_for
 -- vec2text inverters trained for an encoder version, newest first.
-SELECT id FROM vk.models
-WHERE kind = 'vec2text-inverter' AND status IN ('ready', 'active')
-  AND (params ->> 'encoder_model_id')::bigint = %(model_id)s
-ORDER BY id DESC;
+SELECT vk.inverters_v1(%(model_id)s);
 
 -- name: sequence_windows
 SELECT group_key, target_pk, context_vectors, target
@@ -319,9 +263,7 @@ FROM vk.sequence_windows_v1(%(collection_id)s, %(model_id)s, %(context)s);
 SELECT pk, v FROM vk.group_tail_v1(%(collection_id)s, %(model_id)s, %(group_key)s, %(n)s);
 
 -- name: put_prediction
-INSERT INTO vk.predictions (job_id, collection_id, model_id, group_key, context_pks, vector)
-VALUES (%(job_id)s, %(collection_id)s, %(model_id)s, %(group_key)s, %(context_pks)s, %(vector)s)
-ON CONFLICT (job_id) DO UPDATE SET vector = EXCLUDED.vector, context_pks = EXCLUDED.context_pks;
+SELECT vk.put_prediction_v1(%(job_id)s, %(collection_id)s, %(model_id)s, %(group_key)s, %(context_pks)s, %(vector)s);
 
 -- name: set_order
 SELECT name FROM vk.set_order(%(collection)s, %(group)s, %(position)s);
@@ -331,3 +273,126 @@ SELECT vk.predict_next(%(collection)s, %(group_key)s, %(model)s);
 
 -- name: predicted
 SELECT pk, body, similarity FROM vk.predicted(%(job_id)s, %(k)s);
+
+-- Catalogue reads (db/catalogue.py, vectorkeep schema check). Run with
+-- search_path = pg_catalog, <pgvector's schema>, so names print the same in
+-- every session.
+
+-- name: search_path
+SELECT current_setting('search_path');
+
+-- name: set_search_path
+SELECT set_config('search_path', %(path)s, false);
+
+-- name: existing_roles
+SELECT rolname FROM pg_roles WHERE rolname = ANY(%(names)s);
+
+-- name: has_worker_contract
+-- Schemas before revision 0009 have no contract version.
+SELECT to_regprocedure('vk.worker_contract()') IS NOT NULL;
+
+-- name: worker_contract
+SELECT vk.worker_contract();
+
+-- name: vector_schema
+SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector';
+
+-- name: catalogue
+-- Every object of schema vk (and the grants of schema vk_expr) as (key, properties). Grants leave out the
+-- owner's own; a collection's generated INSERT trigger function and HNSW
+-- indexes are data, not schema.
+WITH fn AS (
+    SELECT p.* FROM pg_proc p
+    WHERE p.pronamespace = 'vk'::regnamespace AND p.proname !~ '^_?on_insert_c[0-9]+$'
+), rel AS (
+    SELECT c.* FROM pg_class c
+    WHERE c.relnamespace = 'vk'::regnamespace AND c.relname !~ '^embeddings_c[0-9]+_m[0-9]+_hnsw$'
+)
+SELECT 'function ' || p.oid::regprocedure::text,
+       jsonb_build_object(
+           'definition', pg_get_functiondef(p.oid),
+           'arguments', pg_get_function_arguments(p.oid),
+           'result', pg_get_function_result(p.oid),
+           'security', CASE WHEN p.prosecdef THEN 'definer' ELSE 'invoker' END,
+           'search_path', (SELECT substr(s, 13) FROM unnest(p.proconfig) s WHERE s LIKE 'search_path=%'),
+           'volatility', CASE p.provolatile WHEN 'i' THEN 'immutable' WHEN 's' THEN 'stable' ELSE 'volatile' END,
+           'comment', obj_description(p.oid, 'pg_proc'),
+           'grants', (SELECT coalesce(jsonb_agg(g ORDER BY g), '[]') FROM (
+                          SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END
+                                          || ':' || a.privilege_type AS g
+                          FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                          WHERE a.grantee <> p.proowner) x))
+FROM fn p
+UNION ALL
+SELECT CASE c.relkind WHEN 'v' THEN 'view ' WHEN 'S' THEN 'sequence ' WHEN 'i' THEN 'index ' ELSE 'table ' END
+           || c.oid::regclass::text,
+       jsonb_strip_nulls(jsonb_build_object(
+           'definition', CASE c.relkind
+                             WHEN 'v' THEN 'CREATE OR REPLACE VIEW ' || c.oid::regclass::text || E' AS\n'
+                                           || pg_get_viewdef(c.oid)
+                             WHEN 'i' THEN pg_get_indexdef(c.oid) END,
+           'columns', CASE WHEN c.relkind IN ('r', 'p') THEN (
+                          SELECT jsonb_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                                           || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
+                                           || CASE WHEN a.attidentity <> '' THEN ' IDENTITY' ELSE '' END
+                                           || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
+                                           ORDER BY a.attnum)
+                          FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) END,
+           'constraints', CASE WHEN c.relkind IN ('r', 'p') THEN (
+                              SELECT coalesce(jsonb_agg(k.conname || ' ' || pg_get_constraintdef(k.oid)
+                                                        ORDER BY k.conname), '[]')
+                              FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype <> 'n') END,
+           'comment', obj_description(c.oid, 'pg_class'),
+           'row_security', nullif(c.relrowsecurity, false),
+           'column_comments', (SELECT jsonb_object_agg(a.attname, col_description(c.oid, a.attnum))
+                               FROM pg_attribute a
+                               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                                 AND col_description(c.oid, a.attnum) IS NOT NULL),
+           'grants', CASE WHEN c.relkind <> 'i' THEN (
+                         SELECT coalesce(jsonb_agg(g ORDER BY g), '[]') FROM (
+                             SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END
+                                             || ':' || a.privilege_type AS g
+                             FROM aclexplode(coalesce(c.relacl, acldefault(
+                                 CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) a
+                             WHERE a.grantee <> c.relowner
+                             UNION
+                             SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END
+                                    || ':' || a.privilege_type || ' (' || att.attname || ')'
+                             FROM pg_attribute att, aclexplode(att.attacl) a
+                             WHERE att.attrelid = c.oid AND att.attacl IS NOT NULL AND a.grantee <> c.relowner) x) END))
+FROM rel c WHERE c.relkind IN ('r', 'p', 'v', 'S', 'i')
+UNION ALL
+SELECT 'trigger ' || t.tgname || ' ON ' || t.tgrelid::regclass::text,
+       jsonb_build_object('definition', replace(pg_get_triggerdef(t.oid), 'CREATE TRIGGER', 'CREATE OR REPLACE TRIGGER'))
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+WHERE c.relnamespace = 'vk'::regnamespace AND NOT t.tgisinternal
+  -- vk.attach's own triggers (vk.documents is an attached table) are data too.
+  AND t.tgname NOT IN ('vk_queue_insert', 'vk_queue_update', 'vk_forget_delete', 'vk_forget_truncate')
+UNION ALL
+SELECT 'schema ' || n.nspname,
+       jsonb_build_object(
+           'comment', obj_description(n.oid, 'pg_namespace'),
+           'grants', (SELECT coalesce(jsonb_agg(g ORDER BY g), '[]') FROM (
+                          SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END
+                                          || ':' || a.privilege_type AS g
+                          FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+                          WHERE a.grantee <> n.nspowner) x))
+FROM pg_namespace n WHERE n.nspname IN ('vk', 'vk_expr')
+UNION ALL
+SELECT 'policy ' || p.policyname || ' ON ' || p.schemaname || '.' || p.tablename,
+       jsonb_build_object('definition', format('CREATE POLICY %I ON %I.%I AS %s FOR %s TO %s', p.policyname,
+                                               p.schemaname, p.tablename, p.permissive, p.cmd,
+                                               array_to_string(p.roles, ', '))
+                                        || coalesce(' USING (' || p.qual || ')', '')
+                                        || coalesce(' WITH CHECK (' || p.with_check || ')', ''))
+FROM pg_policies p WHERE p.schemaname = 'vk';
+
+-- name: catalogue_function_dependencies
+-- (function, a vk function its SQL-standard body needs) pairs; needs is NULL when none.
+SELECT 'function ' || p.oid::regprocedure::text,
+       (SELECT 'function ' || r.oid::regprocedure::text FROM pg_proc r
+        WHERE r.oid = d.refobjid AND r.pronamespace = 'vk'::regnamespace AND r.oid <> p.oid)
+FROM pg_proc p
+LEFT JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_proc'::regclass
+WHERE p.pronamespace = 'vk'::regnamespace AND p.proname !~ '^_?on_insert_c[0-9]+$';

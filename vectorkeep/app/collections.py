@@ -28,15 +28,25 @@ def attach(
     name: str | None = None,
     chunking: Chunking | None = None,
     row_security: str = "refuse",
+    metadata: str | None = None,
 ) -> str:
     """Watch a table (vk.attach): its rows are queued now and on every INSERT/UPDATE; the collection's name.
 
     row_security "copy" attaches a table with row-level security anyway (its copied text follows
-    table privileges only); "refuse", the default, refuses it."""
+    table privileges only); "refuse", the default, refuses it. metadata: an SQL expression over
+    the table's columns returning a jsonb object, which searches can filter on."""
     with connect(url) as conn:
         row = conn.execute(
             query("attach"),
-            {"table": table, "pk": pk, "text": text, "model": model, "name": name, "row_security": row_security},
+            {
+                "table": table,
+                "pk": pk,
+                "text": text,
+                "model": model,
+                "name": name,
+                "row_security": row_security,
+                "metadata": metadata,
+            },
         ).fetchone()
         assert row is not None
         collection = str(row[0])

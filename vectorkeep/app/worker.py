@@ -45,6 +45,7 @@ def serve(
     *,
     queue: bool = True,
     jobs: bool = True,
+    text_queries: bool = True,
     lease_seconds: float = 30.0,
     until_idle: bool = False,
     encoders: EncoderCache | None = None,
@@ -53,8 +54,17 @@ def serve(
     """Embed queued rows and run jobs until stopped (or, with until_idle, until nothing is left to do).
 
     Stopping finishes the batch in hand and hands running jobs back with their progress.
+    With text_queries, an embedding worker also answers text queries (its interactive lane).
     """
-    service = Service(url, settings, queue=queue, jobs=jobs, lease_seconds=lease_seconds, encoders=encoders)
+    service = Service(
+        url,
+        settings,
+        queue=queue,
+        jobs=jobs,
+        interactive=text_queries,
+        lease_seconds=lease_seconds,
+        encoders=encoders,
+    )
     if on_start is not None:
         on_start(service.stop)
     result = service.run(until_idle=until_idle)

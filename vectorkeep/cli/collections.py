@@ -22,6 +22,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
         name=args.name,
         chunking=_chunking(args),
         row_security=args.row_security,
+        metadata=args.metadata,
     )
     print(f"attached {args.table} as collection {name!r} (chunking {args.chunking}); existing rows are queued")
     return 0
@@ -65,6 +66,11 @@ def register(commands: Commands) -> None:
         choices=["refuse", "copy"],
         default="refuse",
         help="a table with row-level security: refuse it (default), or copy its text anyway (see README)",
+    )
+    p.add_argument(
+        "--metadata",
+        help="SQL expression over the table's columns returning a jsonb object that searches filter on, "
+        "e.g. \"jsonb_build_object('tenant', tenant)\"",
     )
     _chunking_options(p)
 

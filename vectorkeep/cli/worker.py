@@ -39,6 +39,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings_of(args),
         queue=not args.jobs_only,
         jobs=not args.no_jobs,
+        text_queries=not args.no_text_queries,
         lease_seconds=args.lease,
         until_idle=args.until_idle,
         on_start=stop_on_signals,
@@ -58,6 +59,11 @@ def register(commands: Commands) -> None:
     p.add_argument("--until-idle", action="store_true", help="exit when no job and no queued row is left")
     p.add_argument("--jobs-only", action="store_true", help="run jobs only, no embedding queue")
     p.add_argument("--no-jobs", action="store_true", help="embed queued rows only, run no job")
+    p.add_argument(
+        "--no-text-queries",
+        action="store_true",
+        help="answer no text queries (vk.embed, vk.search with a text); by default an embedding worker does",
+    )
     p.add_argument(
         "--lease", type=float, default=30.0, help="seconds a job stays ours without a heartbeat (default 30)"
     )

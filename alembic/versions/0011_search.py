@@ -1,0 +1,25 @@
+"""Search as users need it: text queries in SQL (vk.embed, served by workers'
+interactive lane over a dblink loopback), metadata beside the vectors with
+filtered search, and hybrid keyword + vector ranking.
+
+Revision ID: 0011_search
+Revises: 0010_security
+Create Date: 2026-11-26
+"""
+
+from vectorkeep.db.migrate import apply_definitions, apply_sql, restore_definitions
+
+revision: str = "0011_search"
+down_revision: str | None = "0010_security"
+branch_labels: str | None = None
+depends_on: str | None = None
+
+
+def upgrade() -> None:
+    apply_sql("migrations/0011_search/10_tables.sql")
+    apply_definitions(revision)
+
+
+def downgrade() -> None:
+    apply_sql("migrations/0011_search/down.sql")
+    restore_definitions("0010_security")
