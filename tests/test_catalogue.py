@@ -126,8 +126,10 @@ def test_schema_show_prints_the_current_definition_from_its_file(db_url: str) ->
     done = cli(db_url, "schema", "show", "vk.search")
     assert done.returncode == 0, done.stderr
     assert "sql/definitions/30_search.sql" in done.stdout
-    assert "CREATE OR REPLACE FUNCTION vk.search(collection text, query vector" in done.stdout
+    # Both forms, the vector query's and the text query's.
+    assert "CREATE OR REPLACE FUNCTION vk.search(\n    collection text, query vector" in done.stdout
     assert "COMMENT ON FUNCTION vk.search(text, vector, integer, text, jsonb)" in done.stdout
+    assert "COMMENT ON FUNCTION vk.search(text, text, integer, text, jsonb)" in done.stdout
     assert schema.show("vk.no_such_thing") == []
 
 

@@ -99,6 +99,7 @@ DECLARE
     route   record;
     request bigint;
     answer  text;
+    problem text;
 BEGIN
     IF input IS NULL OR input !~ '[^[:space:]]' THEN
         RAISE EXCEPTION 'vectorkeep: the query text is %', CASE WHEN input IS NULL THEN 'NULL' ELSE 'empty' END
@@ -119,8 +120,9 @@ BEGIN
     BEGIN
         EXECUTE format('SELECT r FROM %I.dblink($1, $2) AS t(r bigint)', route.schema_name) INTO request
             USING route.link, format('SELECT vk._request_embedding(%s, %L)', model_id, input);
-        EXECUTE format('SELECT r FROM %I.dblink($1, $2) AS t(r text)', route.schema_name) INTO answer
-            USING route.link, format('SELECT vk._await_embedding(%s, %L)', request, vk._embed_timeout());
+        EXECUTE format('SELECT a, p FROM %I.dblink($1, $2) AS t(a text, p text)', route.schema_name)
+            INTO answer, problem
+            USING route.link, format('SELECT * FROM vk._await_embedding(%s, %L)', request, vk._embed_timeout());
     EXCEPTION WHEN OTHERS THEN
         IF NOT route.kept THEN
             EXECUTE format('SELECT %I.dblink_disconnect($1)', route.schema_name) USING route.link;
@@ -129,6 +131,16 @@ BEGIN
     END;
     IF NOT route.kept THEN
         EXECUTE format('SELECT %I.dblink_disconnect($1)', route.schema_name) USING route.link;
+    END IF;
+    IF problem = 'timeout' THEN
+        RAISE EXCEPTION 'vectorkeep: no worker answered the text query within %', vk._embed_timeout()
+            USING ERRCODE = 'query_canceled',
+                  HINT = 'Workers may be busy or loading the model (its first load can take a while): '
+                      || 'wait longer with SET vk.embed_timeout = ''30s''; or check that one runs (vectorkeep worker).';
+    ELSIF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'vectorkeep: the worker could not encode the text query with %: %',
+                (SELECT vk.model_label(m) FROM vk.models m WHERE m.id = _embed_vector.model_id), problem
+            USING ERRCODE = 'data_exception';
     END IF;
     RETURN answer::vector;
 END
@@ -160,42 +172,34 @@ COMMENT ON FUNCTION vk._request_embedding(bigint, text) IS
     'Internal: queue a text query for the workers'' interactive lane and wake them (runs on vk''s loopback connection).';
 
 -- Run on the loopback connection: each statement sees what workers have
--- committed since the last one.
-CREATE OR REPLACE FUNCTION vk._await_embedding(request_id bigint, timeout interval) RETURNS text
+-- committed since the last one. It returns rather than raises, so that its
+-- clean-up (the request and its text deleted) commits; the caller raises.
+CREATE OR REPLACE FUNCTION vk._await_embedding(request_id bigint, timeout interval, OUT answer text, OUT problem text)
 LANGUAGE plpgsql AS $$
 DECLARE
     r        vk.embed_requests;
     asked    vk.embed_requests;
-    v        vector;
     deadline timestamptz := clock_timestamp() + timeout;
 BEGIN
     SELECT * INTO STRICT asked FROM vk.embed_requests x WHERE x.id = request_id;
     LOOP
         SELECT * INTO r FROM vk.embed_requests x WHERE x.id = request_id;
         IF r.id IS NULL THEN
-            SELECT c.embedding INTO STRICT v FROM vk.embed_cache c
+            SELECT c.embedding::text INTO STRICT answer FROM vk.embed_cache c
             WHERE c.model_id = asked.model_id AND c.text_sha256 = asked.text_sha256;
-            RETURN v::text;
+            RETURN;
         END IF;
-        IF r.error IS NOT NULL THEN
+        IF r.error IS NOT NULL OR clock_timestamp() > deadline THEN
             DELETE FROM vk.embed_requests x WHERE x.id = request_id;
-            RAISE EXCEPTION 'vectorkeep: the worker could not encode the text query with %: %',
-                    (SELECT vk.model_label(m) FROM vk.models m WHERE m.id = r.model_id), r.error
-                USING ERRCODE = 'data_exception';
-        END IF;
-        IF clock_timestamp() > deadline THEN
-            DELETE FROM vk.embed_requests x WHERE x.id = request_id;
-            RAISE EXCEPTION 'vectorkeep: no worker answered the text query within %', timeout
-                USING ERRCODE = 'query_canceled',
-                      HINT = 'Workers may be busy or loading the model (its first load can take a while): '
-                          || 'wait longer with SET vk.embed_timeout = ''30s''; or check that one runs (vectorkeep worker).';
+            problem := coalesce(r.error, 'timeout');
+            RETURN;
         END IF;
         PERFORM pg_sleep(0.001);
     END LOOP;
 END
 $$;
 COMMENT ON FUNCTION vk._await_embedding(bigint, interval) IS
-    'Internal: wait for a worker''s answer to a text query; raises its error, or on timeout (runs on vk''s loopback connection).';
+    'Internal: wait for a worker''s answer to a text query: the vector (as text), or the problem (the worker''s error, or timeout); the request is deleted either way (runs on vk''s loopback connection).';
 
 CREATE OR REPLACE FUNCTION vk._query_vector(m vk.models, query_text text) RETURNS vector
 LANGUAGE plpgsql VOLATILE AS $$
