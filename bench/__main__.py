@@ -1,7 +1,8 @@
 """python -m bench: every figure of bench/, side by side in one run; a table, and JSON in bench/results/.
 
-python -m bench                      # all sections (about 15 minutes on 2 cores)
+python -m bench                      # all sections (about 17 minutes on 2 cores)
 python -m bench --only ingest latency --rows 5000
+python -m bench --only textquery filters relevance
 python -m bench --json               # the JSON only, on stdout
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import ingest, latency, memory, search, triggers
+from bench import filters, ingest, latency, memory, relevance, search, text_queries, triggers
 from bench.database import bench_database
 
 # figure -> (comparison, goal); every other figure is printed as information.
@@ -30,8 +31,19 @@ GOALS: dict[str, tuple[str, float]] = {
     "search.vk_search_over_hand_written": ("<=", 1.15),
     "search.recall_at_10_default_ef_search": (">=", 0.95),
     "backfill.reembed_growth_ratio": ("<=", 1.2),
+    "textquery.miss_over_baseline_p50": ("<=", 1.3),
+    "textquery.miss_over_baseline_p95": ("<=", 1.3),
+    "textquery.hit_over_vector_p50": ("<=", 1.1),
+    "filters.p10_rows_min": (">=", 10),
+    "filters.p1_rows_min": (">=", 10),
+    "filters.p01_rows_min": (">=", 10),
+    "filters.p10_recall_at_10": (">=", 0.95),
+    "filters.p1_recall_at_10": (">=", 0.95),
+    "filters.p01_recall_at_10": (">=", 0.95),
+    "filters.p1_over_unfiltered": ("<=", 3),
+    "relevance.hybrid_over_best_single": (">=", 1.0),
 }
-SECTIONS = ("ingest", "latency", "triggers", "search", "backfill")
+SECTIONS = ("ingest", "latency", "triggers", "search", "backfill", "textquery", "filters", "relevance")
 
 
 def _backfill(small: int, large: int) -> dict[str, Any]:
@@ -59,6 +71,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--inserts", type=int, default=200, help="single-row inserts for the latency figures")
     parser.add_argument("--vectors", type=int, default=100_000, help="vectors for the search figures")
+    parser.add_argument("--text-queries", type=int, default=100, help="query texts for the textquery figures")
     parser.add_argument("--backfill-rows", type=int, nargs=2, default=[10_000, 200_000])
     parser.add_argument("--json", action="store_true", help="print the JSON result only")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
@@ -71,6 +84,9 @@ def main() -> int:
         "triggers": lambda: _in_database(triggers.run),
         "search": lambda: _in_database(lambda url: search.run(url, vectors=args.vectors, queries=200)),
         "backfill": lambda: _backfill(*args.backfill_rows),
+        "textquery": lambda: _in_database(lambda url: text_queries.run(url, queries=args.text_queries)),
+        "filters": lambda: _in_database(lambda url: filters.run(url, vectors=args.vectors, queries=100)),
+        "relevance": lambda: _in_database(relevance.run),
     }
     result: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

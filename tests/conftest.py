@@ -65,6 +65,13 @@ def encoders(server_url: str) -> EncoderCache:
 
 
 @pytest.fixture(scope="session")
+def lane_encoders(server_url: str) -> EncoderCache:
+    """The encoders of interactive lanes (tests/helpers.py running_lane), never those the test's
+    own thread uses: one encoder is never called from two threads. Loaded once per session."""
+    return EncoderCache()
+
+
+@pytest.fixture(scope="session")
 def template_url(server_url: str, encoders: EncoderCache) -> str:
     with admin(server_url) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")

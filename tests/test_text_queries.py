@@ -1,7 +1,6 @@
 """Text queries in plain SQL (vk.embed, vk.search with a text): a running worker's interactive
 lane encodes them, the cache answers repeats, and nothing hangs or leaks without one."""
 
-import threading
 import time
 from collections.abc import Iterator
 
@@ -10,7 +9,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from helpers import one, serve
+from helpers import one, running_lane, serve
 from vectorkeep.app import search
 from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
@@ -20,34 +19,11 @@ from vectorkeep.workers.interactive import InteractiveLane
 QUERY = "how long should bread dough rise before baking"
 
 
-@pytest.fixture(scope="session")
-def lane_encoders(server_url: str) -> EncoderCache:
-    """The lane's own encoders (never the ones the test thread uses), loaded once per session."""
-    return EncoderCache()
-
-
 @pytest.fixture
 def lane(corpus_url: str, lane_encoders: EncoderCache) -> Iterator[InteractiveLane]:
     """A worker's interactive lane serving the corpus database until the test ends."""
     with running_lane(corpus_url, lane_encoders) as served:
         yield served
-
-
-class running_lane:
-    def __init__(self, url: str, encoders: EncoderCache) -> None:
-        self.stop = threading.Event()
-        self.lane = InteractiveLane(url, self.stop, encoders=encoders)
-        self.thread = threading.Thread(target=self.lane.run, daemon=True)
-
-    def __enter__(self) -> InteractiveLane:
-        self.thread.start()
-        assert self.lane.ready.wait(60), "the interactive lane did not start"
-        return self.lane
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive()
 
 
 def cosine(a: object, b: object) -> float:
@@ -205,4 +181,3 @@ class _login:
             owner.execute(f"DROP OWNED BY {self.name} CASCADE")
         with psycopg.connect(self.server_url, autocommit=True) as admin:
             admin.execute(f"DROP ROLE {self.name}")
-
