@@ -64,7 +64,9 @@ def test_metadata_is_stored_and_kept_current_without_reembedding(
 def test_filters_select_rows_by_metadata(articles: psycopg.Connection, encoders: EncoderCache) -> None:
     conn = articles
     query = one(conn, "SELECT embedding FROM vk.embeddings WHERE pk = '1'")
-    rows = conn.execute("SELECT pk FROM vk.search('articles', %s, 5, filter => %s)", (query, Jsonb({"tenant": 2})))
+    rows = conn.execute(
+        "SELECT pk FROM vk.search('articles', %s, 5, filter => %s)", (query, Jsonb({"tenant": 2}))
+    ).fetchall()
     assert {r[0] for r in rows} == {"2", "4", "8"}  # all of tenant 2, fewer than k: all that match
     rows = conn.execute(
         "SELECT pk FROM vk.similar('articles', '1', 5, filter => %s)", (Jsonb({"topic": "cooking"}),)
@@ -148,7 +150,9 @@ def test_hybrid_finds_what_only_keywords_find_and_what_only_vectors_find(
 
 def _hybrid(conn: psycopg.Connection) -> None:
     # A part number: no meaning for the encoder, an exact word for full-text search.
-    rows = conn.execute("SELECT pk, keyword_rank, vector_rank FROM vk.hybrid_search('articles', 'Zxqv-7', 3)")
+    rows = conn.execute(
+        "SELECT pk, keyword_rank, vector_rank FROM vk.hybrid_search('articles', 'Zxqv-7', 3)"
+    ).fetchall()
     by_pk = {r[0]: r for r in rows}
     assert "8" in by_pk and by_pk["8"][1] == 1
     # A paraphrase that shares no word with its answer.
