@@ -14,6 +14,19 @@ from vectorkeep.db.definitions import fill_vector_schema
 
 SQL = Path(__file__).resolve().parent.parent / "sql"
 CREATES = re.compile(r"^CREATE OR REPLACE (FUNCTION|VIEW|TRIGGER) ([\w.]+)", re.MULTILINE)
+# A function's name and its parameters up to the first closing parenthesis at depth 0.
+FUNCTIONS = re.compile(r"^CREATE OR REPLACE FUNCTION ([\w.]+)\(((?:[^()]|\([^()]*\))*)\)", re.MULTILINE)
+
+
+def _argument_types(parameters: str) -> str:
+    """'collection text, query vector, k integer DEFAULT 10' -> 'text, vector, integer' (OUT ones left out)."""
+    types = []
+    for parameter in filter(None, (p.strip() for p in re.split(r",(?![^()]*\))", parameters))):
+        words = re.sub(r"\s+DEFAULT\s.*$", "", parameter, flags=re.IGNORECASE | re.DOTALL).split()
+        if words[0].upper() == "OUT":
+            continue
+        types.append(" ".join(words[1:]) if len(words) > 1 else words[0])
+    return ", ".join(types)
 
 
 def test_each_object_is_defined_in_exactly_one_place() -> None:
@@ -21,8 +34,11 @@ def test_each_object_is_defined_in_exactly_one_place() -> None:
     for path in sql.definition_files():
         text = sql.read(path)
         for kind, name in CREATES.findall(text):
-            # Overloads are told apart by their arguments; vectorkeep has none.
-            found[f"{kind.lower()} {name}"] += 1
+            if kind != "FUNCTION":
+                found[f"{kind.lower()} {name}"] += 1
+        # Functions by name and argument types: vk.search(text, vector, …) and vk.search(text, text, …) are two.
+        for name, parameters in FUNCTIONS.findall(text):
+            found[f"function {name}({_argument_types(parameters)})"] += 1
     assert [name for name, n in found.items() if n > 1] == []
     # Run-once migrations create tables, never functions or views.
     for path in SQL.glob("migrations/*/*.sql"):
