@@ -194,7 +194,8 @@ BEGIN
             problem := coalesce(r.error, 'timeout');
             RETURN;
         END IF;
-        PERFORM pg_sleep(0.001);
+        -- pg_sleep rounds up to whole milliseconds and then some: 0.0005 sleeps about 1 ms.
+        PERFORM pg_sleep(0.0005);
     END LOOP;
 END
 $$;

@@ -25,9 +25,11 @@ COMMENT ON COLUMN vk.embeddings.metadata IS
 ALTER TABLE vk.queue ADD COLUMN metadata jsonb;
 COMMENT ON COLUMN vk.queue.metadata IS
     'The row''s metadata as the claim read it, written with its vectors.';
--- Filters too selective for the vector index are answered exactly from this one.
+-- Filters too selective for the vector index are answered exactly from this
+-- one. No pending list (fastupdate): every filtered search would read it all,
+-- and vectors are written in batches by workers, not by applications.
 CREATE INDEX embeddings_metadata ON vk.embeddings USING gin (metadata jsonb_path_ops)
-    WHERE metadata IS NOT NULL;
+    WITH (fastupdate = off) WHERE metadata IS NOT NULL;
 
 -- Keyword search over the stored text of every (collection, model) already embedded.
 DO $$
