@@ -22,6 +22,7 @@ import psycopg
 
 from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
+from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
 from vectorkeep.workers.embed import encode_rows
 from vectorkeep.workers.encoder_cache import EncoderCache
@@ -33,6 +34,9 @@ APPLICATION_NAME = "vectorkeep interactive"
 # beyond a missed notification's.
 POLL_SECONDS = 1.0
 PRUNE_EVERY_SECONDS = 60.0
+# A version's row is read again after this long (a round trip saved on each
+# query; a status or fingerprint change is seen within it).
+MODEL_TTL_SECONDS = 10.0
 
 
 class InteractiveLane:
@@ -51,6 +55,7 @@ class InteractiveLane:
         self.name = f"{socket.gethostname()}-{os.getpid()}"
         self.answered = 0
         self.ready = threading.Event()  # set once listening with its encoders loaded
+        self._models: dict[int, tuple[float, ModelVersion]] = {}
 
     def run(self) -> None:
         """Serve text queries until the stop event; reconnect after a lost connection."""
@@ -111,7 +116,7 @@ class InteractiveLane:
                 by_model[model_id].append((request_id, text))
             for model_id, items in by_model.items():
                 try:
-                    model = registry.by_id(conn, model_id)
+                    model = self._model(conn, model_id)
                     # A version no collection searches with yet: loaded here, once.
                     encoder = self.encoders.get(conn, model)
                     results = encode_rows(encoder, [text for _, text in items], model.dim)
@@ -125,6 +130,13 @@ class InteractiveLane:
                         conn.execute(query("answer_embed_request"), {"id": request_id, "embedding": result})
         self.answered += len(requests)
         return len(requests)
+
+    def _model(self, conn: psycopg.Connection, model_id: int) -> ModelVersion:
+        cached = self._models.get(model_id)
+        if cached is None or time.monotonic() - cached[0] > MODEL_TTL_SECONDS:
+            cached = (time.monotonic(), registry.by_id(conn, model_id))
+            self._models[model_id] = cached
+        return cached[1]
 
     def _wait(self, listener: psycopg.Connection) -> None:
         deadline = time.monotonic() + POLL_SECONDS

@@ -161,6 +161,9 @@ BEGIN
                   HINT = 'Start one (vectorkeep worker): its interactive lane encodes text queries. '
                       || 'Texts queried in the last hour are answered from the cache without one.';
     END IF;
+    -- A request is worth nothing after a crash (its caller is gone with it):
+    -- no wait for the WAL flush at commit.
+    PERFORM set_config('synchronous_commit', 'off', true);
     INSERT INTO vk.embed_requests (model_id, text_sha256, input)
     VALUES (model_id, sha256(convert_to(input, 'UTF8')), input)
     RETURNING embed_requests.id INTO id;
@@ -251,6 +254,8 @@ BEGIN
     IF r.id IS NULL THEN
         RETURN;  -- its caller stopped waiting
     END IF;
+    -- The caller waits for this commit; a cached vector lost in a crash is computed again.
+    PERFORM set_config('synchronous_commit', 'off', true);
     PERFORM vk._check_dimension(embedding, m) FROM vk.models m WHERE m.id = r.model_id;
     INSERT INTO vk.embed_cache AS c (model_id, text_sha256, embedding) VALUES (r.model_id, r.text_sha256, embedding)
     ON CONFLICT (model_id, text_sha256) DO UPDATE SET embedding = EXCLUDED.embedding, created_at = now();
