@@ -15,6 +15,49 @@ RETURN ARRAY[1];
 COMMENT ON FUNCTION vk.worker_contract() IS
     'The worker contract versions this schema serves (functions vk.*_v1 for version 1). A worker checks it at start and refuses a schema that lacks its version.';
 
+-- Each key's value from one of a collection's expression functions
+-- (vk_expr.text_c<id> or meta_c<id>, returning (pk, value)), as text, with
+-- its author's rights. If the function raises for the batch, it runs row by
+-- row: a bad row gets its error, the others their values. A key whose row is
+-- gone comes back not at all.
+CREATE OR REPLACE FUNCTION vk._expression_values(fn text, keys text[])
+RETURNS TABLE (pk text, value text, error text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_pk      text[];
+    v_value   text[];
+    e_pk      text[] := '{}';
+    e_error   text[] := '{}';
+    one_pk    text;
+    one_value text;
+BEGIN
+    BEGIN
+        EXECUTE format('SELECT array_agg(x.pk), array_agg(x.v::text) FROM vk_expr.%I($1) AS x(pk, v)', fn)
+            INTO v_pk, v_value USING keys;
+    EXCEPTION WHEN OTHERS THEN
+        v_pk := '{}';
+        v_value := '{}';
+        FOREACH one_pk IN ARRAY keys LOOP
+            BEGIN
+                EXECUTE format('SELECT x.v::text FROM vk_expr.%I(ARRAY[$1]) AS x(pk, v)', fn)
+                    INTO one_value USING one_pk;
+                v_pk := v_pk || one_pk;
+                v_value := v_value || one_value;
+            EXCEPTION WHEN OTHERS THEN
+                e_pk := e_pk || one_pk;
+                e_error := e_error || SQLERRM;
+            END;
+        END LOOP;
+    END;
+    RETURN QUERY
+    SELECT v.pk, v.value, NULL::text FROM unnest(v_pk, v_value) AS v(pk, value)
+    UNION ALL
+    SELECT e.pk, NULL, e.error FROM unnest(e_pk, e_error) AS e(pk, error);
+END
+$$;
+COMMENT ON FUNCTION vk._expression_values(text, text[]) IS
+    'Internal: the values of a collection''s expression function (vk_expr.text_c<id>, meta_c<id>) for these keys, a row that raises with its error instead.';
+
 -- Lock up to batch_size ready queue rows (SKIP LOCKED: workers never wait on
 -- each other) and return them with the row's current text. The locks last
 -- until the caller's transaction ends: the caller writes the vectors and
@@ -40,11 +83,8 @@ DECLARE
     t_body     text[];
     f_pk       text[];
     f_error    text[];
-    one_pk     text;
-    one_body   text;
     m_pk       text[];
     m_meta     jsonb[];
-    one_meta   jsonb;
 BEGIN
     SELECT array_agg(q.collection_id), array_agg(q.pk), array_agg(q.model_id), array_agg(q.attempts)
     INTO k_coll, k_pk, k_model, k_attempts
@@ -59,47 +99,20 @@ BEGIN
     END IF;
     FOR c IN SELECT * FROM vk.collections x WHERE x.id = ANY (k_coll) LOOP
         SELECT array_agg(DISTINCT k.pk) INTO mine FROM unnest(k_coll, k_pk) AS k(c_id, pk) WHERE k.c_id = c.id;
-        f_pk := '{}';
-        f_error := '{}';
-        BEGIN
-            EXECUTE format('SELECT array_agg(t.pk), array_agg(t.body) FROM vk_expr.%I($1) t', 'text_c' || c.id)
-                INTO t_pk, t_body USING mine;
-        EXCEPTION WHEN OTHERS THEN
-            -- Some row raises: find which, one row at a time.
-            t_pk := '{}';
-            t_body := '{}';
-            FOREACH one_pk IN ARRAY mine LOOP
-                BEGIN
-                    EXECUTE format('SELECT t.body FROM vk_expr.%I(ARRAY[$1]) t', 'text_c' || c.id)
-                        INTO one_body USING one_pk;
-                    t_pk := t_pk || one_pk;
-                    t_body := t_body || one_body;
-                EXCEPTION WHEN OTHERS THEN
-                    f_pk := f_pk || one_pk;
-                    f_error := f_error || ('text expression: ' || SQLERRM);
-                END;
-            END LOOP;
-        END;
+        SELECT array_agg(v.pk) FILTER (WHERE v.error IS NULL), array_agg(v.value) FILTER (WHERE v.error IS NULL),
+               coalesce(array_agg(v.pk) FILTER (WHERE v.error IS NOT NULL), '{}'),
+               coalesce(array_agg('text expression: ' || v.error) FILTER (WHERE v.error IS NOT NULL), '{}')
+        INTO t_pk, t_body, f_pk, f_error
+        FROM vk._expression_values('text_c' || c.id, mine) v;
         IF c.metadata_expression IS NOT NULL THEN
             -- The metadata rides on the queue row to the vectors' write (vk.put_chunk_v1).
-            BEGIN
-                EXECUTE format('SELECT array_agg(t.pk), array_agg(t.metadata) FROM vk_expr.%I($1) t', 'meta_c' || c.id)
-                    INTO m_pk, m_meta USING mine;
-            EXCEPTION WHEN OTHERS THEN
-                m_pk := '{}';
-                m_meta := '{}';
-                FOREACH one_pk IN ARRAY mine LOOP
-                    BEGIN
-                        EXECUTE format('SELECT t.metadata FROM vk_expr.%I(ARRAY[$1]) t', 'meta_c' || c.id)
-                            INTO one_meta USING one_pk;
-                        m_pk := m_pk || one_pk;
-                        m_meta := m_meta || one_meta;
-                    EXCEPTION WHEN OTHERS THEN
-                        f_pk := f_pk || one_pk;
-                        f_error := f_error || ('metadata expression: ' || SQLERRM);
-                    END;
-                END LOOP;
-            END;
+            SELECT array_agg(v.pk) FILTER (WHERE v.error IS NULL),
+                   array_agg(v.value::jsonb) FILTER (WHERE v.error IS NULL),
+                   f_pk || coalesce(array_agg(v.pk) FILTER (WHERE v.error IS NOT NULL), '{}'),
+                   f_error || coalesce(array_agg('metadata expression: ' || v.error)
+                                       FILTER (WHERE v.error IS NOT NULL), '{}')
+            INTO m_pk, m_meta, f_pk, f_error
+            FROM vk._expression_values('meta_c' || c.id, mine) v;
             UPDATE vk.queue q SET metadata = t.metadata
             FROM unnest(m_pk, m_meta) AS t(pk, metadata)
             WHERE q.collection_id = c.id AND q.pk = t.pk AND q.metadata IS DISTINCT FROM t.metadata

@@ -43,6 +43,7 @@ DROP FUNCTION vk.answer_embed_request_v1(bigint, vector);
 DROP FUNCTION vk.fail_embed_request_v1(bigint, text);
 DROP FUNCTION vk.prune_embed_cache_v1();
 DROP FUNCTION vk.search_models_v1();
+DROP FUNCTION vk._expression_values(text, text[]);
 DROP TABLE vk.embed_requests;
 DROP TABLE vk.embed_cache;
 DROP INDEX vk.embeddings_metadata;
