@@ -292,23 +292,40 @@ $$;
 COMMENT ON FUNCTION vk.hybrid_search(text, text, integer, jsonb, double precision, double precision, text) IS
     'Rows ranked by reciprocal rank fusion of keyword rank (full-text search over the stored text, the collection''s text_search configuration, any of the query''s words) and vector rank (the text encoded by a worker, as in vk.search); each row once, chunked rows by their best chunk. Weights adjust each list''s share (vector_weight => 0: keyword only, no worker needed).';
 
--- Keyword ranking of a (collection, model), as its GIN index serves it: rows
--- with any of the query's words ($6), by ts_rank_cd of their best chunk,
--- $4 deep, filtered by $5; the configuration and ids are literals, as in the
--- index definition, so that the planner matches them.
+-- Keyword ranking of a (collection, model), as its GIN index serves it: the
+-- rows with any of the query's words ($6), filtered by $5, $4 deep, each by
+-- its best chunk. A row scores the BM25 weight of each query word it holds,
+-- ln(1 + (N - n + 0.5) / (n + 0.5)) for a word in n of N chunks, so that a
+-- rare word counts for more than a common one (ts_rank_cd alone has no
+-- notion of rarity); ts_rank_cd (frequency, proximity) breaks ties. N is the
+-- row count PostgreSQL keeps for the (collection, model)'s index. The
+-- configuration and ids are literals, as in the index definition, so that
+-- the planner matches them.
 CREATE OR REPLACE FUNCTION vk._keyword_sql(c vk.collections, m vk.models) RETURNS text
 LANGUAGE sql IMMUTABLE
 RETURN format(
-    'SELECT r.pk, r.body, row_number() OVER (ORDER BY r.score DESC, r.pk)::integer AS rank FROM ('
-    '    SELECT DISTINCT ON (e.pk) e.pk, e.body, ts_rank_cd(to_tsvector(%1$L::regconfig, e.body), q.q) AS score '
-    '    FROM vk.embeddings e, (SELECT vk._any_word(%1$L::regconfig, $6) AS q) q '
+    'WITH hits AS ('
+    '    SELECT e.pk, e.body, tsvector_to_array(d.doc) AS words, ts_rank_cd(d.doc, q.q) AS closeness '
+    '    FROM vk.embeddings e, (SELECT vk._any_word(%1$L::regconfig, $6) AS q) q, '
+    '         LATERAL (SELECT to_tsvector(%1$L::regconfig, e.body) AS doc) d '
     '    WHERE e.collection_id = %2$s AND e.model_id = %3$s AND to_tsvector(%1$L::regconfig, e.body) @@ q.q '
-    '      AND ($5 IS NULL OR e.metadata @> $5) '
-    '    ORDER BY e.pk, score DESC) r '
+    '      AND ($5 IS NULL OR e.metadata @> $5)), '
+    'weights AS ('
+    '    SELECT w.word, ln(1 + (greatest(n.chunks, x.n) - x.n + 0.5) / (x.n + 0.5)) AS idf '
+    '    FROM unnest(tsvector_to_array(to_tsvector(%1$L::regconfig, $6))) w(word), '
+    '         LATERAL (SELECT count(*) AS n FROM hits h WHERE w.word = ANY (h.words)) x, '
+    '         (SELECT coalesce((SELECT cl.reltuples FROM pg_class cl WHERE cl.relname = %4$L '
+    '                          AND cl.relnamespace = %5$L::regnamespace), 0) AS chunks) n), '
+    'scored AS ('
+    '    SELECT h.pk, h.body, (SELECT sum(w.idf) FROM weights w WHERE w.word = ANY (h.words)) '
+    '                         + h.closeness / 1000 AS score '
+    '    FROM hits h) '
+    'SELECT r.pk, r.body, row_number() OVER (ORDER BY r.score DESC, r.pk)::integer AS rank FROM ('
+    '    SELECT DISTINCT ON (s.pk) s.pk, s.body, s.score FROM scored s ORDER BY s.pk, s.score DESC) r '
     'ORDER BY r.score DESC, r.pk LIMIT $4',
-    c.text_search, c.id, m.id);
+    c.text_search, c.id, m.id, vk._keyword_index_name(c.id, m.id), 'vk');
 COMMENT ON FUNCTION vk._keyword_sql(vk.collections, vk.models) IS
-    'Internal: the keyword ranking query of a (collection, model) that its GIN index serves.';
+    'Internal: the keyword ranking query of a (collection, model) that its GIN index serves (BM25 word weights, ts_rank_cd for ties).';
 
 -- A natural-language query as a tsquery of any of its words (plainto_tsquery
 -- would demand all of them, and a question rarely shares every word with
