@@ -161,6 +161,24 @@ def test_an_application_text_searches_only_what_it_can_read(
     assert lane.answered == 1
 
 
+def test_a_role_that_could_use_dblink_gets_no_connection_left_open(
+    corpus_url: str, lane: InteractiveLane, server_url: str
+) -> None:
+    """Where a session's role may call dblink itself, the loopback vk opens as its owner is closed
+    after each text query, so the role cannot send its own statements down it."""
+    app = _login(server_url, corpus_url, "vk_app")
+    try:
+        with psycopg.connect(corpus_url, autocommit=True) as owner:
+            owner.execute(f"GRANT USAGE ON SCHEMA vk_dblink TO {app.name}")
+        with connect(app(), autocommit=True) as conn:
+            assert len(conn.execute("SELECT pk FROM vk.search('documents', %s, 3)", (QUERY,)).fetchall()) == 3
+            assert one(conn, "SELECT vk_dblink.dblink_get_connections()") is None
+            with pytest.raises(psycopg.Error, match=r"password|could not find connection"):  # not an open connection
+                conn.execute("SELECT * FROM vk_dblink.dblink('vk_embed', 'SELECT 1') AS t(x int)")
+    finally:
+        app.drop()
+
+
 class _login:
     """A login role in a group for one test (the conftest fixture is tied to db_url)."""
 
