@@ -58,16 +58,22 @@ class InteractiveLane:
         self._models: dict[int, tuple[float, ModelVersion]] = {}
 
     def run(self) -> None:
-        """Serve text queries until the stop event; reconnect after a lost connection."""
+        """Serve text queries until the stop event; reconnect after a lost connection, waiting
+        0.5 s, then twice as long after each failure in a row (at most 10 s)."""
+        delay = 0.5
         while not self.stop_event.is_set():
             try:
                 self._serve()
                 return
             except psycopg.OperationalError as exc:
-                log.warning("interactive lane: database connection lost (%s); reconnecting", exc)
+                log.warning("interactive lane: database connection lost (%s); reconnecting in %.1fs", exc, delay)
             except Exception:
-                log.exception("interactive lane: failed; restarting")
-            self.stop_event.wait(1.0)
+                log.exception("interactive lane: failed; restarting in %.1fs", delay)
+            if self.ready.is_set():
+                delay = 0.5  # it had served: a fresh failure, not one more in a row
+                self.ready.clear()
+            self.stop_event.wait(delay)
+            delay = min(delay * 2, 10.0)
 
     def _serve(self) -> None:
         with (

@@ -20,7 +20,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         _print_report(report.as_dict())
     if args.exit:
         return 0
-    print("\nworker running (queue and jobs); Ctrl-C to stop (the database keeps running: `vectorkeep down`)")
+    print(
+        "\nworker running (queue, text queries and jobs); Ctrl-C to stop "
+        "(the database keeps running: `vectorkeep down`)"
+    )
     worker.serve(database_url, settings, encoders=report.encoders, on_start=stop_on_signals)
     return 0
 
@@ -28,7 +31,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 def _print_report(report: dict[str, Any]) -> None:
     print(f"\nembedded {report['embedded']} rows in this run\n")
     emit(report["status"], as_json=False)
-    print(f"\nSELECT * FROM vk.search('documents', <vector of {report['sample_query']!r}>, 3);")
+    text = report["sample_query"].replace("'", "''")
+    print(f"\nSELECT * FROM vk.search('documents', '{text}', 3);")
     emit(report["search"], as_json=False)
     if report["similar_to"] is not None:
         print(f"\nSELECT * FROM vk.similar('documents', '{report['similar_to']}', 3);")
