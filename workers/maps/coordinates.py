@@ -1,8 +1,11 @@
 """Coordinates of rows on maps: computed for the whole collection when a map is
 trained, then kept current by the worker for every row it embeds."""
 
+from __future__ import annotations
+
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import psycopg
@@ -10,7 +13,10 @@ import psycopg
 from vectorkeep.db import artifacts, registry
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
-from vectorkeep.workers.maps.umap import MapModel
+
+if TYPE_CHECKING:
+    # torch and scikit-learn load only when a map is used: they are 3 s of every command line's start.
+    from vectorkeep.workers.maps.umap import MapModel
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +32,8 @@ class MapCache:
     def get(self, conn: psycopg.Connection, version: ModelVersion) -> MapModel:
         key = (version.id, str(version.params.get("artifact_sha256")))
         if key not in self._maps:
+            from vectorkeep.workers.maps.umap import MapModel
+
             self._maps[key] = MapModel.load(version.params, artifacts.load(conn, version))
         return self._maps[key]
 

@@ -16,7 +16,6 @@ from vectorkeep.db import artifacts, registry
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
 from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.maps.umap import MapModel
 
 
 def extent(conn: psycopg.Connection, version: ModelVersion) -> float:
@@ -33,6 +32,9 @@ def fill(
     encoders: EncoderCache | None = None,
     invert_steps: int = 1,
 ) -> dict[str, Any]:
+    # Imported here: torch and scikit-learn are 3 s of every command line's start otherwise.
+    from vectorkeep.workers.maps.umap import MapModel
+
     model = MapModel.load(version.params, artifacts.load(conn, version))
     vector = model.from_2d(np.array([[x, y]]))[0]
     source = registry.by_id(conn, int(version.params["source_model_id"]))
