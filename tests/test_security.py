@@ -82,6 +82,47 @@ def test_an_order_expression_runs_with_its_authors_rights_only(secrets: psycopg.
     assert_nothing_leaked(conn, worker)
 
 
+def test_a_metadata_expression_runs_with_its_authors_rights_only(
+    secrets: psycopg.Connection, db_url: str, login: Login, encoders: EncoderCache
+) -> None:
+    """Metadata expressions are held to the text expression's rules: an admin's metadata cannot read a
+    table it may not, sleep, or read files, at registration or when a superuser's worker claims a row."""
+    conn = secrets
+    conn.execute("SELECT vk.attach('notes', 'id', 'body', NULL)")
+    admin = login("vk_admin")
+    attacks = {
+        "jsonb_build_object('s', (SELECT string_agg(s, ' | ') FROM public.secrets))": "subquery",
+        "jsonb_build_object('f', pg_read_file('/etc/hostname'))": "volatile",
+        "jsonb_build_object('z', pg_sleep(0.2))": "volatile",
+    }
+    for expression, why in attacks.items():
+        assert why in refused(admin, "SELECT vk.set_metadata('notes', %s)", (expression,)), expression
+    with psycopg.connect(admin, autocommit=True) as a:
+        a.execute(
+            "CREATE FUNCTION vk_expr.peek_meta(int) RETURNS jsonb LANGUAGE sql STABLE "
+            "AS $$ SELECT jsonb_build_object('s', (SELECT string_agg(s, ',') FROM public.secrets)) $$"
+        )
+    assert "permission denied for table secrets" in refused(
+        admin, "SELECT vk.set_metadata('notes', 'vk_expr.peek_meta(id)')"
+    )
+    # Nor can an application reach the owner's loopback or its helpers.
+    app = login("vk_app")
+    for statement in ("SELECT * FROM vk._embed_link()", "SELECT vk._request_embedding(1, 'x')",
+                      "SELECT vk._refresh_metadata(1, NULL)"):  # fmt: skip
+        assert "permission denied" in refused(app, statement), statement
+    # The honest expression works and runs as the admin; the owner's worker writes what it returns.
+    with psycopg.connect(admin, autocommit=True) as a:
+        a.execute("SELECT vk.set_metadata('notes', $$jsonb_build_object('doc', doc)$$)")
+    assert (
+        one(conn, "SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 'meta_c2'")
+        == admin.split("//", 1)[1].split("@", 1)[0]
+    )
+    conn.execute("SELECT vk.add_model('notes', 'minilm@1')")
+    drain(db_url, encoders)
+    assert one(conn, "SELECT count(*) FROM vk.embeddings WHERE metadata ? 'doc'") == 12
+    assert_nothing_leaked(conn, admin)
+
+
 def test_an_admins_expression_cannot_make_it_superuser(
     secrets: psycopg.Connection, db_url: str, login: Login, encoders: EncoderCache
 ) -> None:
