@@ -178,7 +178,8 @@ COMMENT ON FUNCTION vk.search(text, vector, integer, text, jsonb) IS
     'The k rows of a collection nearest to a query vector (nearest first). model: the version the vector was made with ("name" or "name@version"); NULL means the collection''s search default, so a vector of another version must name it. filter: only rows whose metadata contains it (k rows whenever k match). A chunked row comes once, by its best chunk.';
 
 -- A text query is encoded by a worker with the version the search uses
--- (vk.embed), so switching a collection's default never mixes two spaces.
+-- (vk.embed), so switching a collection's default never mixes two spaces;
+-- then it is the vector query.
 CREATE OR REPLACE FUNCTION vk.search(
     collection text, query text, k integer DEFAULT 10, model text DEFAULT NULL, filter jsonb DEFAULT NULL
 ) RETURNS TABLE (pk text, body text, distance double precision)
@@ -187,8 +188,8 @@ DECLARE
     c vk.collections := vk._readable(vk._collection(collection));
     m vk.models := vk._collection_model(c, model);
 BEGIN
-    PERFORM vk._check_k(k);
-    RETURN QUERY SELECT n.pk, n.body, n.distance FROM vk._nearest(c, m, vk._query_vector(m, query), k, filter) n;
+    PERFORM vk._check_k(k);  -- before a worker is asked for anything
+    RETURN QUERY SELECT * FROM vk.search(collection, vk._query_vector(m, query), k, model, filter);
 END
 $$;
 COMMENT ON FUNCTION vk.search(text, text, integer, text, jsonb) IS
@@ -218,8 +219,8 @@ DECLARE
     c vk.collections := vk._readable(vk._collection(collection));
     m vk.models := vk._collection_model(c, model);
 BEGIN
-    PERFORM vk._check_k(k);
-    RETURN QUERY SELECT * FROM vk._nearest(c, m, vk._query_vector(m, query), k, filter, true);
+    PERFORM vk._check_k(k);  -- before a worker is asked for anything
+    RETURN QUERY SELECT * FROM vk.search_chunks(collection, vk._query_vector(m, query), k, model, filter);
 END
 $$;
 COMMENT ON FUNCTION vk.search_chunks(text, text, integer, text, jsonb) IS
