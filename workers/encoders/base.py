@@ -9,6 +9,13 @@ class EncoderError(Exception):
     """An encoder cannot be loaded, or is not the one its model version was registered with."""
 
 
+def require_artifact(artifact: bytes | None) -> bytes:
+    """A model trained here loads from its artifact (vk.model_artifacts)."""
+    if artifact is None:
+        raise EncoderError("a model trained here needs its artifact from vk.model_artifacts")
+    return artifact
+
+
 class Encoder(Protocol):
     @property
     def dim(self) -> int: ...

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from vectorkeep.workers.encoders.base import require_artifact
 from vectorkeep.workers.encoders.text import stable_hash, tokenize
 
 
@@ -60,3 +61,7 @@ class Doc2VecEncoder:
             self._model.random = np.random.RandomState((self._seed ^ stable_hash(text)) & 0xFFFFFFFF)
             out[i] = self._model.infer_vector(tokenize(text), epochs=self._epochs)
         return out
+
+
+def load(params: dict[str, Any], artifact: bytes | None) -> Doc2VecEncoder:
+    return Doc2VecEncoder(params, require_artifact(artifact))

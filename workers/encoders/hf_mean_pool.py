@@ -64,3 +64,7 @@ class MeanPoolEncoder:
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 out.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self._dim), np.float32)
+
+
+def load(params: dict[str, Any], artifact: bytes | None) -> MeanPoolEncoder:
+    return MeanPoolEncoder(params)

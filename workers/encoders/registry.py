@@ -1,12 +1,12 @@
 """From a model version to a loaded encoder, checked against its fingerprint."""
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from vectorkeep.db.records import ModelVersion
+from vectorkeep.workers import kinds
 from vectorkeep.workers.encoders.base import Encoder, EncoderError
 
 log = logging.getLogger(__name__)
@@ -15,64 +15,10 @@ log = logging.getLogger(__name__)
 # machines and BLAS builds; another encoder lands far below this.
 FINGERPRINT_MIN_COSINE = 0.999
 
-# Kinds whose weights are trained here and stored in vk.model_artifacts.
-TRAINED_KINDS = frozenset({"doc2vec", "tfidf", "tfidf-mlp"})
-
-
-def _sentence_transformers(params: dict[str, Any], artifact: bytes | None) -> Encoder:
-    from vectorkeep.workers.encoders.sentence_transformers import SentenceTransformerEncoder
-
-    source = params.get("source")
-    if not source:
-        raise EncoderError("a sentence-transformers model needs params.source (a hub name or a path)")
-    return SentenceTransformerEncoder(str(source))
-
-
-def _hf_mean_pool(params: dict[str, Any], artifact: bytes | None) -> Encoder:
-    from vectorkeep.workers.encoders.hf_mean_pool import MeanPoolEncoder
-
-    return MeanPoolEncoder(params)
-
-
-def _artifact(artifact: bytes | None) -> bytes:
-    if artifact is None:
-        raise EncoderError("a model trained here needs its artifact from vk.model_artifacts")
-    return artifact
-
-
-def _doc2vec(params: dict[str, Any], artifact: bytes | None) -> Encoder:
-    from vectorkeep.workers.encoders.doc2vec import Doc2VecEncoder
-
-    return Doc2VecEncoder(params, _artifact(artifact))
-
-
-def _tfidf(params: dict[str, Any], artifact: bytes | None) -> Encoder:
-    from vectorkeep.workers.encoders.tfidf import TfidfEncoder
-
-    return TfidfEncoder(params, _artifact(artifact))
-
-
-def _tfidf_mlp(params: dict[str, Any], artifact: bytes | None) -> Encoder:
-    from vectorkeep.workers.encoders.tfidf_mlp import TfidfMlpEncoder
-
-    return TfidfMlpEncoder(params, _artifact(artifact))
-
-
-LOADERS: dict[str, Callable[[dict[str, Any], bytes | None], Encoder]] = {
-    "sentence-transformers": _sentence_transformers,
-    "hf-mean-pool": _hf_mean_pool,
-    "doc2vec": _doc2vec,
-    "tfidf": _tfidf,
-    "tfidf-mlp": _tfidf_mlp,
-}
-
 
 def load_kind(kind: str, params: dict[str, Any], artifact: bytes | None = None) -> Encoder:
     """Load an encoder of a kind from its params (and artifact), before it has a registry row."""
-    loader = LOADERS.get(kind)
-    if loader is None:
-        raise EncoderError(f"model kind {kind!r} cannot encode here (known kinds: {', '.join(sorted(LOADERS))})")
-    return loader(params, artifact)
+    return kinds.loader(kind)(params, artifact)
 
 
 def load_encoder(model: ModelVersion, artifact: bytes | None = None) -> Encoder:

@@ -2,6 +2,7 @@
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,3 +76,10 @@ class SentenceTransformerEncoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         vectors = self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self._dim)
+
+
+def load(params: dict[str, Any], artifact: bytes | None) -> SentenceTransformerEncoder:
+    source = params.get("source")
+    if not source:
+        raise EncoderError("a sentence-transformers model needs params.source (a hub name or a path)")
+    return SentenceTransformerEncoder(str(source))

@@ -1,10 +1,11 @@
 """TF-IDF, optionally projected to a dense space (SVD or PCA), from arrays in an .npz artifact."""
 
-import io
 from typing import Any
 
 import numpy as np
 
+from vectorkeep.workers.arrays import l2_normalize, unpack
+from vectorkeep.workers.encoders.base import require_artifact
 from vectorkeep.workers.encoders.text import tokenize
 
 
@@ -37,24 +38,6 @@ class TfidfFeatures:
         return cls([str(t) for t in arrays["vocabulary"]], np.asarray(arrays["idf"]))
 
 
-def pack(arrays: dict[str, np.ndarray]) -> bytes:
-    """Arrays to bytes without pickle (np.savez), so loading an artifact runs no code."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)  # type: ignore[arg-type]
-    return buffer.getvalue()
-
-
-def unpack(data: bytes) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        return {name: npz[name] for name in npz.files}
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Unit length along the last axis (a vector, or each row); zero stays zero."""
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
-
-
 class TfidfEncoder:
     def __init__(self, params: dict[str, Any], artifact: bytes) -> None:
         arrays = unpack(artifact)
@@ -73,3 +56,7 @@ class TfidfEncoder:
                 x = x - self.mean
             x = x @ self.components
         return l2_normalize(x.astype(np.float32))
+
+
+def load(params: dict[str, Any], artifact: bytes | None) -> TfidfEncoder:
+    return TfidfEncoder(params, require_artifact(artifact))

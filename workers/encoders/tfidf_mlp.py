@@ -6,7 +6,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from vectorkeep.workers.encoders.tfidf import TfidfFeatures, l2_normalize, unpack
+from vectorkeep.workers.arrays import l2_normalize, unpack
+from vectorkeep.workers.encoders.base import require_artifact
+from vectorkeep.workers.encoders.tfidf import TfidfFeatures
 
 
 def build_mlp(n_features: int, hidden: list[int], dim: int) -> nn.Sequential:
@@ -42,3 +44,7 @@ class TfidfMlpEncoder:
         with torch.no_grad():
             out = self.mlp(torch.from_numpy(self.features.transform(texts))).numpy()
         return l2_normalize(out.astype(np.float32))
+
+
+def load(params: dict[str, Any], artifact: bytes | None) -> TfidfMlpEncoder:
+    return TfidfMlpEncoder(params, require_artifact(artifact))

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from vectorkeep.workers.arrays import l2_normalize
 from vectorkeep.workers.encoders import Encoder
-from vectorkeep.workers.encoders.tfidf import l2_normalize
 from vectorkeep.workers.inversion.model import generate
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from vectorkeep.workers.arrays import pack, unpack
 from vectorkeep.workers.encoders.sentence_transformers import resolve_source
-from vectorkeep.workers.encoders.tfidf import pack, unpack
 
 log = logging.getLogger(__name__)
 

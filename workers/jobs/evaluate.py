@@ -13,8 +13,8 @@ from typing import Any
 
 from vectorkeep.db import artifacts, registry
 from vectorkeep.sql import query
+from vectorkeep.workers.arrays import l2_normalize
 from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.encoders.tfidf import l2_normalize
 from vectorkeep.workers.inversion import metrics
 from vectorkeep.workers.inversion import model as inverter_model
 from vectorkeep.workers.inversion.invert import invert
@@ -32,6 +32,7 @@ def run_evaluate(ctx: JobContext) -> JobOutcome:
     name_row = conn.execute(query("collection_name"), {"id": job["collection_id"]}).fetchone()
     assert name_row is not None
     collection = name_row[0]
+    ctx.report("sampling held-out rows", 0, rows)
     pairs = sample(CollectionPairs(ctx.url, job["collection_id"], model.id, "heldout", holdout), rows)
     if not pairs:
         raise ValueError(f"no held-out rows of {collection} have vectors of {model.label}")
@@ -40,7 +41,8 @@ def run_evaluate(ctx: JobContext) -> JobOutcome:
     references = [text for _, text, _ in pairs]
 
     found = []
-    for pk, _, vector in pairs:
+    for i, (pk, _, vector) in enumerate(pairs):
+        ctx.report("nearest", i, len(pairs))
         hit = conn.execute(
             query("nearest_other"), {"vector": vector, "model": model.label, "collection": collection, "pk": pk}
         ).fetchone()
@@ -50,7 +52,7 @@ def run_evaluate(ctx: JobContext) -> JobOutcome:
         for v, e in zip([p[2] for p in pairs], encoder.encode(found), strict=True)
     ]
     results: dict[str, Any] = {"nearest": metrics.summary(found, references, cosines)}
-    ctx.progress(phase="nearest done")
+    ctx.report("nearest", len(pairs), len(pairs))
 
     if job["params"].get("inverter_model_id"):
         inverter_version = registry.by_id(conn, job["params"]["inverter_model_id"])
@@ -58,8 +60,8 @@ def run_evaluate(ctx: JobContext) -> JobOutcome:
             inverter_version.params["encoder_source"], inverter_version.params, artifacts.load(conn, inverter_version)
         )
         inversions = []
-        for _, _, vector in pairs:
-            ctx.check()
+        for i, (_, _, vector) in enumerate(pairs):
+            ctx.report("vec2text", i, len(pairs))
             inversions.append(
                 invert(
                     inverter,
@@ -70,6 +72,7 @@ def run_evaluate(ctx: JobContext) -> JobOutcome:
                     max_seconds=float(options.get("max_seconds", 10.0)),
                 )
             )
+        ctx.report("vec2text", len(pairs), len(pairs))
         results["vec2text"] = {
             **metrics.summary([r.text for r in inversions], references, [r.cosine for r in inversions]),
             "inverter": inverter_version.label,

@@ -25,22 +25,11 @@ from sklearn.manifold import trustworthiness
 from sklearn.neighbors import NearestNeighbors
 from torch import nn
 
-from vectorkeep.workers.encoders.tfidf import l2_normalize, pack, unpack
+from vectorkeep.db import kinds
+from vectorkeep.workers.arrays import l2_normalize, pack, unpack
+from vectorkeep.workers.progress import Report
 
 log = logging.getLogger(__name__)
-
-DEFAULTS: dict[str, Any] = {
-    "n_neighbors": 15,
-    "min_dist": 0.1,
-    "epochs": 60,
-    "batch_size": 256,
-    "lr": 1e-3,
-    "hidden": [256, 128],
-    "negative_samples": 5,
-    "decoder_epochs": 200,
-    "validation": 0.1,
-    "seed": 42,
-}
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -146,9 +135,9 @@ def _umap_loss(
     return attract + negatives * repel
 
 
-def train(vectors: np.ndarray, params: dict[str, Any]) -> tuple[MapModel, dict[str, Any]]:
+def train(vectors: np.ndarray, params: dict[str, Any], report: Report | None = None) -> tuple[MapModel, dict[str, Any]]:
     """Train the map on an (n, dim) array; hold out params.validation of it for the metrics."""
-    p = {**DEFAULTS, **params}
+    p = kinds.kind("umap").with_defaults(params)
     seed = int(p["seed"])
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -179,6 +168,8 @@ def train(vectors: np.ndarray, params: dict[str, Any]) -> tuple[MapModel, dict[s
             optimiser.step()
             total += loss.item()
         history.append(total / steps)
+        if report is not None:
+            report("training the map", epoch + 1, int(p["epochs"]), "epochs")
         log.info("umap epoch %d: loss %.4f", epoch + 1, history[-1])
     encoder.eval()
 
@@ -186,7 +177,9 @@ def train(vectors: np.ndarray, params: dict[str, Any]) -> tuple[MapModel, dict[s
     with torch.no_grad():
         z = encoder(x)
     optimiser = torch.optim.Adam(decoder.parameters(), lr=float(p["lr"]))
-    for _ in range(int(p["decoder_epochs"])):
+    for epoch in range(int(p["decoder_epochs"])):
+        if report is not None:
+            report("training its inverse", epoch, int(p["decoder_epochs"]), "epochs")
         for i in range(0, len(x), batch):
             optimiser.zero_grad()
             out = decoder(z[i : i + batch])

@@ -21,24 +21,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from vectorkeep.db import kinds
+from vectorkeep.workers.arrays import l2_normalize, pack, unpack
 from vectorkeep.workers.encoders.text import stable_hash
-from vectorkeep.workers.encoders.tfidf import l2_normalize, pack, unpack
+from vectorkeep.workers.progress import Report
 
 log = logging.getLogger(__name__)
 
 ARCHITECTURES = {"lvm-lstm": "lstm", "lvm-gru": "gru", "lvm-transformer": "transformer"}
-DEFAULTS: dict[str, Any] = {
-    "context": 4,
-    "hidden": 256,
-    "layers": 1,
-    "heads": 4,
-    "epochs": 30,
-    "batch_size": 64,
-    "lr": 1e-3,
-    "validation": 0.15,
-    "test": 0.15,
-    "seed": 42,
-}
 
 
 class NextVector(nn.Module):
@@ -116,8 +106,10 @@ def scores(model: NextVector, w: Windows) -> dict[str, float | None]:
     }
 
 
-def train(windows: Windows, kind: str, params: dict[str, Any]) -> tuple[NextVector, dict[str, Any]]:
-    p = {**DEFAULTS, **params}
+def train(
+    windows: Windows, kind: str, params: dict[str, Any], report: Report | None = None
+) -> tuple[NextVector, dict[str, Any]]:
+    p = kinds.kind(kind).with_defaults(params)
     torch.manual_seed(int(p["seed"]))
     rng = np.random.default_rng(int(p["seed"]))
     arch = ARCHITECTURES[kind]
@@ -146,6 +138,8 @@ def train(windows: Windows, kind: str, params: dict[str, Any]) -> tuple[NextVect
             optimiser.step()
             total += loss.item() * len(pick)
         model.eval()
+        if report is not None:
+            report("training", epoch + 1, int(p["epochs"]), "epochs")
         history.append(
             {"epoch": epoch + 1, "train_loss": round(total / len(x), 5), "val_cosine": scores(model, val)["cosine"]}
         )
@@ -179,7 +173,7 @@ def artifact(model: NextVector) -> bytes:
 
 
 def load(kind: str, params: dict[str, Any], data: bytes) -> NextVector:
-    p = {**DEFAULTS, **params}
+    p = kinds.kind(kind).with_defaults(params)
     model = NextVector(
         ARCHITECTURES[kind], int(p["dim"]), int(p["hidden"]), int(p["layers"]), int(p["heads"]), int(p["context"])
     )

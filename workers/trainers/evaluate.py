@@ -3,6 +3,9 @@
 recall@k: each held-out row is queried by the first half of its words; the
 row must come back among the k nearest of a candidate pool (the held-out rows
 plus a sample of training rows), encoded by the model being evaluated.
+distance_spread: the 90th minus the 10th percentile of the pairwise cosine
+distances among up to 200 of those rows (as vk.activate measures it on the
+stored vectors): near 0 for a collapsed space, whatever its recall says.
 agreement@10: how many of a held-out row's 10 nearest neighbours in the pool
 are the same under this model and under a reference model (the collection's
 current search model), from the reference's stored vectors.
@@ -12,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from vectorkeep.workers.arrays import l2_normalize
 from vectorkeep.workers.encoders import Encoder
-from vectorkeep.workers.encoders.tfidf import l2_normalize
 
 
 def _first_half(text: str) -> str:
@@ -24,6 +27,15 @@ def _first_half(text: str) -> str:
 def _topk(queries: np.ndarray, docs: np.ndarray, k: int) -> np.ndarray:
     sims = l2_normalize(queries) @ l2_normalize(docs).T
     return np.argsort(-sims, axis=1, kind="stable")[:, :k]
+
+
+def distance_spread(vectors: np.ndarray, limit: int = 200) -> dict[str, float]:
+    unit = l2_normalize(np.asarray(vectors[:limit], dtype=np.float64))
+    distances = (1 - unit @ unit.T)[np.triu_indices(len(unit), k=1)]
+    if len(distances) == 0:
+        return {}
+    p10, p90 = np.percentile(distances, [10, 90])
+    return {"distance_spread": round(float(p90 - p10), 4), "mean_distance": round(float(distances.mean()), 4)}
 
 
 def retrieval_metrics(
@@ -45,6 +57,7 @@ def retrieval_metrics(
         "pool_rows": len(candidates),
         "recall@1": float(np.mean(ranks[:, 0] == np.arange(len(heldout)))),
         "recall@10": float(np.mean([i in row for i, row in enumerate(ranks)])),
+        **distance_spread(docs),
     }
     if reference and all(pk in reference for pk, _ in candidates):
         ref = np.stack([reference[pk] for pk, _ in candidates])
