@@ -22,10 +22,16 @@ from psycopg import sql
 from bench.database import drop_index
 from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
+from vectorkeep.workers import kinds
 from vectorkeep.workers.corpus import paragraphs
 from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.encoders import registry as encoder_registry
 from vectorkeep.workers.worker import Worker, WorkerSettings
+
+# The no-op encoder's kind, beside the registry's (vectorkeep.db.kinds) for this run.
+NOOP_KIND = (
+    "INSERT INTO vk.model_kinds (kind, role, trainable, loadable, description) "
+    "VALUES ('noop', 'encoder', false, true, 'bench: a unit vector from the text''s hash') ON CONFLICT DO NOTHING"
+)
 
 
 class NoopEncoder:
@@ -87,9 +93,10 @@ def run(url: str, *, rows: int, batch_size: int = 64) -> dict[str, Any]:
     raw = (raw_before + raw_after) / 2
     worker_rate = embedded / seconds
 
-    encoder_registry.LOADERS["noop"] = NoopEncoder
+    kinds.EXTRA_LOADERS["noop"] = NoopEncoder
     with connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE bench_noop (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text)")
+        conn.execute(NOOP_KIND)
         conn.execute("INSERT INTO vk.models (name, version, kind, dim) VALUES ('noop', 1, 'noop', 384)")
         conn.execute("SELECT vk.attach('bench_noop', 'id', 'body', 'noop@1')")
         _insert(conn, "public", "bench_noop", corpus)

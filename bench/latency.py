@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from bench.ingest import NoopEncoder, texts
+from bench.ingest import NOOP_KIND, NoopEncoder, texts
 from vectorkeep.db.connect import connect
 from vectorkeep.db.records import ModelVersion
+from vectorkeep.workers import kinds
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders import Encoder
-from vectorkeep.workers.encoders import registry as encoder_registry
 from vectorkeep.workers.worker import Worker, WorkerSettings
 
 # Bench-only: tells the client, at the worker's commit, which row got its vector.
@@ -120,9 +120,10 @@ def _measure(url: str, table: str, model: str, bodies: list[str], pause: float) 
 
 
 def run(url: str, *, inserts: int = 200, pause: float = 0.05) -> dict[str, Any]:
-    encoder_registry.LOADERS["noop"] = NoopEncoder
+    kinds.EXTRA_LOADERS["noop"] = NoopEncoder
     with connect(url, autocommit=True) as conn:
         conn.execute(DONE_TRIGGER)
+        conn.execute(NOOP_KIND)
         conn.execute("INSERT INTO vk.models (name, version, kind, dim) VALUES ('noop', 1, 'noop', 384)")
     bodies = texts(inserts + 5)
     minilm = _measure(url, "bench_latency_minilm", "minilm@1", bodies, pause)

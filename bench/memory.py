@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from bench.database import bench_database, drop_index
-from bench.ingest import NoopEncoder, texts
+from bench.ingest import NOOP_KIND, NoopEncoder, texts
 from vectorkeep.db.connect import connect
 
 
@@ -41,12 +41,12 @@ def _peak_mb() -> float:
 
 
 def child(url: str, task: str) -> dict[str, Any]:
-    from vectorkeep.workers.encoders import registry as encoder_registry
+    from vectorkeep.workers import kinds
     from vectorkeep.workers.jobs import HANDLERS
     from vectorkeep.workers.jobs.runner import JobRunner
     from vectorkeep.workers.service import Service
 
-    encoder_registry.LOADERS["noop"] = NoopEncoder
+    kinds.EXTRA_LOADERS["noop"] = NoopEncoder
     with connect(url, autocommit=True) as conn:
         if task == "train":
             conn.execute("SELECT vk.train('mem', 'tfidf', '{\"dim\": 64}', 'bench_rows')")
@@ -73,6 +73,7 @@ def measure(rows: int, tasks: tuple[str, ...] = ("train", "reembed")) -> list[di
     with bench_database() as url:
         with connect(url, autocommit=True) as conn:
             conn.execute("CREATE TABLE bench_rows (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text)")
+            conn.execute(NOOP_KIND)
             conn.execute("INSERT INTO vk.models (name, version, kind, dim) VALUES ('noop', 1, 'noop', 384)")
             conn.execute("SELECT vk.attach('bench_rows', 'id', 'body', NULL)")
             with conn.cursor() as cur, cur.copy("COPY bench_rows (body) FROM STDIN") as copy:

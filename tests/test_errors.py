@@ -7,8 +7,8 @@ from psycopg import errors
 from psycopg.rows import dict_row
 
 from helpers import FAST_RETRY, drain, embeddings, queue_size
+from vectorkeep.workers import kinds
 from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.encoders import registry as encoder_registry
 from vectorkeep.workers.encoders.sentence_transformers import SentenceTransformerEncoder
 from vectorkeep.workers.worker import Worker, WorkerSettings
 
@@ -57,6 +57,9 @@ def test_model_not_ready_or_not_embedded_for_collection(conn: psycopg.Connection
 
 
 def test_similar_of_a_row_without_vector(conn: psycopg.Connection) -> None:
+    with pytest.raises(errors.NoDataFound, match="has no row '12345'"):
+        conn.execute("SELECT * FROM vk.similar('documents', '12345')")
+    conn.execute("INSERT INTO vk.documents (id, body) OVERRIDING SYSTEM VALUE VALUES (12345, 'queued')")
     with pytest.raises(errors.NoDataFound, match="has no vector"):
         conn.execute("SELECT * FROM vk.similar('documents', '12345')")
 
@@ -132,10 +135,14 @@ class PoisonEncoder:
 
 @pytest.fixture
 def poison_kind(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(encoder_registry.LOADERS, "poison-test", PoisonEncoder)
+    monkeypatch.setitem(kinds.EXTRA_LOADERS, "poison-test", PoisonEncoder)
 
 
 def test_one_bad_row_fails_alone_then_dies_visibly(conn: psycopg.Connection, db_url: str, poison_kind: None) -> None:
+    conn.execute(
+        "INSERT INTO vk.model_kinds (kind, role, trainable, loadable, description) "
+        "VALUES ('poison-test', 'encoder', false, true, 'MiniLM that refuses poisoned text')"
+    )
     conn.execute(
         "INSERT INTO vk.models (name, version, kind, dim, params) "
         "VALUES ('poison', 1, 'poison-test', 384, '{\"source\": \"sentence-transformers/all-MiniLM-L6-v2\"}')"
@@ -182,6 +189,11 @@ def test_encoder_with_another_fingerprint_is_refused(conn: psycopg.Connection, d
 
 
 def test_unknown_model_kind_fails_rows_with_reason(conn: psycopg.Connection, db_url: str) -> None:
+    # A kind the database knows (another release's) and this worker does not.
+    conn.execute(
+        "INSERT INTO vk.model_kinds (kind, role, trainable, loadable, description) "
+        "VALUES ('no-such-kind', 'encoder', false, true, 'a kind of another release')"
+    )
     conn.execute("INSERT INTO vk.models (name, version, kind, dim) VALUES ('mystery', 1, 'no-such-kind', 384)")
     conn.execute("SELECT vk.add_model('documents', 'mystery@1')")
     conn.execute("INSERT INTO vk.documents (body) VALUES ('hello')")
@@ -197,7 +209,7 @@ def test_unknown_model_kind_fails_rows_with_reason(conn: psycopg.Connection, db_
     [
         (("nosuch", "id", "body"), errors.UndefinedTable, "nosuch"),
         (("t", "nope", "body"), errors.UndefinedColumn, 'no column "nope"'),
-        (("t", "body", "body"), errors.InvalidTableDefinition, "not unique"),
+        (("t", "body", "body"), errors.InvalidTableDefinition, "has no primary key or unique index"),
         (("t", "id", "body); DROP TABLE t; --"), errors.InvalidParameterValue, "bad text expression"),
         (("t", "id", "no_such_col || body"), errors.InvalidParameterValue, "does not evaluate"),
         (("t", "id", ""), errors.InvalidParameterValue, "bad text expression"),

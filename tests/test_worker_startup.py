@@ -79,6 +79,11 @@ def test_an_update_does_not_wait_while_a_fresh_worker_loads_its_encoder(
 def test_a_version_whose_encoder_cannot_load_fails_its_rows_without_holding_them(
     conn: psycopg.Connection, db_url: str, slow_loads: SlowLoads
 ) -> None:
+    # A kind the database knows (another release's) and this worker does not.
+    conn.execute(
+        "INSERT INTO vk.model_kinds (kind, role, trainable, loadable, description) "
+        "VALUES ('no-such-kind', 'encoder', false, true, 'a kind of another release')"
+    )
     conn.execute("INSERT INTO vk.models (name, version, kind, dim) VALUES ('mystery', 1, 'no-such-kind', 384)")
     conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
     conn.execute("SELECT vk.attach('notes', 'id', 'body', 'mystery@1')")

@@ -9,7 +9,8 @@ import psycopg
 from vectorkeep.db import artifacts, registry
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.workers.encoders import Encoder, load_encoder
-from vectorkeep.workers.encoders.registry import TRAINED_KINDS, check_fingerprint
+from vectorkeep.workers.encoders.registry import check_fingerprint
+from vectorkeep.workers.kinds import stores_artifact
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class EncoderCache:
             encoder, probe = cached
             check_fingerprint(model, probe)  # the recorded fingerprint may have changed since
             return encoder
-        artifact = artifacts.load(conn, model) if model.kind in TRAINED_KINDS else None
+        artifact = artifacts.load(conn, model) if stores_artifact(model.kind) else None
         encoder = load_encoder(model, artifact)
         probe = encoder.encode([registry.probe_text(conn)])[0]
         if model.fingerprint is None:

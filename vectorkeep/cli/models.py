@@ -3,11 +3,12 @@
 import argparse
 import json
 
-from vectorkeep.app import models
+from vectorkeep.app import kinds, models
 from vectorkeep.cli.output import emit
 from vectorkeep.cli.parsing import Commands, key_values, url
 
-ENCODER_KINDS = ["sentence-transformers", "hf-mean-pool"]
+# Encoders registered from a Hugging Face name or path, not trained here.
+ENCODER_KINDS = kinds.names(role="encoder", trainable=False)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -69,7 +70,7 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--kind",
         default="sentence-transformers",
-        choices=[*ENCODER_KINDS, "vec2text-inverter"],
+        choices=[*ENCODER_KINDS, *kinds.names(role="inverter")],
         help="how to load it (vec2text-inverter: a pretrained inverter, with --for)",
     )
     p.add_argument("--for", dest="for_model", help="vec2text-inverter: the encoder version it inverts")

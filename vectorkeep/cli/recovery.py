@@ -2,13 +2,14 @@
 
 import argparse
 
-from vectorkeep.app import adopt, jobs, recovery
+from vectorkeep.app import adopt, jobs, kinds, recovery
 from vectorkeep.cli.jobs import show_job, wait_and_show
 from vectorkeep.cli.output import emit
 from vectorkeep.cli.parsing import Commands, url
 from vectorkeep.cli.progress import JobBars
 
-ENCODER_KINDS = ["sentence-transformers", "hf-mean-pool"]
+# Encoders registered from a Hugging Face name or path, not trained here.
+ENCODER_KINDS = kinds.names(role="encoder", trainable=False)
 
 
 def _search(args: argparse.Namespace) -> recovery.Vec2TextSearch:

@@ -1,4 +1,4 @@
-"""train: the next version of a model, trained on a collection's text.
+"""train: the next version of a model, of any trainable kind of the registry (vectorkeep.db.kinds).
 
 The version is reserved at the start (status training, linked to the job), so
 a job taken over after a crash trains that same version again. At the end, in
@@ -21,40 +21,16 @@ from vectorkeep.workers.inversion import model as inverter_model
 from vectorkeep.workers.inversion.invert import invert
 from vectorkeep.workers.jobs import train_structure
 from vectorkeep.workers.jobs.runner import JobContext, JobLost, JobOutcome, JobStopped
-from vectorkeep.workers.trainers import doc2vec, tfidf, tfidf_mlp, vec2text
-from vectorkeep.workers.trainers.data import CollectionPairs, CollectionTexts, sample
+from vectorkeep.workers.kinds import trainer
+from vectorkeep.workers.trainers.data import CollectionPairs, sample
 from vectorkeep.workers.trainers.evaluate import retrieval_metrics
 from vectorkeep.workers.trainers.result import Trained
+from vectorkeep.workers.trainers.run import TrainingRun, TrainSpec
 
 log = logging.getLogger(__name__)
 
 HELDOUT_SAMPLE = 300
 POOL_SAMPLE = 1000
-
-
-def _train(ctx: JobContext, kind: str, texts: CollectionTexts, params: dict[str, Any]) -> Trained:
-    if kind == "vec2text-inverter":
-        encoder = _reference(ctx, params.get("encoder"))
-        if encoder is None:
-            raise ValueError("an inverter is trained for an encoder version: the collection has none")
-        return vec2text.train(ctx.url, ctx.job["collection_id"], encoder, texts.holdout, params)
-    if kind == "doc2vec":
-        return doc2vec.train(texts, params)
-    if kind == "tfidf":
-        return tfidf.train(texts, params)
-    if kind == "tfidf-mlp":
-        teacher = _reference(ctx, params.get("teacher"))
-        if teacher is None:
-            raise ValueError("tfidf-mlp learns from a teacher model's vectors: the collection has none")
-        return tfidf_mlp.train(
-            texts,
-            params,
-            url=ctx.url,
-            collection_id=ctx.job["collection_id"],
-            teacher_id=teacher.id,
-            teacher_dim=teacher.dim,
-        )
-    raise ValueError(f"cannot train a model of kind {kind!r}")
 
 
 def _reference(ctx: JobContext, spec: str | None = None) -> Any:
@@ -69,89 +45,84 @@ def _reference(ctx: JobContext, spec: str | None = None) -> Any:
 
 def run_train(ctx: JobContext) -> JobOutcome:
     conn, job = ctx.conn, ctx.job
-    spec = job["params"]
-    name, kind, params = spec["model"], spec["kind"], dict(spec.get("params") or {})
-    holdout = float(params.pop("holdout", 0.1))
-    gates = params.pop("activate", None)
+    spec = TrainSpec.from_job(job["params"])
+    name, kind = spec.model, spec.kind
     snapshot = conn.execute(query("record_snapshot"), {"id": ctx.id, "collection_id": job["collection_id"]}).fetchone()
-    log.info("train %s (%s) on %s", name, kind, snapshot[0] if snapshot else "?")
+    log.info("train %s (%s) on %s", name, kind.name, snapshot[0] if snapshot else "?")
 
     model_id = job["model_id"]
     if model_id is None:
         row = conn.execute(
-            query("reserve_model"), {"name": name, "kind": kind, "params": Jsonb(params), "job_id": ctx.id}
+            query("reserve_model"), {"name": name, "kind": kind.name, "params": Jsonb(spec.params), "job_id": ctx.id}
         ).fetchone()
         assert row is not None
         model_id = int(row[0])
     ctx.progress(phase="training", model_id=model_id)
-    if kind in train_structure.STRUCTURE_KINDS:
-        return _train_structure(ctx, kind, {**params, **({"gates": gates} if gates else {})}, model_id)
+    run = TrainingRun(ctx.url, conn, int(job["collection_id"]), spec, _reference(ctx, spec.reference), ctx.report)
     try:
-        texts = CollectionTexts(ctx.url, job["collection_id"], "train", holdout)
-        trained = _train(ctx, kind, texts, params)
+        trained = trainer(kind.name)(run)
         ctx.check()
-        ctx.progress(phase="evaluating")
-        if kind == "vec2text-inverter":
-            evaluation, probe = _evaluate_inverter(ctx, trained, holdout), None
+        ctx.report("evaluating", 0)
+        if kind.role in ("map", "next-vector"):
+            metrics = train_structure.finish(ctx, kind.name, model_id, trained)
         else:
-            encoder = load_kind(kind, trained.params, trained.artifact)
-            heldout = sample(CollectionTexts(ctx.url, job["collection_id"], "heldout", holdout), HELDOUT_SAMPLE)
-            pool = sample(texts, POOL_SAMPLE)
-            reference = _reference_vectors(ctx, [pk for pk, _ in heldout + pool])
-            evaluation = retrieval_metrics(encoder, heldout, pool, reference)
-            probe = encoder.encode([registry.probe_text(conn)])[0]
-        ctx.check()
-        with conn.transaction():
-            sha = artifacts.store(conn, model_id, trained.artifact)
-            metrics = {**trained.metrics, **evaluation, "holdout": holdout}
-            conn.execute(
-                query("model_trained"),
-                {
-                    "id": model_id,
-                    "dim": trained.dim,
-                    "params": Jsonb({**trained.params, "artifact_sha256": sha}),
-                    "metrics": Jsonb(metrics),
-                    "fingerprint": probe,
-                },
-            )
-            reembed = None
-            if kind != "vec2text-inverter":  # an inverter makes text, not vectors: nothing to embed
-                key = {"collection_id": job["collection_id"], "model_id": model_id}
-                conn.execute(query("embed_with"), key)
-                reembed = conn.execute(
-                    query("submit_reembed"), {**key, "params": Jsonb({} if gates is None else {"activate": gates})}
-                ).fetchone()
+            metrics = _finish(ctx, run, model_id, trained)
     except (JobLost, JobStopped):
         raise  # the version stays reserved for whoever resumes the job
     except Exception:
         conn.execute(query("model_failed"), {"id": model_id})
         raise
-    log.info("trained %s: %s", registry.by_id(conn, model_id).label, evaluation)
-    if reembed is not None:
-        metrics["reembed_job"] = reembed[0]
-    return JobOutcome(metrics=metrics, model_id=model_id)
-
-
-def _train_structure(ctx: JobContext, kind: str, params: dict[str, Any], model_id: int) -> JobOutcome:
-    """A map or a next-vector model: learned from the source model's vectors, not from text."""
-    try:
-        source = _reference(ctx, params.pop("source", None))
-        if source is None:
-            raise ValueError(f"a {kind} model learns from a model's vectors: the collection has none")
-        trained = train_structure.train(ctx, kind, params, source)
-        ctx.check()
-        metrics = train_structure.finish(ctx, kind, model_id, trained)
-    except (JobLost, JobStopped):
-        raise
-    except Exception:
-        ctx.conn.execute(query("model_failed"), {"id": model_id})
-        raise
     log.info(
-        "trained %s: %s",
-        registry.by_id(ctx.conn, model_id).label,
-        {k: v for k, v in metrics.items() if "hist" not in k},
+        "trained %s: %s", registry.by_id(conn, model_id).label, {k: v for k, v in metrics.items() if "hist" not in k}
     )
     return JobOutcome(metrics=metrics, model_id=model_id)
+
+
+def _finish(ctx: JobContext, run: TrainingRun, model_id: int, trained: Trained) -> dict[str, Any]:
+    """Evaluate an encoder or an inverter, and store it in one transaction; an encoder is then embedded
+    (a reembed job, activated when params.activate gives the gates) and its older versions retired
+    beyond params.keep."""
+    conn, spec = ctx.conn, run.spec
+    if spec.kind.role == "inverter":
+        evaluation, probe = _evaluate_inverter(ctx, trained, spec.holdout), None
+    else:
+        encoder = load_kind(spec.kind.name, trained.params, trained.artifact)
+        heldout = sample(run.texts("heldout"), HELDOUT_SAMPLE)
+        pool = sample(run.texts(), POOL_SAMPLE)
+        reference = _reference_vectors(ctx, [pk for pk, _ in heldout + pool])
+        evaluation = retrieval_metrics(encoder, heldout, pool, reference)
+        probe = encoder.encode([registry.probe_text(conn)])[0]
+    ctx.check()
+    metrics = {**trained.metrics, **evaluation, "holdout": spec.holdout}
+    with conn.transaction():
+        sha = artifacts.store(conn, model_id, trained.artifact)
+        conn.execute(
+            query("model_trained"),
+            {
+                "id": model_id,
+                "dim": trained.dim,
+                "params": Jsonb({**trained.params, "artifact_sha256": sha}),
+                "metrics": Jsonb(metrics),
+                "fingerprint": probe,
+            },
+        )
+        if spec.kind.role != "encoder":  # an inverter makes text, not vectors: nothing to embed
+            return metrics
+        key = {"collection_id": ctx.job["collection_id"], "model_id": model_id}
+        conn.execute(query("embed_with"), key)
+        reembed = conn.execute(
+            query("submit_reembed"), {**key, "params": Jsonb({} if spec.gates is None else {"activate": spec.gates})}
+        ).fetchone()
+        assert reembed is not None
+        metrics["reembed_job"] = reembed[0]
+        if spec.keep is not None:
+            row = conn.execute(
+                query("keep_newest"), {"collection_id": ctx.job["collection_id"], "name": spec.model, "keep": spec.keep}
+            ).fetchone()
+            if row and row[0]:
+                log.info("kept the %d newest versions of %s: retired %s", spec.keep, spec.model, ", ".join(row[0]))
+                metrics["retired"] = row[0]
+    return metrics
 
 
 INVERTER_SAMPLE = 20

@@ -1,5 +1,5 @@
-"""train, for models of a collection's vectors rather than its text: maps (umap) and
-next-vector models (lvm-lstm, lvm-gru, lvm-transformer).
+"""Models of a collection's vectors rather than its text: maps (umap) and
+next-vector models (lvm-lstm, lvm-gru, lvm-transformer), trained by the train job.
 
 Both learn from the vectors of a source model version (params.source, else
 the collection's search default), record the collection and source on the
@@ -21,34 +21,45 @@ from vectorkeep.workers.jobs.runner import JobContext
 from vectorkeep.workers.maps import coordinates, umap
 from vectorkeep.workers.sequences import lvm
 from vectorkeep.workers.trainers.result import Trained
+from vectorkeep.workers.trainers.run import TrainingRun
 
 log = logging.getLogger(__name__)
 
-STRUCTURE_KINDS = frozenset({"umap", *lvm.ARCHITECTURES})
 MAX_MAP_ROWS = 20_000
 
 
-def train(ctx: JobContext, kind: str, params: dict[str, Any], source: ModelVersion) -> Trained:
-    collection_id = int(ctx.job["collection_id"])
-    base = {**params, "collection_id": collection_id, "source_model_id": source.id, "source": source.label}
-    if kind == "umap":
-        rows = ctx.conn.execute(
-            query("row_vectors"), {"collection_id": collection_id, "model_id": source.id, "pks": None}
-        ).fetchall()
-        if len(rows) > MAX_MAP_ROWS:  # the exact neighbour graph is quadratic: a stable sample
-            rows = rows[:: len(rows) // MAX_MAP_ROWS + 1]
-        model, metrics = umap.train(np.stack([registry.as_array(v) for _, v, _ in rows]), params)
-        return Trained(umap.artifact(model), 2, {**base, **model.params}, metrics)
-    p = {**lvm.DEFAULTS, **params}
-    rows = ctx.conn.execute(
-        query("sequence_windows"), {"collection_id": collection_id, "model_id": source.id, "context": int(p["context"])}
+def _base(run: TrainingRun) -> tuple[ModelVersion, dict[str, Any]]:
+    source = run.require_reference("a model's vectors")
+    # activate and gates both become the version's own gates (vk.activate checks them).
+    gates = {**(run.params.get("gates") or {}), **(run.spec.gates or {})}
+    params = {**run.params, **({"gates": gates} if gates else {})}
+    return source, {**params, "collection_id": run.collection_id, "source_model_id": source.id, "source": source.label}
+
+
+def train_map(run: TrainingRun) -> Trained:
+    source, base = _base(run)
+    rows = run.conn.execute(
+        query("row_vectors"), {"collection_id": run.collection_id, "model_id": source.id, "pks": None}
+    ).fetchall()
+    if len(rows) > MAX_MAP_ROWS:  # the exact neighbour graph is quadratic: a stable sample
+        rows = rows[:: len(rows) // MAX_MAP_ROWS + 1]
+    model, metrics = umap.train(np.stack([registry.as_array(v) for _, v, _ in rows]), run.params, run.report)
+    return Trained(umap.artifact(model), 2, {**base, **model.params}, metrics)
+
+
+def train_next_vector(run: TrainingRun) -> Trained:
+    source, base = _base(run)
+    p, kind = run.params, run.spec.kind.name
+    rows = run.conn.execute(
+        query("sequence_windows"),
+        {"collection_id": run.collection_id, "model_id": source.id, "context": int(p["context"])},
     ).fetchall()
     windows = lvm.Windows.from_rows(
         [(g, [registry.as_array(v) for v in context], registry.as_array(t)) for g, _, context, t in rows],
         int(p["context"]),
         source.dim,
     )
-    model, metrics = lvm.train(windows, kind, p)
+    model, metrics = lvm.train(windows, kind, p, run.report)
     return Trained(lvm.artifact(model), source.dim, {**base, **p, "dim": source.dim}, metrics)
 
 

@@ -13,10 +13,9 @@ from vectorkeep.workers.encoders.doc2vec import to_bytes
 from vectorkeep.workers.encoders.text import stable_hash, tokenize
 from vectorkeep.workers.trainers.data import CollectionTexts
 from vectorkeep.workers.trainers.result import Trained
+from vectorkeep.workers.trainers.run import TrainingRun
 
 log = logging.getLogger(__name__)
-
-DEFAULTS = {"vector_size": 64, "epochs": 20, "min_count": 2, "window": 5, "dm": 1, "seed": 42, "infer_epochs": 20}
 
 
 @dataclass(frozen=True)
@@ -30,11 +29,25 @@ class _Tagged:
             yield TaggedDocument(tokenize(body), [pk])
 
 
-def train(texts: CollectionTexts, params: dict[str, Any]) -> Trained:
+def _progress(run: TrainingRun, epochs: int) -> Any:
+    """A gensim callback reporting each epoch (and stopping a cancelled job there)."""
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    class Progress(CallbackAny2Vec):  # type: ignore[misc]
+        done = 0
+
+        def on_epoch_end(self, model: Any) -> None:
+            self.done += 1
+            run.report("training", self.done, epochs, "epochs")
+
+    return Progress()
+
+
+def train(run: TrainingRun) -> Trained:
     from gensim.models.doc2vec import Doc2Vec
 
-    p = {**DEFAULTS, **params}
-    corpus = _Tagged(texts)
+    p = run.params
+    corpus = _Tagged(run.texts())
     # One thread and a stable hash: the same data and seed give the same model.
     model = Doc2Vec(
         vector_size=int(p["vector_size"]),
@@ -48,7 +61,9 @@ def train(texts: CollectionTexts, params: dict[str, Any]) -> Trained:
     )
     model.build_vocab(corpus)
     log.info("doc2vec: %d documents, %d words in the vocabulary", model.corpus_count, len(model.wv))
-    model.train(corpus, total_examples=model.corpus_count, epochs=model.epochs)
+    model.train(
+        corpus, total_examples=model.corpus_count, epochs=model.epochs, callbacks=[_progress(run, model.epochs)]
+    )
     return Trained(
         artifact=to_bytes(model),
         dim=int(p["vector_size"]),

@@ -15,22 +15,27 @@ from typing import Any
 
 import numpy as np
 
+from vectorkeep.workers.arrays import pack
 from vectorkeep.workers.encoders.text import tokenize
-from vectorkeep.workers.encoders.tfidf import TfidfFeatures, pack
+from vectorkeep.workers.encoders.tfidf import TfidfFeatures
+from vectorkeep.workers.progress import Report
 from vectorkeep.workers.trainers.data import CollectionTexts, batched
 from vectorkeep.workers.trainers.result import Trained
+from vectorkeep.workers.trainers.run import TrainingRun
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {"max_features": 4096, "min_df": 2, "reduce": "svd", "dim": 128, "batch_size": 512}
 
-
-def fit_features(texts: CollectionTexts, max_features: int, min_df: int) -> tuple[TfidfFeatures, int]:
+def fit_features(
+    texts: CollectionTexts, max_features: int, min_df: int, report: Report | None = None
+) -> tuple[TfidfFeatures, int]:
     df: Counter[str] = Counter()
     n = 0
     for _, body in texts:
         df.update(set(tokenize(body)))
         n += 1
+        if report is not None and n % 1000 == 0:
+            report("counting terms", n)
     if n == 0:
         raise ValueError("the collection has no text to train on")
     kept = sorted((t for t, c in df.items() if c >= min_df), key=lambda t: (-df[t], t))[:max_features]
@@ -42,9 +47,9 @@ def fit_features(texts: CollectionTexts, max_features: int, min_df: int) -> tupl
     return TfidfFeatures(vocabulary, idf), n
 
 
-def train(texts: CollectionTexts, params: dict[str, Any]) -> Trained:
-    p = {**DEFAULTS, **params}
-    features, rows = fit_features(texts, int(p["max_features"]), int(p["min_df"]))
+def train(run: TrainingRun) -> Trained:
+    p, texts = run.params, run.texts()
+    features, rows = fit_features(texts, int(p["max_features"]), int(p["min_df"]), run.report)
     arrays = features.arrays()
     n_features = len(features.vocabulary)
     reduce, batch_size = str(p["reduce"]), int(p["batch_size"])
@@ -56,7 +61,8 @@ def train(texts: CollectionTexts, params: dict[str, Any]) -> Trained:
     elif reduce == "svd":
         dim = min(int(p["dim"]), n_features, rows)
         gram = np.zeros((n_features, n_features), dtype=np.float64)
-        for batch in batched((body for _, body in texts), batch_size):
+        for i, batch in enumerate(batched((body for _, body in texts), batch_size)):
+            run.report("fitting the projection", i * batch_size + len(batch), rows)
             x = features.transform(batch)
             gram += x.T @ x
         eigenvalues, eigenvectors = np.linalg.eigh(gram)
@@ -68,7 +74,8 @@ def train(texts: CollectionTexts, params: dict[str, Any]) -> Trained:
 
         dim = min(int(p["dim"]), n_features, rows)
         pca = IncrementalPCA(n_components=dim)
-        for batch in batched((body for _, body in texts), max(batch_size, dim)):
+        for i, batch in enumerate(batched((body for _, body in texts), max(batch_size, dim))):
+            run.report("fitting the projection", i * max(batch_size, dim) + len(batch), rows)
             if len(batch) >= dim:  # IncrementalPCA needs at least n_components rows a batch
                 pca.partial_fit(features.transform(batch))
         arrays["components"] = pca.components_.T.astype(np.float32)

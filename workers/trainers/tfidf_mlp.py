@@ -10,29 +10,18 @@ vocabulary, the network and one batch (plus a shuffle buffer).
 import logging
 import random
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import torch
 
-from vectorkeep.workers.encoders.tfidf import pack
+from vectorkeep.workers.arrays import pack
 from vectorkeep.workers.encoders.tfidf_mlp import build_mlp, mlp_arrays
 from vectorkeep.workers.trainers import tfidf
-from vectorkeep.workers.trainers.data import CollectionPairs, CollectionTexts, batched
+from vectorkeep.workers.trainers.data import CollectionPairs, batched
 from vectorkeep.workers.trainers.result import Trained
+from vectorkeep.workers.trainers.run import TrainingRun
 
 log = logging.getLogger(__name__)
-
-DEFAULTS: dict[str, Any] = {
-    "max_features": 4096,
-    "min_df": 2,
-    "hidden": [256, 128],
-    "epochs": 15,
-    "batch_size": 64,
-    "lr": 1e-3,
-    "seed": 42,
-    "shuffle_buffer": 2048,
-}
 
 
 def _shuffled(pairs: CollectionPairs, buffer: int, rng: random.Random) -> Iterator[tuple[str, str, np.ndarray]]:
@@ -50,15 +39,15 @@ def _loss(mlp: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> torch.Tensor:
     return (1 - torch.nn.functional.cosine_similarity(out, torch.from_numpy(y), dim=1)).mean()
 
 
-def train(
-    texts: CollectionTexts, params: dict[str, Any], *, url: str, collection_id: int, teacher_id: int, teacher_dim: int
-) -> Trained:
-    p = {**DEFAULTS, **params}
+def train(run: TrainingRun) -> Trained:
+    teacher = run.require_reference("a teacher model's vectors")
+    p, texts, url, collection_id = run.params, run.texts(), run.url, run.collection_id
+    teacher_id, teacher_dim = teacher.id, teacher.dim
     torch.manual_seed(int(p["seed"]))
     rng = random.Random(int(p["seed"]))
     train_pairs = CollectionPairs(url, collection_id, teacher_id, "train", texts.holdout)
     val_pairs = CollectionPairs(url, collection_id, teacher_id, "heldout", texts.holdout)
-    features, rows = tfidf.fit_features(texts, int(p["max_features"]), int(p["min_df"]))
+    features, rows = tfidf.fit_features(texts, int(p["max_features"]), int(p["min_df"]), run.report)
     hidden = [int(h) for h in p["hidden"]]
     mlp = build_mlp(len(features.vocabulary), hidden, teacher_dim)
     optimiser = torch.optim.Adam(mlp.parameters(), lr=float(p["lr"]))
@@ -68,6 +57,7 @@ def train(
         mlp.train()
         total, n = 0.0, 0
         for batch in batched(_shuffled(train_pairs, int(p["shuffle_buffer"]), rng), batch_size):
+            run.report("training", epoch, int(p["epochs"]), "epochs")
             x = features.transform([b[1] for b in batch])
             y = np.stack([b[2] for b in batch]).astype(np.float32)
             optimiser.zero_grad()

@@ -6,40 +6,33 @@ Memory: the inverter, and one batch of pairs (streamed each epoch).
 
 import logging
 import random
-from typing import Any
 
 import numpy as np
 import torch
 
+from vectorkeep.db import kinds
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.workers.inversion import model as inverter
 from vectorkeep.workers.trainers.data import CollectionPairs, batched
 from vectorkeep.workers.trainers.result import Trained
+from vectorkeep.workers.trainers.run import TrainingRun
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "epochs": 5,
-    "batch_size": 16,
-    "lr": 1e-3,
-    "max_length": 32,
-    "num_repeat_tokens": 4,
-    "seed": 42,
-}
-INVERTIBLE_KINDS = ("sentence-transformers", "hf-mean-pool")
-
 
 def encoder_source(encoder: ModelVersion) -> str:
-    if encoder.kind not in INVERTIBLE_KINDS or not encoder.params.get("source"):
+    invertible = kinds.kind("vec2text-inverter").param("encoder").kinds  # type: ignore[union-attr]
+    if encoder.kind not in invertible or not encoder.params.get("source"):
         raise ValueError(
-            f"a vec2text inverter needs a Hugging Face encoder ({', '.join(INVERTIBLE_KINDS)}); "
+            f"a vec2text inverter needs a Hugging Face encoder ({', '.join(invertible)}); "
             f"{encoder.label} is {encoder.kind}"
         )
     return str(encoder.params["source"])
 
 
-def train(url: str, collection_id: int, encoder: ModelVersion, holdout: float, params: dict[str, Any]) -> Trained:
-    p = {**DEFAULTS, **params}
+def train(run: TrainingRun) -> Trained:
+    encoder = run.require_reference("an encoder's (text, vector) pairs")
+    p, url, collection_id, holdout = run.params, run.url, run.collection_id, run.spec.holdout
     source = encoder_source(encoder)
     torch.manual_seed(int(p["seed"]))
     model = inverter.build(source, p)
@@ -53,6 +46,7 @@ def train(url: str, collection_id: int, encoder: ModelVersion, holdout: float, p
         model.train()
         total, n = 0.0, 0
         for batch in batched(train_pairs, int(p["batch_size"])):
+            run.report("training", epoch, int(p["epochs"]), "epochs")
             rng.shuffle(batch)
             optimiser.zero_grad()
             loss = inverter.loss(model, [b[1] for b in batch], np.stack([b[2] for b in batch]))

@@ -1,0 +1,335 @@
+"""The registry of model kinds: each kind declared once, with its role, its
+parameters (type, default, bounds) and where its trainer and loader live.
+
+Everything else reads it. The SQL side reads the table vk.model_kinds, which
+`sync` fills from here at every upgrade: vk.train and vk.schedule_train check
+parameters against it (vk._train_params), vk.reembed, vk.add_model and
+vk.activate check roles against it. The workers import a kind's trainer and
+loader from the dotted paths here, on first use (they pull in torch, gensim
+and scikit-learn). The command line takes its choices and help from here.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from vectorkeep.sql import query
+
+Role = Literal["encoder", "inverter", "map", "next-vector", "vectors"]
+ParamType = Literal["integer", "number", "string", "boolean", "integers", "object", "model", "gates"]
+
+ROLES: dict[Role, str] = {
+    "encoder": "turns text into vectors: collections are embedded and searched with it",
+    "inverter": "turns vectors back into text (vk.recover_adopted)",
+    "map": "places a collection's vectors on a 2-D map (vk.coordinates, vk.map_gaps)",
+    "next-vector": "predicts the next vector of an ordered group (vk.predict_next)",
+    "vectors": "vectors made elsewhere and adopted (vk.adopt): searchable, never computed here",
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a kind. A `model` parameter names a version (name or name@version)
+    whose kind must have one of `roles`; `gates` is {"metric": min or {"min", "max"}}."""
+
+    name: str
+    type: ParamType
+    default: Any = None
+    help: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] = ()
+    roles: tuple[Role, ...] = ()
+    kinds: tuple[str, ...] = ()
+
+    def schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type, "help": self.help}
+        for key in ("default", "min", "max"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.choices:
+            out["choices"] = list(self.choices)
+        if self.roles:
+            out["roles"] = list(self.roles)
+        if self.kinds:
+            out["kinds"] = list(self.kinds)
+        return out
+
+    def describe(self) -> str:
+        """One line of help: `epochs (integer 1..1000, default 15): passes over the data`."""
+        what: str = self.type
+        if self.choices:
+            what = "|".join(map(str, self.choices))
+        elif self.min is not None or self.max is not None:
+            what += f" {_number(self.min)}..{_number(self.max)}"
+        default = "" if self.default is None else f", default {self.default}"
+        return f"{self.name} ({what}{default}): {self.help}"
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    role: Role
+    help: str
+    params: tuple[Param, ...] = ()
+    # "module:function" taking a workers.trainers.run.TrainingRun, returning a Trained; None: not trained here.
+    trainer: str | None = None
+    # "module:function" taking (params, artifact), returning an Encoder; None: nothing to load as an encoder.
+    loader: str | None = None
+
+    @property
+    def trainable(self) -> bool:
+        return self.trainer is not None
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params if p.default is not None}
+
+    def with_defaults(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The params with every default filled in (a job queued before defaults were recorded)."""
+        return {**self.defaults(), **params}
+
+    def describe(self) -> str:
+        lines = [f"{self.name} ({self.role}): {self.help}"]
+        lines += [f"  {p.describe()}" for p in self.params]
+        return "\n".join(lines)
+
+
+def _int(name: str, default: int | None, lo: int, hi: int, help_: str) -> Param:
+    return Param(name, "integer", default, help_, lo, hi)
+
+
+def _num(name: str, default: float | None, lo: float, hi: float, help_: str) -> Param:
+    return Param(name, "number", default, help_, lo, hi)
+
+
+SEED = _int("seed", 42, 0, 2**31 - 1, "random seed: the same data and seed give the same model")
+LR = _num("lr", 1e-3, 1e-7, 1.0, "learning rate")
+HOLDOUT = _num("holdout", 0.1, 0.0, 0.5, "fraction of rows held out of training, for the evaluation")
+ACTIVATE = Param(
+    "activate",
+    "gates",
+    None,
+    'activate for search once re-embedded if these metrics pass, e.g. {"agreement@10": 0.5}',
+)
+GATES = Param(
+    "gates",
+    "gates",
+    None,
+    'gates vk.activate checks whenever this version is activated, e.g. {"latency_ms": {"max": 5}}',
+)
+KEEP = _int(
+    "keep",
+    None,
+    1,
+    100,
+    "after training, keep the newest N versions of this name embedded in the collection and retire older ones "
+    "(never the search default)",
+)
+# Every job that trains an encoder takes these.
+TRAIN_JOB = (HOLDOUT, ACTIVATE, KEEP)
+MAX_FEATURES = _int("max_features", 4096, 16, 200_000, "largest vocabulary kept (most frequent terms)")
+MIN_DF = _int("min_df", 2, 1, 1_000_000, "a term must occur in at least this many rows")
+SOURCE_ENCODER = Param(
+    "source",
+    "model",
+    None,
+    "the version whose vectors it learns from (default: the collection's search model)",
+    roles=("encoder", "vectors"),
+)
+HIDDEN = Param("hidden", "integers", [256, 128], "sizes of the hidden layers", 1, 8192)
+
+KINDS: tuple[Kind, ...] = (
+    Kind(
+        "sentence-transformers",
+        "encoder",
+        "a sentence-transformers model, a Hugging Face name or a local path (vectorkeep models register)",
+        (Param("source", "string", None, "Hugging Face name or local path"),),
+        loader="vectorkeep.workers.encoders.sentence_transformers:load",
+    ),
+    Kind(
+        "hf-mean-pool",
+        "encoder",
+        "any Hugging Face encoder, mean of its last hidden states (vectorkeep models register)",
+        (
+            Param("source", "string", None, "Hugging Face name or local path"),
+            _int("max_length", 256, 8, 8192, "tokens per text (longer texts are chunked)"),
+            _int("batch_size", 8, 1, 4096, "texts per forward pass"),
+        ),
+        loader="vectorkeep.workers.encoders.hf_mean_pool:load",
+    ),
+    Kind(
+        "tfidf",
+        "encoder",
+        "TF-IDF, projected to a dense space by an uncentred SVD or PCA, trained here",
+        (
+            MAX_FEATURES,
+            MIN_DF,
+            Param("reduce", "string", "svd", "projection to a dense space", choices=("svd", "pca", "none")),
+            _int("dim", 128, 2, 2000, "dimensions after the projection (at most the vocabulary)"),
+            _int("batch_size", 512, 16, 100_000, "rows per pass batch"),
+            *TRAIN_JOB,
+        ),
+        trainer="vectorkeep.workers.trainers.tfidf:train",
+        loader="vectorkeep.workers.encoders.tfidf:load",
+    ),
+    Kind(
+        "doc2vec",
+        "encoder",
+        "gensim Doc2Vec, trained here",
+        (
+            _int("vector_size", 64, 8, 2000, "dimensions"),
+            _int("epochs", 20, 1, 1000, "passes over the text"),
+            _int("min_count", 2, 1, 1_000_000, "a word must occur this often to be learnt"),
+            _int("window", 5, 1, 50, "context window in words"),
+            Param("dm", "integer", 1, "1: distributed memory, 0: distributed bag of words", choices=(0, 1)),
+            SEED,
+            _int("infer_epochs", 20, 1, 1000, "passes when encoding a new text"),
+            *TRAIN_JOB,
+        ),
+        trainer="vectorkeep.workers.trainers.doc2vec:train",
+        loader="vectorkeep.workers.encoders.doc2vec:load",
+    ),
+    Kind(
+        "tfidf-mlp",
+        "encoder",
+        "TF-IDF into a small torch network distilled from a teacher's vectors; its dimension is the teacher's",
+        (
+            MAX_FEATURES,
+            MIN_DF,
+            HIDDEN,
+            _int("epochs", 15, 1, 1000, "passes over the (text, vector) pairs"),
+            _int("batch_size", 64, 1, 100_000, "pairs per step"),
+            LR,
+            SEED,
+            _int("shuffle_buffer", 2048, 1, 10_000_000, "pairs shuffled together"),
+            Param(
+                "teacher",
+                "model",
+                None,
+                "the encoder whose vectors it learns (default: the collection's search model)",
+                roles=("encoder",),
+            ),
+            *TRAIN_JOB,
+        ),
+        trainer="vectorkeep.workers.trainers.tfidf_mlp:train",
+        loader="vectorkeep.workers.encoders.tfidf_mlp:load",
+    ),
+    Kind(
+        "vec2text-inverter",
+        "inverter",
+        "a vec2text inverter (a T5 decoder) for one Hugging Face encoder version, trained here or registered",
+        (
+            _int("epochs", 5, 1, 1000, "passes over the (text, vector) pairs"),
+            _int("batch_size", 16, 1, 4096, "pairs per step"),
+            LR,
+            _int("max_length", 32, 4, 512, "tokens generated"),
+            _int("num_repeat_tokens", 4, 1, 64, "length of the vector's prefix to the decoder"),
+            SEED,
+            Param("t5", "string", None, "a local T5 to start from (default: a tiny T5 trained from scratch)"),
+            Param("t5_config", "object", None, "overrides of the tiny T5's configuration"),
+            Param(
+                "encoder",
+                "model",
+                None,
+                "the encoder version it inverts (default: the collection's search model)",
+                roles=("encoder",),
+                kinds=("sentence-transformers", "hf-mean-pool"),
+            ),
+            HOLDOUT,
+        ),
+        trainer="vectorkeep.workers.trainers.vec2text:train",
+    ),
+    Kind(
+        "umap",
+        "map",
+        "a parametric UMAP map of a collection's vectors (a torch network and its inverse)",
+        (
+            _int("n_neighbors", 15, 2, 200, "neighbours in the graph"),
+            _num("min_dist", 0.1, 0.0, 1.0, "how tightly points pack"),
+            _int("epochs", 60, 1, 10_000, "passes of the map network"),
+            _int("batch_size", 256, 8, 100_000, "edges per step"),
+            LR,
+            HIDDEN,
+            _int("negative_samples", 5, 1, 50, "negative edges per positive one"),
+            _int("decoder_epochs", 200, 0, 10_000, "passes of the inverse network"),
+            _num("validation", 0.1, 0.0, 0.5, "fraction of rows held out"),
+            SEED,
+            SOURCE_ENCODER,
+            ACTIVATE,
+            GATES,
+        ),
+        trainer="vectorkeep.workers.jobs.train_structure:train_map",
+    ),
+    *(
+        Kind(
+            f"lvm-{arch}",
+            "next-vector",
+            f"a next-vector model ({arch}) over the vectors of ordered groups (vk.set_order)",
+            (
+                _int("context", 4, 1, 64, "vectors of context"),
+                _int("hidden", 256, 8, 4096, "hidden size"),
+                _int("layers", 1, 1, 8, "layers"),
+                _int("heads", 4, 1, 32, "attention heads (transformer)"),
+                _int("epochs", 30, 1, 10_000, "passes over the windows"),
+                _int("batch_size", 64, 1, 100_000, "windows per step"),
+                LR,
+                _num("validation", 0.15, 0.0, 0.5, "fraction of groups for validation"),
+                _num("test", 0.15, 0.0, 0.5, "fraction of groups for the test"),
+                SEED,
+                SOURCE_ENCODER,
+                ACTIVATE,
+                GATES,
+            ),
+            trainer="vectorkeep.workers.jobs.train_structure:train_next_vector",
+        )
+        for arch in ("lstm", "gru", "transformer")
+    ),
+    Kind("external", "vectors", "vectors adopted from a table (vk.adopt); there is no encoder for them here"),
+)
+
+BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}
+
+
+def kind(name: str) -> Kind:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown model kind {name!r} (known: {', '.join(BY_NAME)})") from None
+
+
+def names(*, role: Role | None = None, trainable: bool | None = None) -> list[str]:
+    return [
+        k.name for k in KINDS if (role is None or k.role == role) and (trainable is None or k.trainable == trainable)
+    ]
+
+
+def describe(kinds: Iterable[Kind] = KINDS) -> str:
+    return "\n".join(k.describe() for k in kinds)
+
+
+def sync(conn: psycopg.Connection) -> None:
+    """Make vk.model_kinds what this registry declares (run by every upgrade)."""
+    rows = [
+        {
+            "kind": k.name,
+            "role": k.role,
+            "trainable": k.trainable,
+            "loadable": k.loader is not None,
+            "params": Jsonb({p.name: p.schema() for p in k.params}),
+            "description": k.help,
+        }
+        for k in KINDS
+    ]
+    with conn.cursor() as cur:
+        cur.executemany(query("sync_model_kind"), rows)
+        cur.execute(query("drop_other_model_kinds"), {"kinds": [k.name for k in KINDS]})
