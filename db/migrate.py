@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, pool
 import vectorkeep
 from alembic import command, op
 from vectorkeep import sql
-from vectorkeep.db import catalogue, definitions, settings
+from vectorkeep.db import catalogue, definitions, kinds, settings
 from vectorkeep.db.catalogue import VECTOR_SCHEMA, Release
 
 
@@ -47,6 +47,7 @@ def apply_definitions(revision: str, skip: tuple[str, ...] = ()) -> None:
         if revision == head_revision():
             for path in sql.definition_files():
                 apply_sql(path)
+            kinds.sync(conn)
         else:
             definitions.restore(conn, release(revision), skip)
 

@@ -39,6 +39,17 @@ models = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+model_kinds = Table(
+    "model_kinds",
+    metadata,
+    Column("kind", Text, primary_key=True),
+    Column("role", Text, nullable=False),
+    Column("trainable", Boolean, nullable=False),
+    Column("loadable", Boolean, nullable=False),
+    Column("params", JSONB, nullable=False),
+    Column("description", Text, nullable=False),
+)
+
 collections = Table(
     "collections",
     metadata,

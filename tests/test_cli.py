@@ -114,6 +114,9 @@ def test_train_jobs_activate_retire_from_the_command_line(corpus_url: str) -> No
     assert len(hits) == 3
     assert "400 vectors removed" in ok(url, "models", "retire", "minilm@1", "--collection", "documents")
     models = {m["model"]: m["status"] for m in json.loads(ok(url, "models", "--json"))}
+    assert models == {"minilm@1": "ready", "cli@1": "active"}  # retired from one collection only
+    assert "0 vectors removed" in ok(url, "models", "retire", "minilm@1")
+    models = {m["model"]: m["status"] for m in json.loads(ok(url, "models", "--json"))}
     assert models == {"minilm@1": "retired", "cli@1": "active"}
 
     assert "every 24h" in ok(url, "train", "nightly", "--kind", "tfidf", "--every", "24h")

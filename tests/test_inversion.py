@@ -101,7 +101,7 @@ def test_inverting_vectors_of_another_encoder_is_refused(db_url: str) -> None:
             conn.execute("SELECT vk.recover_adopted('other_vectors', 'vec2text', 'inv@1')")
         with pytest.raises(errors.ObjectNotInPrerequisiteState, match="no vec2text inverter is known"):
             conn.execute("SELECT vk.recover_adopted('other_vectors', 'vec2text')")
-        with pytest.raises(errors.InvalidParameterValue, match="not a vec2text inverter"):
+        with pytest.raises(errors.WrongObjectType, match="not inverter: it cannot turn vectors into text"):
             conn.execute("SELECT vk.recover_adopted('other_vectors', 'vec2text', 'minilm@1')")
 
 

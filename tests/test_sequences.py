@@ -104,7 +104,7 @@ def test_each_kind_trains_as_a_job_with_its_metrics(sections: str, encoders: Enc
 def test_the_gate_refuses_a_model_that_does_not_beat_the_baseline(sections: str, encoders: EncoderCache) -> None:
     with connect(sections, autocommit=True) as conn:
         # No training: the network is its "mean of the context" starting point.
-        conn.execute("SELECT vk.train('flat', 'lvm-lstm', '{\"epochs\": 0, \"hidden\": 32}', 'sections')")
+        conn.execute("SELECT vk.train('flat', 'lvm-lstm', '{\"epochs\": 1, \"lr\": 1e-7, \"hidden\": 32}', 'sections')")
         serve(sections, encoders)
         metrics = one(conn, "SELECT metrics FROM vk.models WHERE name = 'flat'")
         assert metrics["val_cosine"] == metrics["val_baseline_mean_cosine"]
@@ -145,7 +145,7 @@ def test_order_and_prediction_arguments_are_checked(sections: str, encoders: Enc
             conn.execute("SELECT vk.set_order('sections', 'topic; DROP TABLE sections', 'pos')")
         with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="has no order"):
             conn.execute("SELECT vk.predict_next('documents', 'x', 'minilm@1')")
-        with pytest.raises(psycopg.errors.WrongObjectType, match="not a next-vector model"):
+        with pytest.raises(psycopg.errors.WrongObjectType, match="not next-vector: it cannot predict next vectors"):
             conn.execute("SELECT vk.predict_next('sections', 'compound', 'minilm@1')")
         conn.execute("SELECT vk.train('next', 'lvm-lstm', '{\"epochs\": 1, \"hidden\": 32}', 'sections')")
         serve(sections, encoders)

@@ -49,9 +49,7 @@ BEGIN
     IF m.id IS NULL THEN
         RAISE EXCEPTION 'vectorkeep: unknown model "%"', spec
             USING ERRCODE = 'undefined_object',
-                  HINT = 'Registered models: ' || coalesce(
-                      (SELECT string_agg(vk.model_label(x), ', ' ORDER BY x.name, x.version) FROM vk.models x),
-                      'none') || '.';
+                  HINT = vk._usable_models_hint();
     END IF;
     RETURN m;
 END
@@ -59,13 +57,28 @@ $$;
 COMMENT ON FUNCTION vk.model(text) IS
     'Resolve "name@version", or "name" (its active version, else its newest ready one), to a vk.models row; unknown models raise.';
 
+-- Hints list what can be used, not every version ever registered.
+CREATE OR REPLACE FUNCTION vk._usable_models_hint() RETURNS text
+LANGUAGE sql STABLE
+RETURN 'Usable versions: ' || coalesce(
+    (SELECT string_agg(format('%s (%s)', vk.model_label(x), x.kind), ', ' ORDER BY x.name, x.version)
+     FROM vk.models x WHERE x.status IN ('active', 'ready')), 'none')
+    || coalesce(' (' || (SELECT nullif(count(*), 0) FROM vk.models x WHERE x.status NOT IN ('active', 'ready'))
+                || ' more are training, failed or retired: SELECT name, version, status FROM vk.models)', '')
+    || '.';
+COMMENT ON FUNCTION vk._usable_models_hint() IS
+    'Internal: the hint of errors that name a model: the ready and active versions, and how many others there are.';
+
 CREATE OR REPLACE FUNCTION vk._require_usable(m vk.models) RETURNS vk.models
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
     IF m.status NOT IN ('active', 'ready') THEN
         RAISE EXCEPTION 'vectorkeep: model % is not ready (status %)', vk.model_label(m), m.status
             USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Use a version whose status is ready or active.';
+                  HINT = CASE m.status
+                      WHEN 'retired' THEN format('Bring it back with SELECT vk.reembed(collection, %L); or ', vk.model_label(m))
+                      WHEN 'training' THEN 'Wait for its train job (vectorkeep jobs), or '
+                      ELSE '' END || 'use another version. ' || vk._usable_models_hint();
     END IF;
     RETURN m;
 END

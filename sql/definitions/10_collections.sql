@@ -95,6 +95,8 @@ BEGIN
     IF EXISTS (SELECT 1 FROM vk.collection_models x WHERE x.collection_id = c.id AND x.model_id = m.id) THEN
         RETURN false;
     END IF;
+    -- An inverter, a map or a next-vector model makes no vectors from text: its queue rows would never be done.
+    PERFORM vk._require_role(m, ARRAY['encoder', 'vectors'], format('embed collection "%s"', c.name));
     IF m.dim <= 2000 THEN
         EXECUTE format(
             'CREATE INDEX %I ON vk.embeddings USING hnsw ((embedding::vector(%s)) %s) '
@@ -152,7 +154,7 @@ RETURNS vk.collection_models
 LANGUAGE plpgsql AS $$
 DECLARE
     c      vk.collections := vk._collection(collection_name);
-    m      vk.models := vk._require_usable(vk.model(model));
+    m      vk.models := vk._encoder_for(c, model);
     cm     vk.collection_models;
     queued bigint;
 BEGIN
@@ -174,6 +176,29 @@ END
 $$;
 COMMENT ON FUNCTION vk.add_model(text, text, boolean) IS
     'Embed a collection with one more model version: builds its HNSW index and queues every row; the first model becomes the search default.';
+
+-- Rows are told apart by one column with a unique index (the primary key or
+-- another); vk.attach and vk.adopt need it.
+CREATE OR REPLACE FUNCTION vk._require_key(source regclass, key_column text) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = source AND i.indisunique AND i.indnatts = 1 AND i.indpred IS NULL
+          AND a.attname = key_column) THEN
+        RAISE EXCEPTION 'vectorkeep: column "%" of % has no primary key or unique index of its own', key_column, source
+            USING ERRCODE = 'invalid_table_definition',
+                  HINT = CASE WHEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = source AND i.indisprimary)
+                              THEN 'Use the primary key''s column, or '
+                              ELSE 'The table has no primary key: ' END
+                      || format('ALTER TABLE %s ADD PRIMARY KEY (%I); or CREATE UNIQUE INDEX ON %s (%I); '
+                                '(vectorkeep tells rows apart by it, even when its values happen to be unique).',
+                                source, key_column, source, key_column);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION vk._require_key(regclass, text) IS
+    'Internal: raises unless the column has a primary key or unique index of its own, saying how to add one.';
 
 -- Register a table as a collection. text_expression is an SQL expression over
 -- the table's columns (e.g. title || ' ' || body). It becomes a function of
@@ -218,13 +243,24 @@ BEGIN
         RAISE EXCEPTION 'vectorkeep: table % has no column "%"', source, pk_column
             USING ERRCODE = 'undefined_column';
     END IF;
-    IF NOT EXISTS (
-        SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-        WHERE i.indrelid = source AND i.indisunique AND i.indnatts = 1 AND i.indpred IS NULL
-          AND a.attname = pk_column) THEN
-        RAISE EXCEPTION 'vectorkeep: column "%" of % is not unique', pk_column, source
-            USING ERRCODE = 'invalid_table_definition',
-                  HINT = 'Attach by the primary key, or a column with a unique index of its own.';
+    PERFORM vk._require_key(source, pk_column);
+    -- Checked before anything is said about the table's collection: whoever cannot watch it learns nothing.
+    IF NOT has_table_privilege(source, 'TRIGGER') THEN
+        RAISE EXCEPTION 'vectorkeep: permission denied: % may not create triggers on %', current_user, source
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Attach as the table''s owner (or a role granted TRIGGER on it).';
+    END IF;
+    SELECT * INTO c FROM vk.collections x WHERE x.source = attach.source;
+    IF c.id IS NOT NULL THEN
+        RAISE EXCEPTION 'vectorkeep: % is already attached, as collection "%"', source, c.name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = format('Change it in place (vk.add_model, vk.set_metadata, vk.set_chunking), or SELECT vk.detach(%L); '
+                                'first to attach it again (its vectors are deleted).', c.name);
+    END IF;
+    IF EXISTS (SELECT 1 FROM vk.collections x WHERE x.name = coalesce(collection_name, rel.relname)) THEN
+        RAISE EXCEPTION 'vectorkeep: a collection is already named "%"', coalesce(collection_name, rel.relname)
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Pass collection_name => ''another_name''.';
     END IF;
     IF text_expression IS NULL OR btrim(text_expression) = '' OR text_expression ~ ';' THEN
         RAISE EXCEPTION 'vectorkeep: bad text expression %', coalesce(quote_literal(text_expression), 'NULL')

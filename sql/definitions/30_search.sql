@@ -226,6 +226,49 @@ $$;
 COMMENT ON FUNCTION vk.search_chunks(text, text, integer, text, jsonb) IS
     'The k chunks nearest to a text, encoded by a running worker with the version the search uses (see vk.embed).';
 
+-- A chunked row is represented by the mean of its chunks' vectors. A row
+-- without one is told apart: not in the table (deleted?), queued, or empty.
+CREATE OR REPLACE FUNCTION vk._row_vector(c vk.collections, m vk.models, row_pk text) RETURNS vector
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v     vector;
+    found boolean;
+BEGIN
+    SELECT avg(e.embedding) INTO v FROM vk.embeddings e
+    WHERE e.collection_id = c.id AND e.pk = row_pk AND e.model_id = m.id;
+    IF v IS NOT NULL THEN
+        RETURN v;
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s s WHERE s.%I::text = $1)', c.source, c.pk_column)
+        INTO found USING row_pk;
+    IF NOT found THEN
+        RAISE EXCEPTION 'vectorkeep: collection "%" has no row %', c.name, quote_literal(row_pk)
+            USING ERRCODE = 'no_data_found',
+                  HINT = format('No row of %s has %I = %L: it was deleted, or the key is wrong.', c.source, c.pk_column, row_pk);
+    END IF;
+    RAISE EXCEPTION 'vectorkeep: row % of collection "%" has no vector for model % yet', quote_literal(row_pk), c.name,
+            vk.model_label(m)
+        USING ERRCODE = 'no_data_found',
+              HINT = CASE WHEN EXISTS (SELECT 1 FROM vk.embeddings e WHERE e.collection_id = c.id AND e.pk = row_pk)
+                                OR NOT EXISTS (SELECT 1 FROM vk.embeddings e WHERE e.collection_id = c.id AND e.model_id = m.id)
+                          THEN 'A worker embeds it soon (SELECT * FROM vk.status); its text may also be empty.'
+                          ELSE 'Its text may be empty (nothing to embed), or a worker has yet to embed it (SELECT * FROM vk.status).' END;
+END
+$$;
+COMMENT ON FUNCTION vk._row_vector(vk.collections, vk.models, text) IS
+    'Internal: a row''s vector under a version (the mean of its chunks''); raises saying whether the row is gone or not embedded yet.';
+
+CREATE OR REPLACE FUNCTION vk.row_vector(collection text, row_pk text, model text DEFAULT NULL) RETURNS vector
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    c vk.collections := vk._readable(vk._collection(collection));
+BEGIN
+    RETURN vk._row_vector(c, vk._collection_model(c, model), row_pk);
+END
+$$;
+COMMENT ON FUNCTION vk.row_vector(text, text, text) IS
+    'A stored row''s vector under the collection''s search model (or the version named; the mean of its chunks when chunked), e.g. SELECT * FROM vk.search(''documents'', vk.row_vector(''documents'', ''1''), 5, ''minilm@1'').';
+
 CREATE OR REPLACE FUNCTION vk.similar(
     collection text, row_pk text, k integer DEFAULT 10, model text DEFAULT NULL, filter jsonb DEFAULT NULL
 ) RETURNS TABLE (pk text, body text, distance double precision)
@@ -236,14 +279,7 @@ DECLARE
     v vector;
 BEGIN
     PERFORM vk._check_k(k);
-    -- A chunked row is represented by the mean of its chunks' vectors.
-    SELECT avg(e.embedding) INTO v FROM vk.embeddings e
-    WHERE e.collection_id = c.id AND e.pk = row_pk AND e.model_id = m.id;
-    IF v IS NULL THEN
-        RAISE EXCEPTION 'vectorkeep: row % of collection "%" has no vector for model % yet', row_pk, c.name, vk.model_label(m)
-            USING ERRCODE = 'no_data_found',
-                  HINT = 'Check the key, or wait for a worker to embed it (SELECT * FROM vk.status).';
-    END IF;
+    v := vk._row_vector(c, m, row_pk);
     RETURN QUERY SELECT n.pk, n.body, n.distance FROM vk._nearest(c, m, v, k + 1, filter) n
                  WHERE n.pk <> row_pk LIMIT k;
 END

@@ -22,30 +22,21 @@ $$;
 COMMENT ON FUNCTION vk.submit_job_v1(text, jsonb, bigint, bigint, bigint) IS
     'Worker contract 1: queue a job (kind, params, collection, model, schedule) and wake the job runners on channel vk_jobs; returns its id.';
 
-CREATE OR REPLACE FUNCTION vk._trainable_kinds() RETURNS text[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN ARRAY['doc2vec', 'tfidf', 'tfidf-mlp', 'vec2text-inverter', 'umap', 'lvm-lstm', 'lvm-gru', 'lvm-transformer'];
-COMMENT ON FUNCTION vk._trainable_kinds() IS
-    'Internal: the model kinds a train job can produce.';
-
-CREATE OR REPLACE FUNCTION vk._check_train_args(model_name text, kind text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+-- A train job's params: the model name, its kind, and the kind's parameters
+-- checked and completed (vk._train_params), as the job will use them.
+CREATE OR REPLACE FUNCTION vk._train_job(model_name text, kind text, params jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
     IF model_name IS NULL OR model_name !~ '^[A-Za-z0-9][A-Za-z0-9_.:/-]*$' THEN
         RAISE EXCEPTION 'vectorkeep: bad model name %', coalesce(quote_literal(model_name), 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Letters, digits and _ . : / - only; no @ (versions are numbered for you).';
     END IF;
-    IF kind IS NULL OR NOT kind = ANY (vk._trainable_kinds()) THEN
-        RAISE EXCEPTION 'vectorkeep: cannot train a model of kind %', coalesce(quote_literal(kind), 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Trainable kinds: ' || array_to_string(vk._trainable_kinds(), ', ')
-                      || '. Register encoders such as sentence-transformers with `vectorkeep models register`.';
-    END IF;
+    RETURN jsonb_build_object('model', model_name, 'kind', kind, 'params', vk._train_params(kind, params));
 END
 $$;
-COMMENT ON FUNCTION vk._check_train_args(text, text) IS
-    'Internal: raises unless the model name is valid and the kind trainable.';
+COMMENT ON FUNCTION vk._train_job(text, text, jsonb) IS
+    'Internal: a train job''s params (model, kind, params), the name and every parameter checked against vk.model_kinds, defaults filled in.';
 
 CREATE OR REPLACE FUNCTION vk.train(model_name text, kind text, params jsonb DEFAULT '{}', collection text DEFAULT 'documents')
 RETURNS bigint
@@ -53,26 +44,42 @@ LANGUAGE plpgsql AS $$
 DECLARE
     c vk.collections := vk._collection(collection);
 BEGIN
-    PERFORM vk._check_train_args(model_name, kind);
-    RETURN vk.submit_job_v1(
-        'train', jsonb_build_object('model', model_name, 'kind', kind, 'params', coalesce(params, '{}')), c.id);
+    RETURN vk.submit_job_v1('train', vk._train_job(model_name, kind, params), c.id);
 END
 $$;
 COMMENT ON FUNCTION vk.train(text, text, jsonb, text) IS
-    'Queue a train job: a worker trains the next version of model_name (kind doc2vec, tfidf or tfidf-mlp) on the collection''s text, stores it, evaluates it and re-embeds the collection with it. Returns the job id.';
+    'Queue a train job: a worker trains the next version of model_name (a trainable kind of vk.model_kinds) on the collection, stores it, evaluates it and, for an encoder, re-embeds the collection with it. params are checked now against the kind (unknown names, types, bounds) and recorded with every default. Returns the job id.';
+
+-- A collection is embedded with encoders (or adopted vectors that the
+-- application writes itself), never an inverter, a map or a next-vector
+-- model; a retired version named explicitly comes back.
+CREATE OR REPLACE FUNCTION vk._encoder_for(c vk.collections, model text) RETURNS vk.models
+LANGUAGE plpgsql AS $$
+DECLARE
+    m vk.models := vk._require_role(vk.model(model), ARRAY['encoder', 'vectors'], format('embed collection "%s"', c.name));
+BEGIN
+    IF m.status = 'retired' THEN
+        UPDATE vk.models x SET status = 'ready', updated_at = now() WHERE x.id = m.id RETURNING * INTO m;
+    END IF;
+    RETURN vk._require_usable(m);
+END
+$$;
+COMMENT ON FUNCTION vk._encoder_for(vk.collections, text) IS
+    'Internal: the encoder version to embed a collection with; other roles raise, a retired version is ready again.';
 
 CREATE OR REPLACE FUNCTION vk.reembed(collection text, model text) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     c vk.collections := vk._collection(collection);
-    m vk.models := vk._require_usable(vk.model(model));
+    m vk.models := vk._encoder_for(c, vk.model_label(vk._require_role(vk.model(model), ARRAY['encoder'],
+                                                                       format('compute vectors for "%s"', collection))));
 BEGIN
     PERFORM vk.embed_with_v1(c, m);
     RETURN vk.submit_job_v1('reembed', '{}', c.id, m.id);
 END
 $$;
 COMMENT ON FUNCTION vk.reembed(text, text) IS
-    'Queue a reembed job: fills vk.embeddings for a model version over the whole collection (keyset pages, resumable). From now on, new and changed rows are queued for that version too. Returns the job id.';
+    'Queue a reembed job: fills vk.embeddings for an encoder version over the whole collection (keyset pages, resumable). From now on, new and changed rows are queued for that version too. A retired version named as name@N comes back. Returns the job id.';
 
 CREATE OR REPLACE FUNCTION vk.schedule_train(
     model_name text, kind text, every interval, params jsonb DEFAULT '{}', collection text DEFAULT 'documents'
@@ -80,18 +87,47 @@ CREATE OR REPLACE FUNCTION vk.schedule_train(
 LANGUAGE plpgsql AS $$
 DECLARE
     c        vk.collections := vk._collection(collection);
+    k        vk.model_kinds := vk._kind(kind);
     sched_id bigint;
 BEGIN
-    PERFORM vk._check_train_args(model_name, kind);
+    IF EXISTS (SELECT 1 FROM vk.schedules s WHERE s.enabled AND s.collection_id = c.id AND s.params ->> 'model' = model_name) THEN
+        RAISE EXCEPTION 'vectorkeep: % is already retrained on "%" by a schedule', model_name, c.name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = format('Stop it first: SELECT vk.unschedule(%L, %L);', model_name, c.name);
+    END IF;
+    -- Each run adds a version: by default only the three newest stay embedded.
+    IF k.params ? 'keep' THEN
+        params := jsonb_build_object('keep', 3) || coalesce(params, '{}');
+    END IF;
     INSERT INTO vk.schedules (kind, params, collection_id, every)
-    VALUES ('train', jsonb_build_object('model', model_name, 'kind', kind, 'params', coalesce(params, '{}')),
-            c.id, every)
+    VALUES ('train', vk._train_job(model_name, kind, params), c.id, every)
     RETURNING vk.schedules.id INTO sched_id;
     RETURN sched_id;
 END
 $$;
 COMMENT ON FUNCTION vk.schedule_train(text, text, interval, jsonb, text) IS
-    'Retrain periodically: a train job for model_name is created now and then every interval (skipped while the last one still runs). Returns the schedule id.';
+    'Retrain periodically: a train job for model_name is created now and then every interval (skipped while the last one still runs). params are checked now; an encoder keeps its 3 newest versions embedded unless params.keep says otherwise. Stop it with vk.unschedule. Returns the schedule id.';
+
+CREATE OR REPLACE FUNCTION vk.unschedule(model_name text, collection text DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    stopped integer;
+BEGIN
+    UPDATE vk.schedules s SET enabled = false
+    WHERE s.enabled AND s.params ->> 'model' = model_name
+      AND (collection IS NULL OR s.collection_id = vk.collection_id(collection));
+    GET DIAGNOSTICS stopped = ROW_COUNT;
+    IF stopped = 0 THEN
+        RAISE EXCEPTION 'vectorkeep: no schedule retrains %', model_name || coalesce(format(' on "%s"', collection), '')
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'Scheduled: ' || coalesce((SELECT string_agg(DISTINCT s.params ->> 'model', ', ') FROM vk.schedules s
+                                                    WHERE s.enabled), 'none') || '.';
+    END IF;
+    RETURN stopped;
+END
+$$;
+COMMENT ON FUNCTION vk.unschedule(text, text) IS
+    'Stop retraining model_name on a schedule (on one collection, or all): the schedules are disabled, kept in vk.schedules with their jobs; a job already queued or running goes on (vk.cancel_job stops it). Returns how many were stopped.';
 
 -- Worker API. A job whose lease expired is taken over by the next claim, until
 -- it has used max_attempts; then it fails with the reason.
@@ -389,8 +425,38 @@ BEGIN
     END IF;
     UPDATE vk.models m SET status = 'failed', updated_at = now()
     WHERE j.kind = 'train' AND m.id = j.model_id AND m.status = 'training';
+    -- A reembed stops queueing, and the rows it queued are dropped; the vectors
+    -- written stay, and vk.reembed again resumes (it queues what is missing).
+    IF j.kind = 'reembed' THEN
+        DELETE FROM vk.queue q WHERE q.collection_id = j.collection_id AND q.model_id = j.model_id;
+    END IF;
     RETURN j;
 END
 $$;
 COMMENT ON FUNCTION vk.cancel_job(bigint) IS
-    'Cancel a queued or running job: a running one stops at its next heartbeat; a train job''s reserved version fails.';
+    'Cancel a queued or running job: a running one stops within seconds (at its next progress report). A train job''s reserved version fails; a reembed''s queued rows are dropped and the vectors written stay (vk.reembed again resumes, vk.retire removes them).';
+
+-- Worker contract: after a train job, keep the newest `keep` versions of a
+-- model name embedded in the collection; older ones are retired from it
+-- (never its search default, never from another collection).
+CREATE OR REPLACE FUNCTION vk.keep_newest_v1(collection_id bigint, model_name text, keep integer) RETURNS text[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    c       vk.collections := vk.collection_v1(collection_id);
+    old     vk.models;
+    retired text[] := '{}';
+BEGIN
+    FOR old IN SELECT m.* FROM vk.models m JOIN vk.collection_models cm ON cm.model_id = m.id
+               WHERE cm.collection_id = c.id AND m.name = model_name AND m.id IS DISTINCT FROM c.default_model_id
+                 AND m.status IN ('ready', 'active')
+               ORDER BY m.version DESC
+               OFFSET greatest(keep, 1) - CASE WHEN (SELECT d.name FROM vk.models d WHERE d.id = c.default_model_id)
+                                                     = model_name THEN 1 ELSE 0 END LOOP
+        PERFORM vk.retire(vk.model_label(old), c.name);
+        retired := retired || vk.model_label(old);
+    END LOOP;
+    RETURN retired;
+END
+$$;
+COMMENT ON FUNCTION vk.keep_newest_v1(bigint, text, integer) IS
+    'Worker contract 1: retire from the collection the versions of model_name beyond the newest keep (the search default counts and stays); their labels.';

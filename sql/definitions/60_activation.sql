@@ -23,6 +23,35 @@ $$;
 COMMENT ON FUNCTION vk._coverage(vk.collections, vk.models) IS
     'Internal: rows with text, rows whose vectors of (collection, model) match their current text, and queue rows left; the text read with its author''s rights.';
 
+-- Hints show the figures, not per-epoch histories.
+CREATE OR REPLACE FUNCTION vk._scalar_metrics(metrics jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+RETURN coalesce((SELECT jsonb_object_agg(key, value) FROM jsonb_each(metrics)
+                 WHERE jsonb_typeof(value) IN ('number', 'string', 'boolean')), '{}');
+COMMENT ON FUNCTION vk._scalar_metrics(jsonb) IS 'Internal: the numbers, strings and booleans of a metrics object (no histories).';
+
+-- How spread out a version's vectors of a collection are: pairwise cosine
+-- distances among up to 200 rows (a stable sample by key hash). A collapsed
+-- space, every vector nearly the same, has a distance_spread (the 90th minus
+-- the 10th percentile) near 0 whatever its recall looks like.
+CREATE OR REPLACE FUNCTION vk._space_metrics(c vk.collections, m vk.models) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+    WITH sample AS (
+        SELECT row_number() OVER () AS i, s.embedding
+        FROM (SELECT e.embedding FROM vk.embeddings e
+              WHERE e.collection_id = c.id AND e.model_id = m.id AND e.chunk = 0
+              ORDER BY md5(e.pk) LIMIT 200) s),
+    pairs AS (SELECT a.embedding <=> b.embedding AS distance FROM sample a JOIN sample b ON a.i < b.i)
+    SELECT jsonb_build_object(
+        'distance_spread', round((percentile_cont(0.9) WITHIN GROUP (ORDER BY distance)
+                                  - percentile_cont(0.1) WITHIN GROUP (ORDER BY distance))::numeric, 4),
+        'mean_distance', round(avg(distance)::numeric, 4),
+        'spread_rows', (SELECT count(*) FROM sample))
+    FROM pairs;
+$$;
+COMMENT ON FUNCTION vk._space_metrics(vk.collections, vk.models) IS
+    'Internal: distance_spread (90th - 10th percentile of pairwise cosine distances), mean_distance and spread_rows over a sample of the collection''s vectors of m: a collapsed space has a spread near 0.';
+
 -- Each gate is {"metric": minimum} or {"metric": {"min": a, "max": b}} (e.g.
 -- {"latency_ms": {"max": 5}}); a metric the version lacks fails its gate.
 CREATE OR REPLACE FUNCTION vk._check_gates(m vk.models, gates jsonb) RETURNS void
@@ -38,7 +67,7 @@ BEGIN
         IF metric IS NULL THEN
             RAISE EXCEPTION 'vectorkeep: % has no metric "%"', vk.model_label(m), gate.key
                 USING ERRCODE = 'check_violation',
-                      HINT = 'The active version stays. Its metrics: ' || m.metrics::text;
+                      HINT = 'The active version stays. Its metrics: ' || vk._scalar_metrics(m.metrics)::text;
         END IF;
         lo := CASE jsonb_typeof(gate.value) WHEN 'object' THEN (gate.value ->> 'min')::double precision
                                             ELSE (gate.value #>> '{}')::double precision END;
@@ -47,7 +76,8 @@ BEGIN
             RAISE EXCEPTION 'vectorkeep: % fails its gate: % = % (wanted %)', vk.model_label(m), gate.key,
                     round(metric::numeric, 4), gate.value
                 USING ERRCODE = 'check_violation',
-                      HINT = 'The active version stays. Retrain, or change the gate. Its metrics: ' || m.metrics::text;
+                      HINT = 'The active version stays. Retrain, or change the gate. Its metrics: '
+                          || vk._scalar_metrics(m.metrics)::text;
         END IF;
     END LOOP;
 END
@@ -64,8 +94,10 @@ RETURNS vk.models
 LANGUAGE plpgsql AS $$
 DECLARE
     c      vk.collections := vk._collection(collection);
-    m      vk.models := vk._require_usable(vk.model(model));
-    serves text := CASE WHEN m.kind = 'umap' THEN 'map' WHEN m.kind LIKE 'lvm-%' THEN 'next-vector' END;
+    m      vk.models := vk._require_usable(vk._require_role(vk.model(model), ARRAY['encoder', 'map', 'next-vector'],
+                                                             format('be activated for "%s"', collection)));
+    serves text := nullif(vk.model_role(m), 'encoder');
+    space  jsonb;
     cm     vk.collection_models;
     cov    record;
     old    bigint;
@@ -91,7 +123,12 @@ BEGIN
             RAISE EXCEPTION 'vectorkeep: the index % of % is missing or not valid', cm.index_name, vk.model_label(m)
                 USING ERRCODE = 'object_not_in_prerequisite_state';
         END IF;
-        PERFORM vk._check_gates(m, min_metrics);
+        space := vk._space_metrics(c, m);
+        UPDATE vk.models x SET metrics = x.metrics || space WHERE x.id = m.id RETURNING * INTO m;
+        -- A collapsed space is refused unless the caller sets its own distance_spread gate.
+        PERFORM vk._check_gates(m, CASE WHEN (space ->> 'spread_rows')::integer >= 20
+                                        THEN jsonb_build_object('distance_spread', 0.02) ELSE '{}' END
+                                   || coalesce(min_metrics, '{}'));
         old := c.default_model_id;
         UPDATE vk.collections SET default_model_id = m.id WHERE id = c.id;
         UPDATE vk.models SET status = 'active', updated_at = now() WHERE id = m.id;
@@ -126,8 +163,12 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vk.activate(text, text, jsonb) IS
-    'Make a model version the collection''s search default (an encoder: vectors complete, index valid, gates pass), its map (umap) or its next-vector model (must beat both baselines). min_metrics: {"metric": minimum} or {"metric": {"min": a, "max": b}}.';
+    'Make a model version the collection''s search default (an encoder: vectors complete, index valid, gates pass, and a space that has not collapsed: distance_spread >= 0.02 unless min_metrics sets its own), its map (umap) or its next-vector model (must beat both baselines). min_metrics: {"metric": minimum} or {"metric": {"min": a, "max": b}}, e.g. {"agreement@10": 0.5}.';
 
+-- Retiring from one collection removes the version's vectors and indexes
+-- there and changes nothing else (its status included: other collections,
+-- inverters and text queries may use it); retiring everywhere (collection
+-- NULL) also marks it retired. A retired encoder comes back with vk.reembed.
 CREATE OR REPLACE FUNCTION vk.retire(model text, collection text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
 DECLARE
@@ -137,6 +178,24 @@ DECLARE
     n       bigint;
     ix      name;
 BEGIN
+    IF collection IS NOT NULL THEN
+        c := vk._collection(collection);
+        IF NOT EXISTS (SELECT 1 FROM vk.collection_models cm WHERE cm.collection_id = c.id AND cm.model_id = m.id) THEN
+            RAISE EXCEPTION 'vectorkeep: % has no vectors in "%" to retire', vk.model_label(m), c.name
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = CASE WHEN vk.model_role(m) = 'encoder'
+                                  THEN 'Nothing to do there. Collections embedded with it: ' || coalesce(
+                                      (SELECT string_agg(x.name, ', ') FROM vk.collections x
+                                       JOIN vk.collection_models cm ON cm.collection_id = x.id WHERE cm.model_id = m.id), 'none')
+                                  ELSE format('A %s model keeps no vectors in a collection. To stop using it everywhere: SELECT vk.retire(%L);',
+                                              vk.model_role(m), vk.model_label(m)) END;
+        END IF;
+    ELSIF EXISTS (SELECT 1 FROM vk.deployments d WHERE d.model_id = m.id) THEN
+        RAISE EXCEPTION 'vectorkeep: % is the deployed % of "%"', vk.model_label(m), vk.model_role(m),
+                (SELECT x.name FROM vk.deployments d JOIN vk.collections x ON x.id = d.collection_id WHERE d.model_id = m.id LIMIT 1)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Activate another version for that collection first.';
+    END IF;
     FOR c IN SELECT x.* FROM vk.collections x JOIN vk.collection_models cm ON cm.collection_id = x.id
              WHERE cm.model_id = m.id AND (collection IS NULL OR x.name = collection) LOOP
         IF c.default_model_id = m.id THEN
@@ -153,11 +212,11 @@ BEGIN
         EXECUTE format('DROP INDEX IF EXISTS vk.%I', ix);
         EXECUTE format('DROP INDEX IF EXISTS vk.%I', vk._keyword_index_name(c.id, m.id));
     END LOOP;
-    IF NOT EXISTS (SELECT 1 FROM vk.collection_models cm WHERE cm.model_id = m.id) THEN
+    IF collection IS NULL THEN
         UPDATE vk.models SET status = 'retired', updated_at = now() WHERE id = m.id;
     END IF;
     RETURN removed;
 END
 $$;
 COMMENT ON FUNCTION vk.retire(text, text) IS
-    'Remove a model version''s vectors and index (from one collection, or all); once no collection keeps it, its status is retired. A collection''s search default cannot be retired.';
+    'Remove a model version''s vectors and indexes from one collection (nothing else changes, its status included), or from every collection and mark it retired (collection NULL; vk.reembed(collection, ''name@N'') brings it back). A search default or a deployed map or next-vector model cannot be retired. Returns the vectors removed.';

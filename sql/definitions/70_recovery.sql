@@ -41,12 +41,19 @@ BEGIN
     IF pk_type IS NULL THEN
         RAISE EXCEPTION 'vectorkeep: table % has no column "%"', source, pk_column USING ERRCODE = 'undefined_column';
     END IF;
-    IF NOT EXISTS (
-        SELECT 1 FROM pg_index i JOIN pg_attribute att ON att.attrelid = i.indrelid AND att.attnum = i.indkey[0]
-        WHERE i.indrelid = source AND i.indisunique AND i.indnatts = 1 AND i.indpred IS NULL
-          AND att.attname = pk_column) THEN
-        RAISE EXCEPTION 'vectorkeep: column "%" of % is not unique', pk_column, source
-            USING ERRCODE = 'invalid_table_definition';
+    PERFORM vk._require_key(source, pk_column);
+    SELECT * INTO a FROM vk.adopted x WHERE x.source = adopt.source;
+    IF a.id IS NOT NULL THEN
+        RAISE EXCEPTION 'vectorkeep: % is already adopted, as "%" (model %)', source, a.name,
+                (SELECT vk.model_label(x) FROM vk.models x WHERE x.id = a.model_id)
+            USING ERRCODE = 'duplicate_object',
+                  HINT = format('Recover its text with SELECT vk.recover_adopted(%L); its rows are read from the table as they are now.', a.name);
+    END IF;
+    IF EXISTS (SELECT 1 FROM vk.adopted x
+               WHERE x.name = coalesce(adopted_name, (SELECT cl.relname FROM pg_class cl WHERE cl.oid = adopt.source))) THEN
+        RAISE EXCEPTION 'vectorkeep: an adopted table is already named "%"',
+                coalesce(adopted_name, (SELECT cl.relname FROM pg_class cl WHERE cl.oid = adopt.source))
+            USING ERRCODE = 'duplicate_object', HINT = 'Pass adopted_name => ''another_name''.';
     END IF;
     SELECT att.atttypid, att.atttypmod INTO vec FROM pg_attribute att
     WHERE att.attrelid = source AND att.attname = vector_column AND att.attnum > 0 AND NOT att.attisdropped;
@@ -108,14 +115,10 @@ DECLARE
     enc vk.models;
 BEGIN
     IF reference IS NOT NULL THEN
-        inv := vk._require_usable(vk.model(reference));
-        IF inv.kind <> 'vec2text-inverter' THEN
-            RAISE EXCEPTION 'vectorkeep: % is a % model, not a vec2text inverter', vk.model_label(inv), inv.kind
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
+        inv := vk._require_usable(vk._require_role(vk.model(reference), ARRAY['inverter'], 'turn vectors into text'));
     ELSE
         SELECT i.* INTO inv FROM vk.models i
-        WHERE i.kind = 'vec2text-inverter' AND i.status IN ('ready', 'active')
+        WHERE vk.model_role(i) = 'inverter' AND i.status IN ('ready', 'active')
           AND (i.params ->> 'encoder_model_id')::bigint IN (SELECT e.id FROM vk._compatible_models(m) e)
         ORDER BY i.id DESC LIMIT 1;
         IF inv.id IS NULL THEN
@@ -297,7 +300,7 @@ COMMENT ON FUNCTION vk.recovered_summary_v1(bigint, text) IS
 CREATE OR REPLACE FUNCTION vk.inverters_v1(encoder_model_id bigint) RETURNS SETOF bigint
 LANGUAGE sql STABLE AS $$
     SELECT m.id FROM vk.models m
-    WHERE m.kind = 'vec2text-inverter' AND m.status IN ('ready', 'active')
+    WHERE vk.model_role(m) = 'inverter' AND m.status IN ('ready', 'active')
       AND (m.params ->> 'encoder_model_id')::bigint = encoder_model_id
     ORDER BY m.id DESC;
 $$;

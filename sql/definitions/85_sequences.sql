@@ -154,17 +154,18 @@ DECLARE
     m vk.models;
 BEGIN
     IF model IS NOT NULL THEN
-        m := vk._require_usable(vk.model(model));
+        m := vk._require_usable(vk._require_role(vk.model(model), ARRAY['next-vector'], 'predict next vectors'));
     ELSE
         SELECT x.* INTO m FROM vk.models x JOIN vk.deployments d ON d.model_id = x.id
         WHERE d.collection_id = c.id AND d.role = 'next-vector';
         IF m.id IS NULL THEN
             RAISE EXCEPTION 'vectorkeep: collection "%" has no active next-vector model', c.name
                 USING ERRCODE = 'undefined_object',
-                      HINT = 'Train one (kind lvm-lstm, lvm-gru or lvm-transformer) and vk.activate it, or name one.';
+                      HINT = 'Train one (kind ' || (SELECT string_agg(k.kind, ', ' ORDER BY k.kind) FROM vk.model_kinds k
+                                                   WHERE k.role = 'next-vector') || ') and vk.activate it, or name one.';
         END IF;
     END IF;
-    IF m.kind NOT LIKE 'lvm-%' OR (m.params ->> 'collection_id')::bigint IS DISTINCT FROM c.id THEN
+    IF (m.params ->> 'collection_id')::bigint IS DISTINCT FROM c.id THEN
         RAISE EXCEPTION 'vectorkeep: % is not a next-vector model of collection "%"', vk.model_label(m), c.name
             USING ERRCODE = 'wrong_object_type';
     END IF;

@@ -1,4 +1,4 @@
--- The named statements of release 0010 (revision 0010_security), as its
+-- The named statements of release 0011 (revision 0011_search), as its
 -- workers and command line sent them: tests/test_contract.py runs them against
 -- the head schema, which must keep serving them for one release.
 
@@ -61,17 +61,29 @@ SELECT vk.model_label(m) AS model, m.kind, m.dim, m.distance, m.status,
 FROM vk.models m ORDER BY m.name, m.version;
 
 -- name: attach
-SELECT name FROM vk.attach(%(table)s::regclass, %(pk)s, %(text)s, %(model)s, %(name)s, %(row_security)s);
+SELECT name FROM vk.attach(%(table)s::regclass, %(pk)s, %(text)s, %(model)s, %(name)s, %(row_security)s,
+                           %(metadata)s);
 
 -- name: search
-SELECT pk, body, distance FROM vk.search(%(collection)s, %(query)s, %(k)s, %(model)s);
+-- query: a vector, or a text (encoded by a worker's interactive lane).
+SELECT pk, body, distance FROM vk.search(%(collection)s, %(query)s, %(k)s, %(model)s, %(filter)s);
 
 -- name: similar
-SELECT pk, body, distance FROM vk.similar(%(collection)s, %(pk)s, %(k)s, %(model)s);
+SELECT pk, body, distance FROM vk.similar(%(collection)s, %(pk)s, %(k)s, %(model)s, %(filter)s);
 
 -- name: search_chunks
 SELECT pk, chunk, start_char, end_char, body, distance
-FROM vk.search_chunks(%(collection)s, %(query)s, %(k)s, %(model)s);
+FROM vk.search_chunks(%(collection)s, %(query)s, %(k)s, %(model)s, %(filter)s);
+
+-- name: hybrid_search
+SELECT pk, body, score, keyword_rank, vector_rank
+FROM vk.hybrid_search(%(collection)s, %(query)s::text, %(k)s, %(filter)s, %(keyword_weight)s, %(vector_weight)s,
+                      %(model)s);
+
+-- name: interactive_lane_running
+-- Whether a worker's interactive lane listens (workers/interactive.py).
+SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+               WHERE datname = current_database() AND application_name LIKE 'vectorkeep interactive %');
 
 -- name: set_chunking
 SELECT name, chunking FROM vk.set_chunking(%(collection)s, %(method)s, %(size)s, %(overlap)s);
@@ -396,3 +408,26 @@ SELECT 'function ' || p.oid::regprocedure::text,
 FROM pg_proc p
 LEFT JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_proc'::regclass
 WHERE p.pronamespace = 'vk'::regnamespace AND p.proname !~ '^_?on_insert_c[0-9]+$';
+
+-- name: has_interactive_lane
+-- Schemas before revision 0011 serve no text queries.
+SELECT to_regprocedure('vk.claim_embed_requests_v1(integer)') IS NOT NULL;
+
+-- name: listen_embed
+-- The channel text queries notify (vk._request_embedding).
+LISTEN vk_embed;
+
+-- name: claim_embed_requests
+SELECT id, model_id, input FROM vk.claim_embed_requests_v1(%(batch_size)s);
+
+-- name: answer_embed_request
+SELECT vk.answer_embed_request_v1(%(id)s, %(embedding)s);
+
+-- name: fail_embed_request
+SELECT vk.fail_embed_request_v1(%(id)s, %(error)s);
+
+-- name: prune_embed_cache
+SELECT vk.prune_embed_cache_v1();
+
+-- name: search_models
+SELECT model_id FROM vk.search_models_v1() AS model_id;
