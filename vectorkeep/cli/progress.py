@@ -16,9 +16,10 @@ class _Bar:
         self.quiet = quiet
         self.bar: tqdm | None = None
 
-    def _open(self, desc: str, total: int | None = None) -> tqdm:
+    def _open(self, desc: str, total: int | None = None, **options: Any) -> tqdm:
         self.close()
-        self.bar = tqdm(total=total, desc=desc, unit="row", file=sys.stderr, disable=self.quiet or None)
+        options = {"unit": "row", **options}
+        self.bar = tqdm(total=total, desc=desc, file=sys.stderr, disable=self.quiet or None, **options)
         return self.bar
 
     def close(self) -> None:
@@ -44,18 +45,65 @@ class RowsBar(_Bar):
         bar.refresh()
 
 
-class JobBars(_Bar):
-    """One bar per job waited for (a train job, then its re-embed): kind, status, phase and rows scanned."""
+def _number(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
 
-    job_id: int | None = None
+
+def _pace(done: int | None, total: int | None, rate: float | None, unit: str) -> list[str]:
+    """['41.5 rows/s', 'eta 00:06'] from a reported rate; nothing before the job has a rate."""
+    if not rate or done is None:
+        return []
+    pace = [f"{_number(float(rate))} {unit}/s"]
+    if total is not None and int(total) > int(done):
+        pace.append(f"eta {tqdm.format_interval((int(total) - int(done)) / float(rate))}")
+    return pace
+
+
+def progress_text(progress: dict[str, Any] | None) -> str:
+    """What a job reported (JobContext.report) as one line: 'embedding: 120/400 rows (30%), 41.5 rows/s, eta 6s'.
+    Empty when it reported nothing yet."""
+    progress = progress or {}
+    phase = str(progress.get("phase") or "")
+    done, total, unit = progress.get("done"), progress.get("total"), str(progress.get("unit") or "rows")
+    if done is None:
+        return phase
+    text = f"{done}/{total} {unit}" if total is not None else f"{done} {unit}"
+    if total:
+        text += f" ({100 * done / total:.0f}%)"
+    text = ", ".join([text, *_pace(done, total, progress.get("rate"), unit)])
+    return f"{phase}: {text}" if phase else text
+
+
+class JobBars(_Bar):
+    """One bar per job waited for (a train job, then its re-embed), drawn from the progress the job reports
+    (phase, done out of total units, rate: JobContext.report); a new bar when the phase changes."""
+
+    key: tuple[Any, ...] | None = None
 
     def __call__(self, job: dict[str, Any]) -> None:
+        progress = job.get("progress") or {}
+        phase = str(progress.get("phase") or "")
+        done = progress.get("done", progress.get("scanned"))  # scanned: a job of an older worker
+        total = progress.get("total") if progress.get("done") is not None else None
+        unit = str(progress.get("unit") or "rows")
+        mode = "none" if done is None else "count" if total is None else "bar"
+        key = (job["id"], phase, unit, mode)
         bar = self.bar
-        if bar is None or job["id"] != self.job_id:
-            self.job_id = job["id"]
-            bar = self._open(f"job {job['id']}")
-        progress = job["progress"] or {}
-        bar.set_postfix_str(f"{job['kind']} {job['status']} {progress.get('phase', '')}".strip())
-        if "scanned" in progress:
-            bar.n = int(progress["scanned"])
-            bar.refresh()
+        if bar is None or key != self.key:
+            self.key = key
+            formats = {
+                "bar": "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} {unit}{postfix}",
+                "count": "{desc}: {n_fmt} {unit}{postfix}",
+                "none": "{desc}{postfix}",
+            }
+            desc = f"job {job['id']} {job['kind']} {phase}".rstrip()
+            bar = self._open(desc, total, unit=unit, bar_format=formats[mode])
+        if total is not None:
+            bar.total = int(total)
+        if done is not None:
+            bar.n = int(done)
+        details = _pace(done, total, progress.get("rate"), unit)
+        if job["status"] != "running" or not phase:
+            details.append(str(job["status"]))
+        bar.set_postfix_str(", ".join(details), refresh=False)
+        bar.refresh()

@@ -17,6 +17,8 @@ def run_predict(ctx: JobContext) -> JobOutcome:
     version = registry.by_id(conn, job["model_id"])
     group_key = str(job["params"]["group_key"])
     context = int(version.params["context"])
+    # Three short steps, each reported (a cancelled job stops between them).
+    ctx.report("reading the group", 0, 3, "steps")
     tail = conn.execute(
         query("group_tail"),
         {
@@ -28,8 +30,10 @@ def run_predict(ctx: JobContext) -> JobOutcome:
     ).fetchall()
     if len(tail) < context:
         raise ValueError(f"group {group_key!r} has {len(tail)} embedded rows; {version.label} needs {context}")
+    ctx.report("predicting", 1, 3, "steps")
     model = lvm.load(version.kind, version.params, artifacts.load(conn, version))
     vector = lvm.predict(model, np.stack([registry.as_array(v) for _, v in tail]))
+    ctx.report("storing", 2, 3, "steps")
     with conn.transaction():
         conn.execute(
             query("put_prediction"),
@@ -42,4 +46,5 @@ def run_predict(ctx: JobContext) -> JobOutcome:
                 "vector": vector,
             },
         )
+    ctx.report("storing", 3, 3, "steps")
     return JobOutcome(metrics={"group_key": group_key, "context": [pk for pk, _ in tail]}, model_id=version.id)

@@ -59,7 +59,7 @@ def _recover_nearest(ctx: JobContext, adopted_id: int) -> None:
     after, done = state.get("last_key"), int(state.get("recovered", 0))
     page = int(params.get("params", {}).get("page_size", PAGE))
     while True:
-        ctx.check()
+        ctx.report("recovering", done)  # the adopted table's size is not known: no total
         last_key, recovered = conn.execute(
             query("recover_nearest_page"),
             {
@@ -74,6 +74,7 @@ def _recover_nearest(ctx: JobContext, adopted_id: int) -> None:
             break
         after, done = last_key, done + recovered
         ctx.progress(last_key=after, recovered=done)
+        ctx.report("recovering", done)
         ctx.save_progress()
 
 
@@ -94,41 +95,43 @@ def _recover_vec2text(ctx: JobContext, adopted_id: int) -> None:
     after, done = state.get("last_key"), int(state.get("recovered", 0))
     page = int(options.get("page_size", 50))
     while True:
-        ctx.check()
+        ctx.report("recovering", done)
         rows = conn.execute(query("adopted_page"), {"adopted_id": adopted_id, "after": after, "page": page}).fetchall()
         if not rows:
             break
-        with conn.transaction():
-            for pk, embedding in rows:
-                result = invert(
-                    model,
-                    encoder,
-                    registry.as_array(embedding),
-                    steps=steps,
-                    beam_width=beam_width,
-                    max_seconds=max_seconds,
-                )
-                details = {
-                    "steps": steps,
-                    "steps_run": result.steps_run,
-                    "beam_width": beam_width,
-                    "timed_out": result.timed_out,
-                    "encoder": encoder_version.label,
-                    "inverter": inverter_version.label,
-                }
-                conn.execute(
-                    query("put_recovered"),
-                    {
-                        "adopted_id": adopted_id,
-                        "pk": pk,
-                        "body": result.text,
-                        "similarity": result.cosine,
-                        "model_id": job["model_id"],
-                        "reference_model_id": inverter_version.id,
-                        "job_id": ctx.id,
-                        "details": Jsonb(details),
-                    },
-                )
-        after, done = rows[-1][0], done + len(rows)
-        ctx.progress(last_key=after, recovered=done)
+        # Row by row (each up to max_seconds): each one committed with the position after it, so a
+        # cancelled, stopped or taken-over job loses at most the row in hand.
+        for pk, embedding in rows:
+            result = invert(
+                model,
+                encoder,
+                registry.as_array(embedding),
+                steps=steps,
+                beam_width=beam_width,
+                max_seconds=max_seconds,
+            )
+            details = {
+                "steps": steps,
+                "steps_run": result.steps_run,
+                "beam_width": beam_width,
+                "timed_out": result.timed_out,
+                "encoder": encoder_version.label,
+                "inverter": inverter_version.label,
+            }
+            conn.execute(
+                query("put_recovered"),
+                {
+                    "adopted_id": adopted_id,
+                    "pk": pk,
+                    "body": result.text,
+                    "similarity": result.cosine,
+                    "model_id": job["model_id"],
+                    "reference_model_id": inverter_version.id,
+                    "job_id": ctx.id,
+                    "details": Jsonb(details),
+                },
+            )
+            after, done = pk, done + 1
+            ctx.progress(last_key=after, recovered=done)
+            ctx.report("recovering", done)
         ctx.save_progress()

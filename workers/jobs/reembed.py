@@ -7,6 +7,8 @@ page commits, so a job taken over after a crash resumes where it stopped;
 rows inserted or changed meanwhile are queued by the triggers, so none is
 missed. When the queue for the version is empty the job ends, and activates
 the version if asked to (params.activate: the gates, e.g. {"recall@10": 0.5}).
+An operator follows two phases (ctx.report): queueing (rows read out of the
+collection's) and embedding (rows embedded out of those queued).
 """
 
 import logging
@@ -42,35 +44,47 @@ def run_reembed(ctx: JobContext) -> JobOutcome:
     # any row for it: a tampered model fails the job, with the reason.
     with conn.transaction():
         EncoderCache().get(conn, model)
-    conn.execute(query("record_snapshot"), {"id": ctx.id, **key})
+    snapshot = conn.execute(query("record_snapshot"), {"id": ctx.id, **key}).fetchone()
+    rows = int(((snapshot[0] if snapshot else None) or {}).get("rows") or 0)
 
     state = ctx.progress_state
     after, scanned, queued = state.get("last_key"), int(state.get("scanned", 0)), int(state.get("queued", 0))
     if state.get("phase") != "embedding":
+        # Phase queueing: rows read of the collection's (done out of the rows it held at the start).
         while True:
             # Keep the queue short: feed a page only when the workers have caught up.
             while _queue(conn, key)[0] > 2 * page:
+                ctx.report("queueing", scanned, max(rows, scanned))
                 ctx.sleep(0.2)
-            ctx.check()
+            ctx.report("queueing", scanned, max(rows, scanned))
             row = conn.execute(query("enqueue_page"), {**key, "after": after, "page": page}).fetchone()
             assert row is not None
             last_key, page_scanned, page_queued = row
             if last_key is None:
                 break
             after, scanned, queued = last_key, scanned + page_scanned, queued + page_queued
-            ctx.progress(phase="queueing", last_key=after, scanned=scanned, queued=queued)
+            ctx.progress(last_key=after, scanned=scanned, queued=queued)  # committed: a resumed job goes on from here
+            ctx.report("queueing", scanned, max(rows, scanned))
             ctx.save_progress()
+        ctx.report("queueing", scanned, scanned)
         ctx.progress(phase="embedding", last_key=after, scanned=scanned, queued=queued)
         ctx.save_progress()
         log.info("reembed %s: %d rows scanned, %d queued for %s", ctx.id, scanned, queued, model.label)
 
-    while (counts := _queue(conn, key))[0] > 0:
-        left, dead, error = counts
+    # Phase embedding: rows embedded by the workers, out of those queued (plus any the triggers queue meanwhile).
+    done, total = 0, queued
+    while True:
+        left, dead, error = _queue(conn, key)
+        total = max(total, done + left)
+        done = total - left
+        ctx.progress(remaining=left)
+        ctx.report("embedding", done, total)
+        if left == 0:
+            break
         if dead == left:
             raise RuntimeError(f"{dead} rows could not be embedded with {model.label}: {error}")
-        ctx.progress(remaining=left)
         ctx.sleep(0.2)
-    ctx.progress(remaining=0)
+    ctx.save_progress()
 
     metrics: dict[str, Any] = {"scanned": scanned, "queued": queued}
     gates = params.get("activate")

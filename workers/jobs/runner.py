@@ -27,6 +27,13 @@ from vectorkeep.sql import query
 log = logging.getLogger(__name__)
 
 
+# How soon a change of progress reaches vk.jobs.progress, and a cancellation the job.
+PROGRESS_SAVE_SECONDS = 2.0
+
+# The keys JobContext.report records.
+REPORT_KEYS = ("done", "total", "unit", "rate")
+
+
 class JobLost(Exception):
     """The job's lease went to another worker (or the job was cancelled): stop without recording anything."""
 
@@ -59,7 +66,13 @@ class _LogTail(logging.Handler):
 
 
 class JobContext:
-    """What a job handler gets: its job row, a connection, the url, progress and liveness."""
+    """What a job handler gets: its job row, a connection, the url, progress and liveness.
+
+    Progress is a dict saved in vk.jobs.progress: a job's resume position (e.g. a
+    re-embed's last key) and what `report` records for an operator to follow
+    (phase, done, total, unit, rate). The heartbeat thread saves it within
+    PROGRESS_SAVE_SECONDS of a change; save_progress saves it at once.
+    """
 
     def __init__(self, runner: "JobRunner", job: dict[str, Any], conn: psycopg.Connection) -> None:
         self.runner = runner
@@ -67,6 +80,13 @@ class JobContext:
         self.conn = conn
         self.url = runner.url
         self._progress: dict[str, Any] = dict(job.get("progress") or {})
+        # The job's thread writes progress while the heartbeat thread reads and saves it.
+        self._lock = threading.Lock()
+        # Held across a save (copy, then UPDATE): an older copy never overwrites a newer one.
+        self._saving = threading.Lock()
+        self._changes = 0  # bumped at every change of progress
+        self._saved = 0  # the change count the database holds
+        self._phase: tuple[str, float, int] | None = None  # the reported phase, when it began, its done then
         self.lost = threading.Event()
 
     @property
@@ -75,38 +95,88 @@ class JobContext:
 
     @property
     def progress_state(self) -> dict[str, Any]:
-        return dict(self._progress)
+        with self._lock:
+            return dict(self._progress)
 
     def progress(self, **values: Any) -> None:
-        """Update the progress the next heartbeat saves (resumable jobs keep their position here)."""
-        self._progress.update(values)
+        """Update the progress the heartbeat saves (resumable jobs keep their position here).
+
+        A new phase given without `done` drops the counts report() recorded for the last one."""
+        with self._lock:
+            if "phase" in values and "done" not in values and values["phase"] != self._progress.get("phase"):
+                for key in REPORT_KEYS:
+                    self._progress.pop(key, None)
+                self._phase = None
+            self._progress.update(values)
+            self._changes += 1
+
+    def report(self, phase: str, done: int, total: int | None = None, unit: str = "rows") -> None:
+        """Record how far the job is, for `vectorkeep jobs wait` and vk.jobs.progress, and stop here
+        if the job was cancelled or taken over (JobLost) or the worker is stopping (JobStopped).
+
+        Call it in every long loop, at least every few seconds: it is cheap (the heartbeat thread
+        saves the progress within PROGRESS_SAVE_SECONDS, never this call). `rate` is `unit`s per
+        second since this phase began in this run; other keys of the progress (a resume position)
+        are kept.
+        """
+        now = time.monotonic()
+        with self._lock:
+            if self._phase is None or self._phase[0] != phase:
+                self._phase = (phase, now, done)
+            _, began, done_then = self._phase
+            elapsed = now - began
+            rate = round(max(done - done_then, 0) / elapsed, 2) if elapsed > 0 else 0.0
+            self._progress.update(phase=phase, done=done, total=total, unit=unit, rate=rate)
+            self._changes += 1
+        self.check()
 
     def save_progress(self) -> None:
         """Save progress now (e.g. right after the work it describes was committed)."""
-        self._heartbeat(self.conn)
+        # Not forever behind a heartbeat that waits on a row lock this job's transaction holds.
+        locked = self._saving.acquire(timeout=self.runner.lease_seconds)
+        try:
+            self._save(self.conn, always=True)
+        finally:
+            if locked:
+                self._saving.release()
 
     def _heartbeat(self, conn: psycopg.Connection) -> None:
+        """Extend the lease, with the progress when it changed since it was last saved (the heartbeat thread)."""
+        with self._saving:
+            self._save(conn, always=False)
+
+    def _save(self, conn: psycopg.Connection, *, always: bool) -> None:
+        with self._lock:
+            changes = self._changes
+            progress = dict(self._progress) if always or changes != self._saved else None
         row = conn.execute(
             query("heartbeat_job"),
             {
                 "id": self.id,
                 "worker": self.runner.name,
                 "lease": self.runner.lease_seconds,
-                "progress": Jsonb(self._progress),
+                "progress": None if progress is None else Jsonb(progress),
             },
         ).fetchone()
         if not (row and row[0]):
             self.lost.set()
+        elif progress is not None:
+            with self._lock:
+                self._saved = max(self._saved, changes)
 
     def check(self) -> None:
         """Raise if the job is no longer ours, or the worker is stopping."""
         if self.lost.is_set():
-            raise JobLost(f"job {self.id} is no longer held by {self.runner.name}")
+            raise JobLost(f"job {self.id} is no longer held by {self.runner.name} (cancelled, or taken over)")
         if self.runner.stopping:
             raise JobStopped(f"worker {self.runner.name} is stopping")
 
     def sleep(self, seconds: float) -> None:
-        self.runner.stop_event.wait(seconds)
+        """Wait, waking early when the worker stops or the job is lost; then check()."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not self.lost.is_set():
+            if self.runner.stop_event.wait(min(left, 0.25)):
+                break
         self.check()
 
 
@@ -218,12 +288,17 @@ class JobRunner:
             log.warning("job %s was taken over before it ended here; its result is not recorded", params["id"])
 
     def _beat(self, ctx: JobContext, done: threading.Event) -> None:
-        """Extend the lease every third of it, with the latest progress, on a connection of its own."""
-        try:
-            with connect(self.url, autocommit=True, application_name=f"vectorkeep heartbeat {ctx.id}") as conn:
-                while not done.wait(self.lease_seconds / 3):
-                    ctx._heartbeat(conn)
-                    if ctx.lost.is_set():
-                        return
-        except psycopg.Error as exc:
-            log.warning("heartbeat of job %s stopped: %s", ctx.id, exc)
+        """Every PROGRESS_SAVE_SECONDS (or a third of the lease, if shorter), on a connection of its own:
+        extend the lease, save the progress if it changed, and learn whether the job was cancelled or
+        taken over (ctx.lost). A lost connection is opened again (a job taken over meanwhile learns it then)."""
+        every = min(self.lease_seconds / 3, PROGRESS_SAVE_SECONDS)
+        while not done.is_set() and not ctx.lost.is_set():
+            try:
+                with connect(self.url, autocommit=True, application_name=f"vectorkeep heartbeat {ctx.id}") as conn:
+                    while not done.wait(every):
+                        ctx._heartbeat(conn)
+                        if ctx.lost.is_set():
+                            return
+            except psycopg.Error as exc:
+                log.warning("heartbeat of job %s: %s; trying again in %.1fs", ctx.id, exc, every)
+                done.wait(every)
