@@ -1,5 +1,6 @@
 """Versioned jobs: queue a train or reembed job, list jobs, read one, wait for one to end."""
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,9 +48,52 @@ def _job(conn: psycopg.Connection, job_id: int) -> Job:
 
 
 def get_job(url: str, job_id: int) -> Job:
-    """One job, with its status, progress, metrics and error."""
+    """One job: the whole vk.jobs row (params, status, progress, metrics, snapshot, error, attempts, worker,
+    created/started/finished, log_tail), its collection and model names, and queued_seconds and run_seconds
+    (so far, for a job not finished)."""
     with connect(url) as conn:
         return _job(conn, job_id)
+
+
+def log_lines(job: Job, last: int | None = None) -> list[str]:
+    """The job's log tail (recorded when it ends) as lines, the `last` ones when given."""
+    lines = (job.get("log_tail") or "").splitlines()
+    return lines[-last:] if last else lines
+
+
+def _scalar(value: Any) -> Any:
+    return value if value is None or isinstance(value, bool | int | float | str) else json.dumps(value, default=str)
+
+
+def _history(values: list[Any], what: str) -> str:
+    """[{"epoch": 1, "train_loss": ...}, ...] or [0.9, 0.5, ...] as 'N epochs, last train_loss 0.12, val_loss 0.2'."""
+    last = values[-1]
+    if isinstance(last, Mapping):
+        shown = ", ".join(f"{k} {_number(v)}" for k, v in last.items() if k != "epoch")
+    else:
+        shown = _number(last)
+    return f"{len(values)} {what}, last {shown}"
+
+
+def _number(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def summarise_metrics(metrics: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:
+    """A job's metrics as flat scalars for people: nested objects as dotted keys (nearest.bleu), a per-epoch
+    history (a list such as loss_history) as 'N epochs, last ...', other long lists as 'N values, last ...'."""
+    flat: dict[str, Any] = {}
+    for key, value in (metrics or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(summarise_metrics(value, f"{name}."))
+        elif isinstance(value, list) and value and ("history" in key or isinstance(value[-1], Mapping)):
+            flat[name] = _history(value, "epochs")
+        elif isinstance(value, list) and len(value) > 10:
+            flat[name] = _history(value, "values")
+        else:
+            flat[name] = _scalar(value)
+    return flat
 
 
 def list_jobs(url: str, limit: int = 20) -> list[Job]:
@@ -105,6 +149,14 @@ def schedule_train(url: str, request: TrainRequest, every: str) -> int:
     """Retrain periodically (vk.schedule_train), every PostgreSQL interval; the schedule's id."""
     with connect(url, autocommit=True) as conn:
         row = conn.execute(query("schedule_train"), {**_train_values(request), "every": every}).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def unschedule(url: str, model: str, collection: str | None = None) -> int:
+    """Stop retraining a model on a schedule (vk.unschedule), on one collection or all; how many stopped."""
+    with connect(url, autocommit=True) as conn:
+        row = conn.execute(query("unschedule"), {"model": model, "collection": collection}).fetchone()
     assert row is not None
     return int(row[0])
 
