@@ -190,3 +190,26 @@ def test_metrics_and_progress_read_for_people() -> None:
         assert second is not None and second is not first and (second.n, second.total) == (0, 350)
         bars({**job, "id": 2, "kind": "train", "status": "queued", "progress": {}})
         assert bars.key == (2, "", "rows", "none")
+
+
+def test_a_train_job_reports_its_epochs_and_a_cancel_fails_its_version(corpus_url: str) -> None:
+    with connect(corpus_url, autocommit=True) as conn:
+        job_id = int(one(conn, """SELECT vk.train('mlp', 'tfidf-mlp', '{"epochs": 500}')"""))
+        runner = JobRunner(corpus_url)
+        thread = threading.Thread(target=runner.run, kwargs={"until_idle": True}, daemon=True)
+        thread.start()
+        wait_for(
+            lambda: state(conn, job_id)[1].get("unit") == "epochs" and state(conn, job_id)[1]["done"] >= 1,
+            120,
+            "the train job's epochs in vk.jobs.progress",
+        )
+        status, progress = state(conn, job_id)
+        assert (status, progress["phase"], progress["total"]) == ("running", "training", 500)
+        assert progress["rate"] > 0
+        one(conn, "SELECT vk.cancel_job(%s)", (job_id,))
+        stopped = time.monotonic()
+        thread.join(30)
+        assert not thread.is_alive() and time.monotonic() - stopped < 15
+        assert state(conn, job_id)[0] == "cancelled"
+        assert one(conn, "SELECT status FROM vk.models WHERE name = 'mlp'") == "failed"
+        assert one(conn, "SELECT count(*) FROM vk.model_artifacts") == 0
