@@ -279,3 +279,21 @@ def test_a_worker_role_serves_a_collection_it_cannot_read(
     Worker(worker, WorkerSettings(retry=FAST_RETRY), encoders=encoders).run(until_idle=True)
     assert one(conn, "SELECT body FROM vk.embeddings WHERE collection_id = vk.collection_id('secrets')") == SECRET
     assert "permission denied" in refused(worker, "SELECT * FROM secrets")
+
+
+def test_an_application_cannot_retire_measure_or_prune_versions(secrets: psycopg.Connection, login: Login) -> None:
+    """vk._space_metrics and vk.retire run as their owner (they read vectors, drop indexes): only workers
+    (keep-N after training) and operators may call them; an application is refused, and loses nothing."""
+    conn = secrets
+    app = login("vk_app")
+    c, m = "vk._collection('documents')", "vk.model('minilm@1')"
+    for statement in (
+        f"SELECT vk._space_metrics({c}, {m})",
+        "SELECT vk.retire('minilm@1', 'documents')",
+        "SELECT vk.keep_newest_v1(vk.collection_id('documents'), 'minilm', 1)",
+        "SELECT vk.unschedule('minilm')",
+        "SELECT vk.activate('documents', 'minilm@1', '{\"distance_spread\": 0}')",
+    ):
+        assert "permission denied" in refused(app, statement), statement
+    assert one(conn, "SELECT count(*) FROM vk.collection_models") >= 1
+    assert one(conn, "SELECT status FROM vk.models WHERE name = 'minilm'") == "active"
