@@ -154,7 +154,7 @@ RETURNS vk.collection_models
 LANGUAGE plpgsql AS $$
 DECLARE
     c      vk.collections := vk._collection(collection_name);
-    m      vk.models := vk._encoder_for(c, model);
+    m      vk.models := vk._encoder_for(c, model, ARRAY['encoder', 'vectors']);
     cm     vk.collection_models;
     queued bigint;
 BEGIN

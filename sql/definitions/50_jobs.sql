@@ -53,10 +53,10 @@ COMMENT ON FUNCTION vk.train(text, text, jsonb, text) IS
 -- A collection is embedded with encoders (or adopted vectors that the
 -- application writes itself), never an inverter, a map or a next-vector
 -- model; a retired version named explicitly comes back.
-CREATE OR REPLACE FUNCTION vk._encoder_for(c vk.collections, model text) RETURNS vk.models
+CREATE OR REPLACE FUNCTION vk._encoder_for(c vk.collections, model text, roles text[]) RETURNS vk.models
 LANGUAGE plpgsql AS $$
 DECLARE
-    m vk.models := vk._require_role(vk.model(model), ARRAY['encoder', 'vectors'], format('embed collection "%s"', c.name));
+    m vk.models := vk._require_role(vk.model(model), roles, format('embed collection "%s"', c.name));
 BEGIN
     IF m.status = 'retired' THEN
         UPDATE vk.models x SET status = 'ready', updated_at = now() WHERE x.id = m.id RETURNING * INTO m;
@@ -64,15 +64,14 @@ BEGIN
     RETURN vk._require_usable(m);
 END
 $$;
-COMMENT ON FUNCTION vk._encoder_for(vk.collections, text) IS
-    'Internal: the encoder version to embed a collection with; other roles raise, a retired version is ready again.';
+COMMENT ON FUNCTION vk._encoder_for(vk.collections, text, text[]) IS
+    'Internal: the version to embed a collection with, of one of roles; other roles raise, a retired version is ready again.';
 
 CREATE OR REPLACE FUNCTION vk.reembed(collection text, model text) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     c vk.collections := vk._collection(collection);
-    m vk.models := vk._encoder_for(c, vk.model_label(vk._require_role(vk.model(model), ARRAY['encoder'],
-                                                                       format('compute vectors for "%s"', collection))));
+    m vk.models := vk._encoder_for(c, model, ARRAY['encoder']);  -- adopted vectors cannot be computed
 BEGIN
     PERFORM vk.embed_with_v1(c, m);
     RETURN vk.submit_job_v1('reembed', '{}', c.id, m.id);

@@ -108,7 +108,7 @@ GRANT EXECUTE ON FUNCTION
     vk._opclass(text), vk._enqueued(bigint, bigint), vk._insert_trigger_name(bigint), vk._install_insert_trigger(bigint),
     vk._kind(text), vk._param_help(text, jsonb),
     vk._params_help(vk.model_kinds), vk._check_param(vk.model_kinds, text, jsonb, jsonb), vk._train_params(text, jsonb),
-    vk._train_job(text, text, jsonb), vk._encoder_for(vk.collections, text), vk._require_key(regclass, text),
+    vk._train_job(text, text, jsonb), vk._encoder_for(vk.collections, text, text[]), vk._require_key(regclass, text),
     vk._coverage(vk.collections, vk.models), vk._space_metrics(vk.collections, vk.models), vk._scalar_metrics(jsonb),
     vk._check_gates(vk.models, jsonb), vk._adopted(text), vk._compatible_models(vk.models),
     vk._inverter_for(vk.models, text),
