@@ -7,6 +7,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from vectorkeep.db import artifacts
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
 
@@ -88,3 +89,30 @@ def register(
             "fingerprint": fingerprint,
         },
     )
+
+
+def store_trained(
+    conn: psycopg.Connection,
+    model_id: int,
+    *,
+    artifact: bytes,
+    dim: int,
+    params: dict[str, Any],
+    metrics: dict[str, Any],
+    fingerprint: np.ndarray | None = None,
+) -> str:
+    """A reserved or registered version is ready: its artifact stored (sha256 recorded in its params),
+    its dimension, params, metrics and fingerprint. The artifact's sha256 (hex). Run it in the caller's
+    transaction, with what else must land at the same time."""
+    sha = artifacts.store(conn, model_id, artifact)
+    conn.execute(
+        query("model_trained"),
+        {
+            "id": model_id,
+            "dim": dim,
+            "params": Jsonb({**params, "artifact_sha256": sha}),
+            "metrics": Jsonb(metrics),
+            "fingerprint": fingerprint,
+        },
+    )
+    return sha

@@ -6,7 +6,7 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from vectorkeep.db import artifacts, registry
+from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
@@ -60,16 +60,8 @@ def register_inverter(url: str, name: str, *, source: str, encoder: str, t5: str
             "encoder_source": encoder_path,
         }
         version = registry.register(conn, name=name, kind="vec2text-inverter", dim=inverted.dim, params=recorded)
-        sha = artifacts.store(conn, version.id, to_artifact(model))
-        conn.execute(
-            query("model_trained"),
-            {
-                "id": version.id,
-                "dim": inverted.dim,
-                "params": Jsonb({**recorded, "artifact_sha256": sha}),
-                "metrics": Jsonb({}),
-                "fingerprint": None,
-            },
+        registry.store_trained(
+            conn, version.id, artifact=to_artifact(model), dim=inverted.dim, params=recorded, metrics={}
         )
         conn.commit()
         return registry.by_id(conn, version.id)

@@ -12,7 +12,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from vectorkeep.db import artifacts, registry
+from vectorkeep.db import registry
 from vectorkeep.sql import query
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders.registry import load_kind
@@ -95,16 +95,14 @@ def _finish(ctx: JobContext, run: TrainingRun, model_id: int, trained: Trained) 
     ctx.check()
     metrics = {**trained.metrics, **evaluation, "holdout": spec.holdout}
     with conn.transaction():
-        sha = artifacts.store(conn, model_id, trained.artifact)
-        conn.execute(
-            query("model_trained"),
-            {
-                "id": model_id,
-                "dim": trained.dim,
-                "params": Jsonb({**trained.params, "artifact_sha256": sha}),
-                "metrics": Jsonb(metrics),
-                "fingerprint": probe,
-            },
+        registry.store_trained(
+            conn,
+            model_id,
+            artifact=trained.artifact,
+            dim=trained.dim,
+            params=trained.params,
+            metrics=metrics,
+            fingerprint=probe,
         )
         if spec.kind.role != "encoder":  # an inverter makes text, not vectors: nothing to embed
             return metrics

@@ -12,9 +12,8 @@ import logging
 from typing import Any
 
 import numpy as np
-from psycopg.types.json import Jsonb
 
-from vectorkeep.db import artifacts, registry
+from vectorkeep.db import registry
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
 from vectorkeep.workers.jobs.runner import JobContext
@@ -67,16 +66,14 @@ def finish(ctx: JobContext, kind: str, model_id: int, trained: Trained) -> dict[
     """Store the version; a map also gets its row in vk.maps and every row's coordinates."""
     conn = ctx.conn
     with conn.transaction():
-        sha = artifacts.store(conn, model_id, trained.artifact)
-        conn.execute(
-            query("model_trained"),
-            {
-                "id": model_id,
-                "dim": trained.dim,
-                "params": Jsonb({**trained.params, "artifact_sha256": sha}),
-                "metrics": Jsonb(trained.metrics),
-                "fingerprint": None,
-            },
+        registry.store_trained(
+            conn,
+            model_id,
+            artifact=trained.artifact,
+            dim=trained.dim,
+            params=trained.params,
+            metrics=trained.metrics,
+            fingerprint=None,
         )
         if kind == "umap":
             version = registry.by_id(conn, model_id)
