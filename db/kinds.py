@@ -83,6 +83,9 @@ class Kind:
     trainer: str | None = None
     # "module:function" taking (params, artifact), returning an Encoder; None: nothing to load as an encoder.
     loader: str | None = None
+    # "module:function" taking (version, artifact, encoder, options), returning a
+    # workers.inversion.inverters.Inverter; for kinds of role inverter.
+    inverter: str | None = None
 
     @property
     def trainable(self) -> bool:
@@ -245,9 +248,100 @@ KINDS: tuple[Kind, ...] = (
                 roles=("encoder",),
                 kinds=("sentence-transformers", "hf-mean-pool"),
             ),
+            Param(
+                "extra_text",
+                "string",
+                "none",
+                "offline texts added to the collection's pairs (embedded with the same encoder): standard-library "
+                "docstring lines, or the sample corpus' sentences",
+                choices=("none", "docstrings", "sentences"),
+            ),
+            _int("max_extra", 2000, 1, 1_000_000, "extra texts at most"),
+            Param(
+                "device",
+                "string",
+                "auto",
+                "where it trains: auto (a GPU when the worker has one, else the CPU), cpu or cuda",
+                choices=("auto", "cpu", "cuda"),
+            ),
             HOLDOUT,
         ),
         trainer="vectorkeep.workers.trainers.vec2text:train",
+        inverter="vectorkeep.workers.inversion.inverters:load_vec2text",
+    ),
+    # Role inverter for want of a better one: a corrector only rewrites its inverter's guesses, so its
+    # artifact carries that inverter's, and a version inverts on its own (method vec2text-corrector).
+    Kind(
+        "vec2text-corrector",
+        "inverter",
+        "a vec2text corrector (a T5) for one vec2text inverter: rewrites the inverter's guess from the target "
+        "vector and the guess's own, step after step; trained here or registered",
+        (
+            _int("epochs", 5, 1, 1000, "passes over the (text, vector) pairs, the inverter guessing each anew"),
+            _int("batch_size", 16, 1, 4096, "pairs per step"),
+            LR,
+            _int("num_repeat_tokens", 4, 1, 64, "length of each vector's prefix to the corrector"),
+            _int("steps", 4, 0, 1000, "correction steps when recovering (a recovery's steps option overrides)"),
+            SEED,
+            Param("t5", "string", None, "a local T5 to start from (default: a tiny T5 trained from scratch)"),
+            Param("t5_config", "object", None, "overrides of the tiny T5's configuration"),
+            Param(
+                "inverter",
+                "model",
+                None,
+                "the vec2text inverter it corrects (default: the best ready one for the collection's search model)",
+                roles=("inverter",),
+                kinds=("vec2text-inverter",),
+            ),
+            Param(
+                "extra_text",
+                "string",
+                "none",
+                "offline texts added to the collection's pairs (embedded with the same encoder): standard-library "
+                "docstring lines, or the sample corpus' sentences",
+                choices=("none", "docstrings", "sentences"),
+            ),
+            _int("max_extra", 2000, 1, 1_000_000, "extra texts at most"),
+            Param(
+                "device",
+                "string",
+                "auto",
+                "where it trains: auto (a GPU when the worker has one, else the CPU), cpu or cuda",
+                choices=("auto", "cpu", "cuda"),
+            ),
+            HOLDOUT,
+        ),
+        trainer="vectorkeep.workers.trainers.vec2text_corrector:train",
+        inverter="vectorkeep.workers.inversion.corrector:load_inverter",
+    ),
+    Kind(
+        "edit-search",
+        "inverter",
+        "text for a vector by editing the nearest stored texts with the encoder as the judge, guided by a "
+        "network that predicts the vector's words; works with any encoder, on CPU",
+        (
+            _int("vocabulary", 4000, 10, 200_000, "the most frequent words the network predicts"),
+            _int("hidden", 1024, 8, 16_384, "the network's hidden size"),
+            _int("epochs", 40, 1, 1000, "passes over the (text, vector) pairs"),
+            LR,
+            _int("max_pairs", 50_000, 10, 5_000_000, "training pairs held in memory at most"),
+            _num("seconds", 8.0, 0.1, 600.0, "time box a vector"),
+            _int("beam", 4, 1, 64, "texts kept between steps"),
+            _int("candidates", 96, 1, 4096, "edits tried a step (one encoder batch)"),
+            _num("prior", 0.15, 0.0, 10.0, "weight of the words' probability beside the cosine"),
+            _int("neighbours", 40, 1, 1000, "nearest stored texts to edit and draw words from"),
+            SEED,
+            Param(
+                "encoder",
+                "model",
+                None,
+                "the encoder version it inverts (default: the collection's search model)",
+                roles=("encoder",),
+            ),
+            HOLDOUT,
+        ),
+        trainer="vectorkeep.workers.trainers.edit_search:train",
+        inverter="vectorkeep.workers.inversion.inverters:load_edit_search",
     ),
     Kind(
         "umap",

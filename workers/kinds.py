@@ -43,3 +43,9 @@ def stores_artifact(kind_name: str) -> bool:
     """Whether versions of the kind load from an artifact in vk.model_artifacts (trained here)."""
     kind = kinds.BY_NAME.get(kind_name)
     return kind is not None and kind.trainable
+
+
+def is_encoder(kind_name: str) -> bool:
+    """Whether versions of the kind encode text here (registry encoders, and the extra loaders)."""
+    kind = kinds.BY_NAME.get(kind_name)
+    return kind_name in EXTRA_LOADERS or (kind is not None and kind.role == "encoder" and kind.loader is not None)

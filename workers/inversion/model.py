@@ -8,6 +8,12 @@ config (no weights to fetch), with the encoder's own tokenizer. Artifacts are
 the inverter's weights (the embedder's excluded) in an .npz and its configs in
 params, so any worker rebuilds the same model: config, then load_state_dict
 (InversionModel.from_pretrained does not work with transformers 5).
+
+Devices: a model is built on the CPU; from_artifact moves it to the worker's
+accelerator when there is one (workers.inversion.device), and loss and
+generate send their tensors to wherever the model is, and bring results back
+to the CPU. Artifacts are always saved from CPU copies, so a model trained on a
+GPU loads on a CPU-only worker and the other way round.
 """
 
 import logging
@@ -19,6 +25,7 @@ import torch
 
 from vectorkeep.workers.arrays import pack, unpack
 from vectorkeep.workers.encoders.sentence_transformers import resolve_source
+from vectorkeep.workers.inversion.device import autocast, device_of, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -35,33 +42,38 @@ def _quiet() -> None:
     torch._logging.set_logs(dynamo=logging.WARNING)
 
 
-def build(encoder_source: str, params: dict[str, Any]) -> Any:
-    """A fresh (untrained) inverter for the encoder, as params describe it."""
+def decoder_path(encoder_path: str, params: dict[str, Any], folder: str) -> str:
+    """Where a vec2text model loads its T5 from: params.t5 when given, else a tiny T5 created in folder
+    from a config (seeded: the same params give the same weights), with the encoder's own tokenizer."""
     import transformers
+
+    t5_name = params.get("t5")
+    if t5_name:
+        return str(t5_name)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(encoder_path)
+    torch.manual_seed(int(params.get("seed", 42)))
+    config = transformers.T5Config(  # type: ignore[call-arg]
+        vocab_size=tokenizer.vocab_size,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+        **{**TINY_T5, **(params.get("t5_config") or {})},
+    )
+    transformers.T5ForConditionalGeneration(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def build(encoder_source: str, params: dict[str, Any]) -> Any:
+    """A fresh (untrained) inverter for the encoder, as params describe it, on the CPU."""
     from vec2text.models import InversionModel
     from vec2text.models.config import InversionConfig
 
     _quiet()
     encoder_path = resolve_source(encoder_source)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(encoder_path)
     with tempfile.TemporaryDirectory() as t5_dir:
-        t5_name = params.get("t5")
-        if t5_name:
-            decoder_path = str(t5_name)
-        else:
-            torch.manual_seed(int(params.get("seed", 42)))
-            config = transformers.T5Config(  # type: ignore[call-arg]
-                vocab_size=tokenizer.vocab_size,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.sep_token_id,
-                decoder_start_token_id=tokenizer.pad_token_id,
-                **{**TINY_T5, **params.get("t5_config", {})},
-            )
-            transformers.T5ForConditionalGeneration(config).save_pretrained(t5_dir)
-            tokenizer.save_pretrained(t5_dir)
-            decoder_path = t5_dir
         config = InversionConfig(
-            model_name_or_path=decoder_path,
+            model_name_or_path=decoder_path(encoder_path, params, t5_dir),
             embedder_model_name=encoder_path,
             use_frozen_embeddings_as_input=True,
             num_repeat_tokens=int(params.get("num_repeat_tokens", 4)),
@@ -83,17 +95,23 @@ def to_artifact(model: Any) -> bytes:
     return pack(state)
 
 
-def from_artifact(encoder_source: str, params: dict[str, Any], artifact: bytes) -> Any:
+def from_artifact(encoder_source: str, params: dict[str, Any], artifact: bytes, device: str | None = "auto") -> Any:
+    """The stored inverter, rebuilt and ready to generate on the device (auto: an accelerator when present)."""
     model = build(encoder_source, params)
     state = {k: torch.from_numpy(v) for k, v in unpack(artifact).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith(EMBEDDER_PREFIX) for k in missing):
         raise ValueError(f"inverter artifact does not fit its config (missing {missing[:3]}, extra {unexpected[:3]})")
     model.eval()
-    return model
+    return model.to(pick_device(device))
+
+
+def _vectors(model: Any, vectors: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(vectors, dtype=np.float32)).to(device_of(model))
 
 
 def loss(model: Any, texts: list[str], vectors: np.ndarray) -> Any:
+    """The decoder's loss on the texts given their vectors (the caller runs it under autocast, on a GPU)."""
     labels = model.tokenizer(
         texts, return_tensors="pt", padding=True, truncation=True, max_length=model.config.max_seq_length
     ).input_ids
@@ -101,24 +119,18 @@ def loss(model: Any, texts: list[str], vectors: np.ndarray) -> Any:
     out = model(
         embedder_input_ids=None,
         embedder_attention_mask=None,
-        frozen_embeddings=torch.from_numpy(np.asarray(vectors, dtype=np.float32)),
-        labels=labels,
+        frozen_embeddings=_vectors(model, vectors),
+        labels=labels.to(device_of(model)),
     )
     return out.loss
 
 
 def generate(model: Any, vectors: np.ndarray, *, beam_width: int = 4, max_tokens: int = 32) -> list[list[str]]:
     """beam_width candidate texts for each vector, best first by the decoder's score."""
-    with torch.no_grad():
-        ids = model.generate(
-            inputs={"frozen_embeddings": torch.from_numpy(np.asarray(vectors, dtype=np.float32))},
-            generation_kwargs={
-                "max_new_tokens": max_tokens,
-                "num_beams": beam_width,
-                "num_return_sequences": beam_width,
-                "do_sample": False,
-                "early_stopping": False,
-            },
-        )
-    texts = model.tokenizer.batch_decode(ids, skip_special_tokens=True)
+    settings: dict[str, Any] = {"max_new_tokens": max_tokens, "num_beams": beam_width, "do_sample": False}
+    if beam_width > 1:
+        settings.update(num_return_sequences=beam_width, early_stopping=False)
+    with torch.no_grad(), autocast(device_of(model)):
+        ids = model.generate(inputs={"frozen_embeddings": _vectors(model, vectors)}, generation_kwargs=settings)
+    texts = model.tokenizer.batch_decode(ids.cpu(), skip_special_tokens=True)
     return [texts[i * beam_width : (i + 1) * beam_width] for i in range(len(vectors))]

@@ -1,10 +1,12 @@
-"""A pretrained vec2text inverter (a local directory or a hub name), tied to an encoder version.
+"""A pretrained vec2text inverter or corrector (a local directory or a hub name), tied to an encoder version.
 
 vec2text saves an InversionModel as a config (its T5, its embedder's name)
 and weights. Loading it the way vec2text does would fetch the embedder by
 name and fails with transformers 5 (from_pretrained); here the model is built
 from that config with the project's own encoder, then the weights are loaded
-into it (the embedder's left out: vectors come from the database).
+into it (the embedder's left out: vectors come from the database). A
+corrector (CorrectorEncoderModel) is saved the same way, with no embedder; its
+input layers' width gives the dimension of the vectors it reads.
 """
 
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any
 
 import torch
 
+from vectorkeep.workers.inversion import corrector
 from vectorkeep.workers.inversion.model import EMBEDDER_PREFIX, build
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -61,4 +64,28 @@ def load(source: str, encoder_source: str, encoder_dim: int, t5: str | None = No
     if unexpected or missing:
         raise ValueError(f"{source} does not fit its own config (missing {missing[:3]}, extra {unexpected[:3]})")
     model.eval()
+    return model, params
+
+
+def load_corrector(
+    source: str, encoder_source: str, encoder_dim: int, t5: str | None = None
+) -> tuple[corrector.Corrector, dict[str, Any]]:
+    """The corrector saved at source, rebuilt for the encoder's vectors; and the params that rebuild it again."""
+    from vec2text.models.config import InversionConfig
+
+    config = InversionConfig.from_pretrained(source)
+    params = {
+        "t5": t5 or config.model_name_or_path,
+        "num_repeat_tokens": int(config.num_repeat_tokens),
+        "max_length": int(config.max_seq_length),
+        "pretrained": source,
+    }
+    state = _weights(source)
+    expected = state.get("embedding_transform_1.0.weight")
+    if expected is None:
+        raise ValueError(f"{source} is not a vec2text CorrectorEncoderModel (no embedding_transform_1 weights)")
+    if expected.shape[1] != encoder_dim:
+        raise ValueError(f"{source} corrects {expected.shape[1]}-d vectors; the encoder makes {encoder_dim}-d vectors")
+    model = corrector.build(encoder_source, params, encoder_dim)
+    corrector.load_state(model, state, source)
     return model, params
