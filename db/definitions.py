@@ -66,9 +66,14 @@ def restore(conn: psycopg.Connection, release: Release, skip: Iterable[str] = ()
     for key in reversed(catalogue.function_order(conn)):
         if key in doomed:
             drop("FUNCTION", _name(key))
-    for key in release.function_order:
-        if key in want:
-            run(want[key]["definition"])
+    checked = conn.execute(query("function_bodies_checked")).fetchone()
+    conn.execute(query("check_function_bodies"), {"value": "off"})
+    try:
+        for key in release.function_order:
+            if key in want:
+                run(want[key]["definition"])
+    finally:
+        conn.execute(query("check_function_bodies"), {"value": checked[0] if checked else "on"})
     for kind in ("view ", "trigger ", "policy "):
         for key in sorted(k for k in want if k.startswith(kind)):
             run(want[key]["definition"])

@@ -49,7 +49,10 @@ def apply_definitions(revision: str, skip: tuple[str, ...] = ()) -> None:
                 apply_sql(path)
             kinds.sync(conn)
         else:
-            definitions.restore(conn, release(revision), skip)
+            recorded = release(revision)
+            definitions.restore(conn, recorded, skip)
+            if "index vk.model_kinds_pkey" in recorded.objects:
+                kinds.sync(conn)  # the release's SQL reads roles from vk.model_kinds
 
 
 def restore_definitions(revision: str) -> None:

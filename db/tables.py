@@ -262,4 +262,5 @@ predictions = Table(
     Column("context_pks", ARRAY(Text), nullable=False),
     Column("vector", VECTOR(), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("recovered", JSONB),
 )

@@ -105,10 +105,19 @@ $$;
 COMMENT ON FUNCTION vk._compatible_models(vk.models) IS
     'Internal: the ready versions proven by fingerprint to share m''s vector space.';
 
--- The vec2text inverter to use for m's vectors: the one named, or the newest
--- one trained for a version proven (by fingerprint) to share m's space.
--- Vectors of another encoder are refused.
-CREATE OR REPLACE FUNCTION vk._inverter_for(m vk.models, reference text) RETURNS vk.models
+-- The recovery method of an inverter kind: its name without "-inverter"
+-- (vec2text-inverter -> vec2text, edit-search -> edit-search).
+CREATE OR REPLACE FUNCTION vk._inverter_method(kind text) RETURNS text
+LANGUAGE sql IMMUTABLE
+RETURN regexp_replace(kind, '-inverter$', '');
+COMMENT ON FUNCTION vk._inverter_method(text) IS
+    'Internal: the recovery method name of an inverter kind (the kind without "-inverter"), as vk.recovered records it.';
+
+-- The inverter to use for m's vectors: the one named, or the best ready one
+-- (highest held-out cosine recorded at training, then newest) of the method
+-- asked (any when NULL) trained for a version proven by fingerprint to share
+-- m's space. Vectors of another encoder are refused.
+CREATE OR REPLACE FUNCTION vk._inverter_for(m vk.models, reference text, method text) RETURNS vk.models
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     inv vk.models;
@@ -116,55 +125,70 @@ DECLARE
 BEGIN
     IF reference IS NOT NULL THEN
         inv := vk._require_usable(vk._require_role(vk.model(reference), ARRAY['inverter'], 'turn vectors into text'));
+        IF method IS NOT NULL AND vk._inverter_method(inv.kind) <> method THEN
+            RAISE EXCEPTION 'vectorkeep: % recovers text by %, not by %', vk.model_label(inv), vk._inverter_method(inv.kind), method
+                USING ERRCODE = 'invalid_parameter_value', HINT = format('Use method => %L.', vk._inverter_method(inv.kind));
+        END IF;
     ELSE
         SELECT i.* INTO inv FROM vk.models i
         WHERE vk.model_role(i) = 'inverter' AND i.status IN ('ready', 'active')
-          AND (i.params ->> 'encoder_model_id')::bigint IN (SELECT e.id FROM vk._compatible_models(m) e)
-        ORDER BY i.id DESC LIMIT 1;
+          AND (method IS NULL OR vk._inverter_method(i.kind) = method)
+          AND (i.params ->> 'encoder_model_id')::bigint IN (SELECT e.id FROM vk._compatible_models(m) e
+                                                            UNION ALL SELECT m.id)
+        ORDER BY (i.metrics ->> 'inversion_mean_cosine')::float8 DESC NULLS LAST, i.id DESC LIMIT 1;
         IF inv.id IS NULL THEN
-            RAISE EXCEPTION 'vectorkeep: no vec2text inverter is known for the encoder of %', vk.model_label(m)
+            RAISE EXCEPTION 'vectorkeep: no % inverter is known for the encoder of %', coalesce(method, 'ready'), vk.model_label(m)
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'Adopt with --encoder so its fingerprint is known, and train an inverter for that '
-                          || 'encoder: SELECT vk.train(''inverter'', ''vec2text-inverter'', ''{"encoder": "minilm@1"}'');';
+                          || 'encoder: SELECT vk.train(''inverter'', ''edit-search'', ''{"encoder": "minilm@1"}'');';
         END IF;
     END IF;
     SELECT * INTO enc FROM vk.models e WHERE e.id = (inv.params ->> 'encoder_model_id')::bigint;
-    IF m.fingerprint IS NOT NULL AND enc.fingerprint IS NOT NULL AND 1 - (enc.fingerprint <=> m.fingerprint) < 0.999 THEN
+    IF m.id <> enc.id AND m.fingerprint IS NOT NULL AND enc.fingerprint IS NOT NULL
+       AND 1 - (enc.fingerprint <=> m.fingerprint) < 0.999 THEN
         RAISE EXCEPTION 'vectorkeep: % inverts vectors of %, and % was made by another encoder (fingerprints differ)',
                 vk.model_label(inv), vk.model_label(enc), vk.model_label(m)
-            USING ERRCODE = 'invalid_parameter_value';
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'An inverter only reads vectors of the encoder it was trained for (or one proven identical by fingerprint).';
     END IF;
     RETURN inv;
 END
 $$;
-COMMENT ON FUNCTION vk._inverter_for(vk.models, text) IS
-    'Internal: the vec2text inverter for m''s vectors, the one named or the newest trained for an encoder of the same space.';
+COMMENT ON FUNCTION vk._inverter_for(vk.models, text, text) IS
+    'Internal: the inverter for m''s vectors, the one named or the best ready one (of that method) trained for an encoder of the same space.';
 
--- Queue a recover job for an adopted table. method nearest: the nearest
--- stored text among the collections embedded with the reference version
--- (named, or proven compatible by fingerprint); vec2text: a trained inverter
--- for that encoder generates the text (params: steps, beam_width,
--- max_seconds per vector).
+-- Queue a recover job for an adopted table. Methods: best (the default):
+-- the best ready inverter for the vectors' encoder when there is one, beside
+-- the nearest stored text, vector by vector; nearest: the nearest stored
+-- text among the collections embedded with the reference version (named, or
+-- proven compatible by fingerprint); an inverter's method (edit-search,
+-- vec2text): that inverter (named, or the best ready one), beside the nearest
+-- stored text. vk.recovered keeps every method's text with its cosine;
+-- vk.recovered_text gives the better one of each row.
 CREATE OR REPLACE FUNCTION vk.recover_adopted(
-    adopted_name text, method text DEFAULT 'nearest', reference text DEFAULT NULL, params jsonb DEFAULT '{}'
+    adopted_name text, method text DEFAULT 'best', reference text DEFAULT NULL, params jsonb DEFAULT '{}'
 ) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
-    a   vk.adopted := vk._adopted(adopted_name);
-    m   vk.models;
-    ref vk.models;
+    a       vk.adopted := vk._adopted(adopted_name);
+    m       vk.models;
+    ref     vk.models;
+    methods text[] := ARRAY['best', 'nearest']
+                      || ARRAY(SELECT vk._inverter_method(k.kind) FROM vk.model_kinds k WHERE k.role = 'inverter' ORDER BY 1);
 BEGIN
     SELECT * INTO m FROM vk.models WHERE id = a.model_id;
-    IF method IS NULL OR method NOT IN ('nearest', 'vec2text') THEN
+    IF method IS NULL OR NOT method = ANY (methods) THEN
         RAISE EXCEPTION 'vectorkeep: unknown recovery method "%"', method
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'Methods: nearest, vec2text.';
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Methods: ' || array_to_string(methods, ', ') || '.';
     END IF;
-    IF method = 'vec2text' THEN
-        ref := vk._inverter_for(m, reference);
+    IF method NOT IN ('best', 'nearest') THEN
+        ref := vk._inverter_for(m, reference, method);
     ELSIF reference IS NOT NULL THEN
         ref := vk._require_usable(vk.model(reference));
     ELSE
-        SELECT * INTO ref FROM vk._compatible_models(m) LIMIT 1;
+        -- best searches and re-embeds with an encoder; nearest can use any version of the space
+        SELECT * INTO ref FROM vk._compatible_models(m) x
+        ORDER BY method = 'best' AND vk.model_role(x) = 'encoder' DESC LIMIT 1;
         IF ref.id IS NULL THEN
             RAISE EXCEPTION 'vectorkeep: no model version is known to share the space of % (adopted "%")',
                     vk.model_label(m), a.name
@@ -177,7 +201,7 @@ BEGIN
                 vk.model_label(ref), ref.dim, vk.model_label(m), m.dim
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF method = 'nearest' AND m.fingerprint IS NOT NULL AND ref.fingerprint IS NOT NULL
+    IF method IN ('best', 'nearest') AND m.fingerprint IS NOT NULL AND ref.fingerprint IS NOT NULL
        AND 1 - (ref.fingerprint <=> m.fingerprint) < 0.999 THEN
         RAISE EXCEPTION 'vectorkeep: % is not the encoder of % (their fingerprints differ)', vk.model_label(ref), vk.model_label(m)
             USING ERRCODE = 'invalid_parameter_value';
@@ -187,7 +211,29 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vk.recover_adopted(text, text, text, jsonb) IS
-    'Queue a recover job writing text for every row of an adopted table into vk.recovered (method nearest: stored texts of a reference version in the same space; vec2text: a trained inverter for that encoder). Returns the job id.';
+    'Queue a recover job writing text for every row of an adopted table into vk.recovered. method best (default): the best ready inverter for the encoder beside the nearest stored text, the better kept per row; nearest; or an inverter''s method (edit-search, vec2text). Read the result with vk.recovered_text. Returns the job id.';
+
+-- The recovered text of each row of an adopted table: of every method tried,
+-- the one whose text, re-embedded, is closest to the row's vector (a generated
+-- text must beat the nearest stored one by more than float noise).
+CREATE OR REPLACE FUNCTION vk.recovered_text(adopted_name text)
+RETURNS TABLE (pk text, body text, method text, model text, similarity double precision, alternatives jsonb)
+LANGUAGE sql STABLE AS $$
+    SELECT DISTINCT ON (r.pk) r.pk, r.body, r.method, vk.model_label(x), r.similarity,
+           (SELECT coalesce(jsonb_agg(jsonb_build_object('method', o.method, 'similarity', o.similarity, 'body', o.body)
+                                      ORDER BY o.similarity DESC), '[]')
+            FROM vk.recovered o
+            WHERE o.adopted_id = r.adopted_id AND o.pk = r.pk AND o.method <> r.method)
+    FROM vk.recovered r
+    JOIN vk.adopted a ON a.id = r.adopted_id
+    LEFT JOIN vk.models x ON x.id = r.reference_model_id
+    WHERE a.name = recovered_text.adopted_name AND r.body IS NOT NULL
+    -- the recover job marks the text it chose (details.best); rows of older jobs: the closest
+    ORDER BY r.pk, coalesce((r.details ->> 'best')::boolean, false) DESC, r.similarity DESC NULLS LAST,
+             r.method = 'nearest' DESC;
+$$;
+COMMENT ON FUNCTION vk.recovered_text(text) IS
+    'The recovered text of each row of an adopted table: the text its recover job chose (the inverter''s only where it re-embeds closer to the row''s vector than the nearest stored text), with its method, model version and the other methods'' texts.';
 
 -- Worker contract: recover one keyset page of an adopted table by nearest stored
 -- text, entirely in SQL (vk.recover over the HNSW indexes).
@@ -253,23 +299,42 @@ LANGUAGE sql AS $$
         job_id = EXCLUDED.job_id, details = EXCLUDED.details, recovered_at = now();
 $$;
 COMMENT ON FUNCTION vk.put_recovered_v1(bigint, text, text, double precision, bigint, bigint, bigint, jsonb) IS
-    'Worker contract 1: store one vec2text recovery with its provenance.';
+    'Worker contract 1 (workers before 0013): store one vec2text recovery with its provenance; newer workers use vk.put_recovered_v2.';
+
+-- Worker contract: store one recovered text, by any method, with its provenance.
+CREATE OR REPLACE FUNCTION vk.put_recovered_v2(
+    adopted_id bigint, pk text, method text, body text, similarity double precision, model_id bigint,
+    reference_model_id bigint, source_collection text, source_pk text, job bigint, details jsonb
+) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO vk.recovered AS r (adopted_id, pk, method, body, similarity, model_id, reference_model_id,
+                                   source_collection, source_pk, job_id, details)
+    VALUES (adopted_id, pk, method, body, similarity, model_id, reference_model_id, source_collection, source_pk,
+            job, details)
+    ON CONFLICT (adopted_id, pk, method) DO UPDATE
+    SET body = EXCLUDED.body, similarity = EXCLUDED.similarity, reference_model_id = EXCLUDED.reference_model_id,
+        source_collection = EXCLUDED.source_collection, source_pk = EXCLUDED.source_pk,
+        job_id = EXCLUDED.job_id, details = EXCLUDED.details, recovered_at = now();
+$$;
+COMMENT ON FUNCTION vk.put_recovered_v2(bigint, text, text, text, double precision, bigint, bigint, text, text, bigint, jsonb) IS
+    'Worker contract 1: store one recovered text (method nearest, or an inverter''s) with its cosine, its model version and, for a stored text, where it came from.';
 
 -- Queue an evaluate job: recover held-out rows of a collection from their
--- vectors of `model` by each method (nearest other stored text, the baseline;
--- and vec2text when an inverter is named or known), and score them against
--- the real text.
+-- vectors of `model` (their texts kept out of the reference) by the nearest
+-- other stored text (the baseline), by an inverter (the one named, else the
+-- best ready one for the encoder) and by best (the better of the two, vector
+-- by vector, as recovery answers), and score each against the real text.
 CREATE OR REPLACE FUNCTION vk.evaluate_recovery(
     collection text, model text, inverter text DEFAULT NULL, params jsonb DEFAULT '{}'
 ) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     c   vk.collections := vk._collection(collection);
-    m   vk.models := vk._collection_model(c, model);
+    m   vk.models := vk._require_role(vk._collection_model(c, model), ARRAY['encoder'], 'have its text recovered and re-embedded');
     inv vk.models;
 BEGIN
     IF inverter IS NOT NULL THEN
-        inv := vk._inverter_for(m, inverter);
+        inv := vk._inverter_for(m, inverter, NULL);
         IF (inv.params ->> 'encoder_model_id')::bigint <> m.id AND NOT EXISTS (
             SELECT 1 FROM vk._compatible_models(m) e WHERE e.id = (inv.params ->> 'encoder_model_id')::bigint) THEN
             RAISE EXCEPTION 'vectorkeep: % was trained for another encoder than %', vk.model_label(inv), vk.model_label(m)
@@ -281,7 +346,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vk.evaluate_recovery(text, text, text, jsonb) IS
-    'Queue an evaluate job scoring text recovery (exact match, token F1, BLEU, cosine) on held-out rows: nearest stored text as the baseline, and a vec2text inverter when named. Returns the job id.';
+    'Queue an evaluate job scoring text recovery (exact match, token F1, BLEU, cosine, seconds per vector) on held-out rows whose text is kept out of the reference: nearest other stored text (the baseline), an inverter (named, or the best ready one), and best. Returns the job id.';
 
 CREATE OR REPLACE FUNCTION vk.adopted_v1(adopted_name text) RETURNS vk.adopted
 LANGUAGE sql STABLE
@@ -302,9 +367,10 @@ LANGUAGE sql STABLE AS $$
     SELECT m.id FROM vk.models m
     WHERE vk.model_role(m) = 'inverter' AND m.status IN ('ready', 'active')
       AND (m.params ->> 'encoder_model_id')::bigint = encoder_model_id
-    ORDER BY m.id DESC;
+    ORDER BY (m.metrics ->> 'inversion_mean_cosine')::float8 DESC NULLS LAST, m.id DESC;
 $$;
-COMMENT ON FUNCTION vk.inverters_v1(bigint) IS 'Worker contract 1: the vec2text inverters trained for an encoder version, newest first.';
+COMMENT ON FUNCTION vk.inverters_v1(bigint) IS
+    'Worker contract 1: the ready inverters (any kind) trained for an encoder version, best held-out cosine recorded at training first, then newest.';
 
 -- The adopted vectors' encoder, named by the operator and loaded by the
 -- worker: its fingerprint lets vk._compatible_models find versions in the same space.

@@ -193,9 +193,12 @@ $$;
 COMMENT ON FUNCTION vk.predict_next(text, text, text) IS
     'Queue a predict job: the next vector of a group by the collection''s next-vector model (or the one named). Returns the job id; vk.predicted(job_id) gives the nearest stored texts.';
 
--- The stored texts nearest to a prediction, by the model the predictor learned from.
+-- A prediction read back as text: first the text recovered for it when an
+-- inverter's text beat the nearest stored one (pk NULL: a generated text),
+-- then the k stored rows nearest to it, by the model the predictor learned
+-- from. similarity: the cosine of each text, re-embedded, to the prediction.
 CREATE OR REPLACE FUNCTION vk.predicted(job_id bigint, k integer DEFAULT 5)
-RETURNS TABLE (pk text, body text, similarity double precision)
+RETURNS TABLE (pk text, body text, similarity double precision, method text, model text)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     p      vk.predictions;
@@ -211,14 +214,18 @@ BEGIN
     END IF;
     SELECT x.* INTO source FROM vk.models x
     WHERE x.id = (SELECT (m.params ->> 'source_model_id')::bigint FROM vk.models m WHERE m.id = p.model_id);
+    IF p.recovered IS NOT NULL AND p.recovered ->> 'method' <> 'nearest' THEN
+        RETURN QUERY SELECT NULL::text, p.recovered ->> 'body', (p.recovered ->> 'similarity')::float8,
+                            p.recovered ->> 'method', p.recovered ->> 'model';
+    END IF;
     RETURN QUERY
-    SELECT s.pk, s.body, vk._similarity(s.distance, source.distance)
+    SELECT s.pk, s.body, vk._similarity(s.distance, source.distance), 'nearest', vk.model_label(source)
     FROM vk.search((SELECT c.name FROM vk.collections c WHERE c.id = p.collection_id), p.vector, k,
                    vk.model_label(source)) s;
 END
 $$;
 COMMENT ON FUNCTION vk.predicted(bigint, integer) IS
-    'The k stored rows nearest to the vector a predict job produced, with their similarity.';
+    'A predict job''s vector as text: the text an inverter recovered for it when that beat the nearest stored text (pk NULL), then the k stored rows nearest to it; each with its similarity, method and model version.';
 
 CREATE OR REPLACE FUNCTION vk.put_prediction_v1(
     job_id bigint, collection_id bigint, model_id bigint, group_key text, context_pks text[], vector vector
@@ -232,3 +239,11 @@ $$;
 COMMENT ON FUNCTION vk.put_prediction_v1(bigint, bigint, bigint, text, text[], vector) IS
     'Worker contract 1: store the vector a predict job produced, with the rows it was predicted from.';
 
+
+CREATE OR REPLACE FUNCTION vk.put_prediction_text_v1(job_id bigint, recovered jsonb) RETURNS void
+LANGUAGE sql AS $$
+    UPDATE vk.predictions p SET recovered = put_prediction_text_v1.recovered
+    WHERE p.job_id = put_prediction_text_v1.job_id;
+$$;
+COMMENT ON FUNCTION vk.put_prediction_text_v1(bigint, jsonb) IS
+    'Worker contract 1: store the text recovered for a predicted vector (body, method, model, similarity, tried).';

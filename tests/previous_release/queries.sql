@@ -1,7 +1,3 @@
--- The named statements of release 0011 (revision 0011_search), as its
--- workers and command line sent them: tests/test_contract.py runs them against
--- the head schema, which must keep serving them for one release.
-
 -- Every statement the Python side sends, by name. psycopg placeholders
 -- (%(name)s); identifiers never come from Python strings.
 --
@@ -180,7 +176,11 @@ LEFT JOIN vk.models m ON m.id = j.model_id
 ORDER BY j.id DESC LIMIT %(limit)s;
 
 -- name: job
-SELECT j.*, c.name AS collection, vk.model_label(m) AS model
+-- One job with its collection and model names, how long it waited in the
+-- queue and how long it ran (so far, while it waits or runs).
+SELECT j.*, c.name AS collection, vk.model_label(m) AS model,
+       extract(epoch FROM coalesce(j.started_at, j.finished_at, now()) - j.created_at)::float8 AS queued_seconds,
+       extract(epoch FROM coalesce(j.finished_at, now()) - j.started_at)::float8 AS run_seconds
 FROM vk.jobs j
 LEFT JOIN vk.collections c ON c.id = j.collection_id
 LEFT JOIN vk.models m ON m.id = j.model_id
@@ -431,3 +431,35 @@ SELECT vk.prune_embed_cache_v1();
 
 -- name: search_models
 SELECT model_id FROM vk.search_models_v1() AS model_id;
+
+-- name: sync_model_kind
+INSERT INTO vk.model_kinds (kind, role, trainable, loadable, params, description)
+VALUES (%(kind)s, %(role)s, %(trainable)s, %(loadable)s, %(params)s, %(description)s)
+ON CONFLICT (kind) DO UPDATE
+SET role = EXCLUDED.role, trainable = EXCLUDED.trainable, loadable = EXCLUDED.loadable,
+    params = EXCLUDED.params, description = EXCLUDED.description;
+
+-- name: drop_other_model_kinds
+DELETE FROM vk.model_kinds WHERE kind <> ALL (%(kinds)s);
+
+-- name: jobs_for_export
+-- Jobs as MLflow runs (vectorkeep.app.mlflow_export): every finished job when %(ids)s is NULL, else those
+-- ids whatever their status (the caller refuses unfinished ones); with the collection, the model version
+-- and, for the job that trained that version, the version's metrics.
+SELECT j.id, j.kind, j.status, j.params, j.metrics, j.snapshot, j.log_tail, j.error, j.worker, j.attempts,
+       j.created_at, j.started_at, j.finished_at,
+       c.name AS collection, vk.model_label(m) AS model, m.kind AS model_kind,
+       m.params ->> 'artifact_sha256' AS artifact_sha256,
+       CASE WHEN m.trained_by_job = j.id THEN m.metrics END AS model_metrics
+FROM vk.jobs j
+LEFT JOIN vk.collections c ON c.id = j.collection_id
+LEFT JOIN vk.models m ON m.id = j.model_id
+WHERE CASE WHEN %(ids)s::bigint[] IS NULL THEN j.status IN ('succeeded', 'failed', 'cancelled')
+           ELSE j.id = ANY (%(ids)s::bigint[]) END
+ORDER BY j.id;
+
+-- name: keep_newest
+SELECT vk.keep_newest_v1(%(collection_id)s, %(name)s, %(keep)s);
+
+-- name: unschedule
+SELECT vk.unschedule(%(model)s, %(collection)s);
