@@ -1,4 +1,4 @@
-"""Model versions: list them, register an encoder or a pretrained inverter, activate one, retire one."""
+"""Model versions: list them, register an encoder or a pretrained inverter or corrector, activate one, retire one."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -12,7 +12,15 @@ from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
 from vectorkeep.workers.encoders.registry import load_kind
 
-__all__ = ["ModelVersion", "activate", "list_models", "register_encoder", "register_inverter", "retire"]
+__all__ = [
+    "ModelVersion",
+    "activate",
+    "list_models",
+    "register_corrector",
+    "register_encoder",
+    "register_inverter",
+    "retire",
+]
 
 
 def list_models(url: str) -> list[dict[str, Any]]:
@@ -63,6 +71,39 @@ def register_inverter(url: str, name: str, *, source: str, encoder: str, t5: str
         registry.store_trained(
             conn, version.id, artifact=to_artifact(model), dim=inverted.dim, params=recorded, metrics={}
         )
+        conn.commit()
+        return registry.by_id(conn, version.id)
+
+
+def register_corrector(url: str, name: str, *, source: str, inverter: str, t5: str | None = None) -> ModelVersion:
+    """A pretrained vec2text corrector as a model version tied to the vec2text inverter it corrects (a version
+    registered or trained here), its weights stored with that inverter's (workers.inversion.corrector).
+
+    source: the corrector's folder or hub name; t5: a local copy of its T5 (default: as its config says).
+    """
+    from vectorkeep.db import artifacts
+    from vectorkeep.workers.inversion import corrector, pretrained
+    from vectorkeep.workers.trainers.vec2text_corrector import INVERTER_KIND, INVERTER_PARAMS
+
+    with connect(url) as conn:
+        corrected = registry.by_spec(conn, inverter)
+        if corrected.kind != INVERTER_KIND:
+            raise ValueError(f"a vec2text corrector corrects a {INVERTER_KIND}; {corrected.label} is {corrected.kind}")
+        encoder = registry.by_id(conn, int(corrected.params["encoder_model_id"]))
+        encoder_path = str(corrected.params["encoder_source"])
+        model, params = pretrained.load_corrector(source, encoder_path, encoder.dim, t5)
+        recorded = {
+            **params,
+            "inverter": corrected.label,
+            "inverter_model_id": corrected.id,
+            "inverter_params": {k: corrected.params[k] for k in INVERTER_PARAMS if k in corrected.params},
+            "encoder_model_id": encoder.id,
+            "encoder": encoder.label,
+            "encoder_source": encoder_path,
+        }
+        artifact = corrector.to_artifact(model, artifacts.load(conn, corrected))
+        version = registry.register(conn, name=name, kind="vec2text-corrector", dim=encoder.dim, params=recorded)
+        registry.store_trained(conn, version.id, artifact=artifact, dim=encoder.dim, params=recorded, metrics={})
         conn.commit()
         return registry.by_id(conn, version.id)
 

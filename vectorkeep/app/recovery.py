@@ -3,38 +3,42 @@
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from vectorkeep.app.jobs import Job
+from vectorkeep.db import kinds
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
 
-METHODS = ("nearest", "vec2text")
+# best: the best ready inverter for the encoder beside the nearest stored text, the better kept per row.
+METHODS = ("best", "nearest", *(k.removesuffix("-inverter") for k in kinds.names(role="inverter")))
 
 
 @dataclass(frozen=True)
-class Vec2TextSearch:
-    """How hard vec2text searches for each vector."""
+class InversionSearch:
+    """How hard an inverter searches for each vector."""
 
-    steps: int = 1  # correction steps
-    beam_width: int = 4  # candidates a step
-    max_seconds: float = 10.0  # time box a vector
+    max_seconds: float | None = None  # time box a vector (default: the inverter's own)
+    steps: int = 1  # vec2text: correction steps
+    beam_width: int = 4  # vec2text: candidates a step
 
 
 def recover(
     url: str,
     adopted: str,
     *,
-    method: str = "nearest",
+    method: str = "best",
     reference: str | None = None,
-    search: Vec2TextSearch | None = None,
+    search: InversionSearch | None = None,
 ) -> int:
     """Queue a recover job: text for every row of an adopted table, into vk.recovered; its id.
 
-    reference: for nearest, the version whose stored texts to search; for vec2text,
-    the inverter (default: one proven compatible by fingerprint).
+    method: best (the best ready inverter beside the nearest stored text), nearest, or an inverter's method.
+    reference: for best and nearest, the version whose stored texts to search; for an inverter's method,
+    the inverter (default: the best ready one for an encoder proven compatible by fingerprint).
     """
-    params = asdict(search or Vec2TextSearch())
+    params = _options(search)
     with connect(url, autocommit=True) as conn:
         row = conn.execute(
             query("recover_adopted"),
@@ -51,10 +55,10 @@ def evaluate_recovery(
     model: str | None = None,
     inverter: str | None = None,
     rows: int = 50,
-    search: Vec2TextSearch | None = None,
+    search: InversionSearch | None = None,
 ) -> int:
-    """Queue an evaluation of recovery on held-out rows (nearest stored text and vec2text); its job id."""
-    params = {"rows": rows, **asdict(search or Vec2TextSearch())}
+    """Queue an evaluation of recovery on held-out rows (nearest other text, an inverter, best); its job id."""
+    params = {"rows": rows, **_options(search)}
     with connect(url, autocommit=True) as conn:
         row = conn.execute(
             query("evaluate_recovery"),
@@ -64,7 +68,17 @@ def evaluate_recovery(
     return int(row[0])
 
 
+def _options(search: InversionSearch | None) -> dict[str, Any]:
+    return {k: v for k, v in asdict(search or InversionSearch()).items() if v is not None}
+
+
 def recovery_scores(job: Job) -> list[dict[str, Any]]:
-    """A finished evaluation's scores, one row a method."""
+    """A finished evaluation's scores, one row a method (the baseline first)."""
     results = job["metrics"] or {}
-    return [{"method": method, **results[method]} for method in METHODS if method in results]
+    return [{"method": method, **scores} for method, scores in results.items() if isinstance(scores, dict)]
+
+
+def recovered_text(url: str, adopted: str) -> list[dict[str, Any]]:
+    """The recovered text of each row of an adopted table: the best method's, with the others'."""
+    with connect(url) as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query("recovered_text"), {"adopted": adopted}).fetchall()

@@ -20,6 +20,13 @@ def _search(args: argparse.Namespace) -> maps.GapSearch:
 def cmd_gaps(args: argparse.Namespace) -> int:
     found = maps.find_gaps(url(args), args.model, search=_search(args), fill=args.fill)
     emit(_shown(found.filled, args.json) if args.fill else found.gaps, as_json=args.json)
+    if args.fill and not args.json:
+        summary = found.summary()
+        print(
+            f"{summary['filled']} of {summary['gaps']} gaps filled: {summary['in_cell']:.0%} of the texts land back "
+            f"in their cell, {summary['distinct_texts']} distinct, mean cosine {summary['mean_cosine']} "
+            f"({', '.join(f'{m}: {n}' for m, n in summary['methods'].items())})"
+        )
     return 0
 
 
@@ -52,7 +59,9 @@ def register(commands: Commands) -> None:
     p = group.add("gaps", cmd_gaps, "A map's gaps; with --fill N the first N decoded to vectors and text.")
     _gap_options(p)
 
-    p = group.add("fill", cmd_fill, "Decode one map coordinate: its vector, the nearest stored text, generated text.")
+    p = group.add(
+        "fill", cmd_fill, "Decode one map coordinate: its vector, the nearest stored text, the recovered text."
+    )
     p.add_argument("x", type=float, help="the map coordinate to decode")
     p.add_argument("y", type=float)
     _model(p)

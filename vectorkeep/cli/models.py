@@ -21,6 +21,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
+    if args.kind == "vec2text-corrector":
+        if not args.for_model:
+            raise SystemExit("error: registering a vec2text-corrector needs --for INVERTER@VERSION")
+        version = models.register_corrector(
+            url(args), args.name, source=args.source, inverter=args.for_model, t5=args.t5
+        )
+        row = {"model": version.label, "kind": version.kind, "dim": version.dim, "status": version.status}
+        emit([{**row, "inverter": version.params["inverter"]}], as_json=args.json)
+        return 0
     if args.kind == "vec2text-inverter":
         if not args.for_model:
             raise SystemExit("error: registering a vec2text-inverter needs --for ENCODER@VERSION")
@@ -64,17 +73,27 @@ def register(commands: Commands) -> None:
     )
     group.add("list", cmd_list, "List model versions: kind, dimension, status, params.")
 
-    p = group.add("register", cmd_register, "Register the next version of an external encoder, or a vec2text inverter.")
+    p = group.add(
+        "register",
+        cmd_register,
+        "Register the next version of an external encoder, or a vec2text inverter or corrector.",
+    )
     p.add_argument("name", help="the model name")
     p.add_argument("--source", required=True, help="Hugging Face name or local path")
     p.add_argument(
         "--kind",
         default="sentence-transformers",
         choices=[*ENCODER_KINDS, *kinds.names(role="inverter")],
-        help="how to load it (vec2text-inverter: a pretrained inverter, with --for)",
+        help="how to load it (vec2text-inverter: a pretrained inverter, vec2text-corrector: a pretrained "
+        "corrector, with --for)",
     )
-    p.add_argument("--for", dest="for_model", help="vec2text-inverter: the encoder version it inverts")
-    p.add_argument("--t5", help="vec2text-inverter: a local copy of its T5 (default: as its config says)")
+    p.add_argument(
+        "--for",
+        dest="for_model",
+        help="vec2text-inverter: the encoder version it inverts; vec2text-corrector: the vec2text inverter "
+        "version it corrects",
+    )
+    p.add_argument("--t5", help="vec2text inverter or corrector: a local copy of its T5 (default: as its config says)")
     p.add_argument("--distance", default="cosine", choices=["cosine", "l2", "ip"])
 
     p = group.add("activate", cmd_activate, "Make a version a collection's search model, if it passes its gates.")

@@ -12,8 +12,8 @@ from vectorkeep.cli.progress import JobBars
 ENCODER_KINDS = kinds.names(role="encoder", trainable=False)
 
 
-def _search(args: argparse.Namespace) -> recovery.Vec2TextSearch:
-    return recovery.Vec2TextSearch(steps=args.steps, beam_width=args.beam_width, max_seconds=args.max_seconds)
+def _search(args: argparse.Namespace) -> recovery.InversionSearch:
+    return recovery.InversionSearch(steps=args.steps, beam_width=args.beam_width, max_seconds=args.max_seconds)
 
 
 def cmd_adopt(args: argparse.Namespace) -> int:
@@ -39,6 +39,13 @@ def cmd_recover(args: argparse.Namespace) -> int:
         emit([{"job": job_id, "kind": "recover", "adopted": args.adopted}], as_json=args.json)
         return 0
     return wait_and_show(url(args), job_id, as_json=args.json)
+
+
+def cmd_recovered(args: argparse.Namespace) -> int:
+    rows = recovery.recovered_text(url(args), args.adopted)
+    shown = rows if args.json else [{k: v for k, v in r.items() if k != "alternatives"} for r in rows]
+    emit(shown, as_json=args.json)
+    return 0
 
 
 def cmd_evaluate_recovery(args: argparse.Namespace) -> int:
@@ -75,27 +82,39 @@ def register(commands: Commands) -> None:
         "recover", cmd_recover, "Queue a recover job: text for every row of an adopted table, into vk.recovered."
     )
     p.add_argument("adopted", help="adopted table name")
-    p.add_argument("--method", default="nearest", choices=recovery.METHODS)
+    p.add_argument(
+        "--method",
+        default="best",
+        choices=recovery.METHODS,
+        help="best (default): the best ready inverter beside the nearest stored text, the better kept per row",
+    )
     p.add_argument(
         "--reference",
-        help="nearest: the version whose stored texts to search; vec2text: the inverter "
-        "(default: one proven compatible by fingerprint)",
+        help="best, nearest: the version whose stored texts to search; an inverter's method: the inverter "
+        "(default: the best ready one, proven compatible by fingerprint)",
     )
-    p.add_argument("--steps", type=int, default=1, help="vec2text: correction steps (default 1)")
-    p.add_argument("--beam-width", type=int, default=4, help="vec2text: candidates per step (default 4)")
-    p.add_argument("--max-seconds", type=float, default=10.0, help="vec2text: time box per vector (default 10)")
+    _search_options(p)
     p.add_argument("--wait", action="store_true", help="show progress until the job ends")
+
+    p = commands.add(
+        "recovered", cmd_recovered, "The recovered text of each row of an adopted table, with its method and cosine."
+    )
+    p.add_argument("adopted", help="adopted table name")
 
     p = commands.add(
         "evaluate-recovery",
         cmd_evaluate_recovery,
-        "Score text recovery on held-out rows: nearest stored text (the baseline) and vec2text, side by side.",
+        "Score text recovery on held-out rows: nearest other stored text (the baseline), an inverter, and best.",
     )
     p.add_argument("--collection", default="documents")
     p.add_argument("--model", help="the vectors' model version (default: the collection's)")
-    p.add_argument("--inverter", help="a vec2text inverter to evaluate (name@version)")
+    p.add_argument("--inverter", help="the inverter to evaluate (name@version; default: the best ready one)")
     p.add_argument("--rows", type=int, default=50, help="held-out rows to recover (default 50)")
-    p.add_argument("--steps", type=int, default=1)
-    p.add_argument("--beam-width", type=int, default=4)
-    p.add_argument("--max-seconds", type=float, default=10.0)
+    _search_options(p)
     p.add_argument("--wait", action="store_true", help="wait and print the scores")
+
+
+def _search_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-seconds", type=float, help="time box a vector (default: the inverter's, 8 s for edit-search)")
+    p.add_argument("--steps", type=int, default=1, help="vec2text: correction steps (default 1)")
+    p.add_argument("--beam-width", type=int, default=4, help="vec2text: candidates a step (default 4)")

@@ -1,13 +1,17 @@
 """predict: the next vector of a group by a next-vector model, stored in vk.predictions.
 
-Asked for from SQL (vk.predict_next); the nearest stored texts to the answer
-come from vk.predicted(job_id), a pgvector search by the source model.
+Asked for from SQL (vk.predict_next). When an inverter is ready for the
+source model, the recovery entry point turns the vector into text (kept only
+where it beats the nearest stored text), stored with its method, version and
+cosine; vk.predicted(job_id) gives it, then the nearest stored texts.
 """
 
 import numpy as np
+from psycopg.types.json import Jsonb
 
 from vectorkeep.db import artifacts, registry
 from vectorkeep.sql import query
+from vectorkeep.workers.inversion.recovery import ranked_inverters, recovery_for
 from vectorkeep.workers.jobs.runner import JobContext, JobOutcome
 from vectorkeep.workers.sequences import lvm
 
@@ -17,8 +21,8 @@ def run_predict(ctx: JobContext) -> JobOutcome:
     version = registry.by_id(conn, job["model_id"])
     group_key = str(job["params"]["group_key"])
     context = int(version.params["context"])
-    # Three short steps, each reported (a cancelled job stops between them).
-    ctx.report("reading the group", 0, 3, "steps")
+    # Short steps, each reported (a cancelled job stops between them).
+    ctx.report("reading the group", 0, 4, "steps")
     tail = conn.execute(
         query("group_tail"),
         {
@@ -30,10 +34,10 @@ def run_predict(ctx: JobContext) -> JobOutcome:
     ).fetchall()
     if len(tail) < context:
         raise ValueError(f"group {group_key!r} has {len(tail)} embedded rows; {version.label} needs {context}")
-    ctx.report("predicting", 1, 3, "steps")
+    ctx.report("predicting", 1, 4, "steps")
     model = lvm.load(version.kind, version.params, artifacts.load(conn, version))
     vector = lvm.predict(model, np.stack([registry.as_array(v) for _, v in tail]))
-    ctx.report("storing", 2, 3, "steps")
+    ctx.report("storing", 2, 4, "steps")
     with conn.transaction():
         conn.execute(
             query("put_prediction"),
@@ -46,5 +50,17 @@ def run_predict(ctx: JobContext) -> JobOutcome:
                 "vector": vector,
             },
         )
-    ctx.report("storing", 3, 3, "steps")
-    return JobOutcome(metrics={"group_key": group_key, "context": [pk for pk, _ in tail]}, model_id=version.id)
+    ctx.report("recovering its text", 3, 4, "steps")
+    metrics = {"group_key": group_key, "context": [pk for pk, _ in tail]}
+    source = registry.by_id(conn, int(version.params["source_model_id"]))
+    if ranked_inverters(conn, source):
+        with conn.transaction():
+            recovered = recovery_for(conn, source).recover(vector)
+            best = recovered.best
+            text = {"body": best.text, "method": best.method, "model": best.model, "similarity": best.cosine}
+            conn.execute(
+                query("put_prediction_text"), {"job_id": ctx.id, "recovered": Jsonb({**text, **recovered.details()})}
+            )
+        metrics["recovered"] = text
+    ctx.report("recovering its text", 4, 4, "steps")
+    return JobOutcome(metrics=metrics, model_id=version.id)

@@ -8,20 +8,20 @@ its vectors (and activates it when params.activate gives the gates).
 """
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from vectorkeep.db import registry
+from vectorkeep.db import kinds, registry
 from vectorkeep.sql import query
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders.registry import load_kind
-from vectorkeep.workers.inversion import metrics as recovery_metrics
-from vectorkeep.workers.inversion import model as inverter_model
-from vectorkeep.workers.inversion.invert import invert
+from vectorkeep.workers.inversion.evaluation import evaluate
+from vectorkeep.workers.inversion.recovery import NEAREST, Recovery, method_of
 from vectorkeep.workers.jobs import train_structure
 from vectorkeep.workers.jobs.runner import JobContext, JobLost, JobOutcome, JobStopped
-from vectorkeep.workers.kinds import trainer
+from vectorkeep.workers.kinds import resolve, trainer
 from vectorkeep.workers.trainers.data import CollectionPairs, sample
 from vectorkeep.workers.trainers.evaluate import retrieval_metrics
 from vectorkeep.workers.trainers.result import Trained
@@ -84,7 +84,7 @@ def _finish(ctx: JobContext, run: TrainingRun, model_id: int, trained: Trained) 
     beyond params.keep."""
     conn, spec = ctx.conn, run.spec
     if spec.kind.role == "inverter":
-        evaluation, probe = _evaluate_inverter(ctx, trained, spec.holdout), None
+        evaluation, probe = _evaluate_inverter(ctx, model_id, trained, spec.holdout), None
     else:
         encoder = load_kind(spec.kind.name, trained.params, trained.artifact)
         heldout = sample(run.texts("heldout"), HELDOUT_SAMPLE)
@@ -123,23 +123,33 @@ def _finish(ctx: JobContext, run: TrainingRun, model_id: int, trained: Trained) 
     return metrics
 
 
-INVERTER_SAMPLE = 20
+INVERTER_SAMPLE = 10
+INVERTER_SECONDS = 2.0
 
 
-def _evaluate_inverter(ctx: JobContext, trained: Trained, holdout: float) -> dict[str, Any]:
-    """Invert held-out vectors of the encoder; compare with their texts (and re-embed for the cosine)."""
+def _evaluate_inverter(ctx: JobContext, model_id: int, trained: Trained, holdout: float) -> dict[str, Any]:
+    """Recover held-out vectors of the encoder with the new inverter (a short time box each), beside the
+    nearest other stored text; its mean cosine ranks it among the encoder's inverters (vk.inverters_v1)."""
     encoder_model = registry.by_id(ctx.conn, trained.params["encoder_model_id"])
     encoder = EncoderCache().get(ctx.conn, encoder_model)
-    model = inverter_model.from_artifact(trained.params["encoder_source"], trained.params, trained.artifact)
+    version = replace(registry.by_id(ctx.conn, model_id), params=trained.params, dim=trained.dim)
+    path = kinds.kind(version.kind).inverter
+    assert path is not None
+    options = {"max_seconds": min(INVERTER_SECONDS, float(trained.params.get("seconds", INVERTER_SECONDS)))}
+    inverter = resolve(path)(version, trained.artifact, encoder, options)
     pairs = sample(
         CollectionPairs(ctx.url, ctx.job["collection_id"], encoder_model.id, "heldout", holdout), INVERTER_SAMPLE
     )
-    results = [invert(model, encoder, vector, steps=0, beam_width=2) for _, _, vector in pairs]
+    if not pairs:
+        return {}
+    scores = evaluate(
+        Recovery(ctx.conn, encoder_model, encoder, inverter, options), pairs, collection=None, report=ctx.report
+    )
+    mine, nearest = scores.get(method_of(version.kind), {}), scores.get(NEAREST, {})
     return {
-        f"inversion_{k}": v
-        for k, v in recovery_metrics.summary(
-            [r.text for r in results], [text for _, text, _ in pairs], [r.cosine for r in results]
-        ).items()
+        **{f"inversion_{k}": v for k, v in mine.items() if k != "model"},
+        "nearest_token_f1": nearest.get("token_f1"),
+        "nearest_mean_cosine": nearest.get("mean_cosine"),
     }
 
 

@@ -1,10 +1,12 @@
 """Filling a map's gaps: a 2D point decoded to a vector, then to text.
 
 For a coordinate: the decoder's vector, the nearest stored text to it
-(vk.recover over pgvector), and, when a vec2text inverter exists for the
-source model, generated text with its cosine to the decoded vector and where
-that text lands on the map when embedded again ("target accuracy": the
-distance from the asked point, as a fraction of the map's extent).
+(vk.recover over pgvector), and the text the recovery entry point answers
+(the best ready inverter for the source model, kept where it beats the
+nearest stored text), with its method, version and cosine to the decoded
+vector, and where that text lands on the map when embedded again ("target
+error": the distance from the asked point, as a fraction of the map's
+extent; "in_cell": whether it lands inside the gap's grid cell).
 """
 
 from typing import Any
@@ -18,62 +20,65 @@ from vectorkeep.sql import query
 from vectorkeep.workers.encoder_cache import EncoderCache
 
 
-def extent(conn: psycopg.Connection, version: ModelVersion) -> float:
+def bounds(conn: psycopg.Connection, version: ModelVersion) -> tuple[float, float, float, float]:
+    """x0, y0, x1, y1 of the map's points (the grid vk.map_gaps divides)."""
     points = np.array([(x, y) for _, x, y in conn.execute(query("map_coordinates"), {"model_id": version.id})])
-    return float(np.linalg.norm(points.max(axis=0) - points.min(axis=0))) if len(points) else 1.0
+    if not len(points):
+        return 0.0, 0.0, 1.0, 1.0
+    (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+    return float(x0), float(y0), float(x1), float(y1)
 
 
 def fill(
     conn: psycopg.Connection,
     version: ModelVersion,
-    x: float,
-    y: float,
+    points: list[tuple[float, float]],
     *,
+    cells: int | None = None,
     encoders: EncoderCache | None = None,
-    invert_steps: int = 1,
-) -> dict[str, Any]:
+) -> list[dict[str, Any]]:
+    """Each point decoded and recovered; cells: the grid of vk.map_gaps, to tell whether a text lands in its cell."""
     # Imported here: torch and scikit-learn are 3 s of every command line's start otherwise.
+    from vectorkeep.workers.inversion.recovery import NEAREST, recovery_for
     from vectorkeep.workers.maps.umap import MapModel
 
     model = MapModel.load(version.params, artifacts.load(conn, version))
-    vector = model.from_2d(np.array([[x, y]]))[0]
     source = registry.by_id(conn, int(version.params["source_model_id"]))
     collection = conn.execute(query("collection_name"), {"id": version.params["collection_id"]}).fetchone()
     assert collection is not None
-    nearest = conn.execute(
-        query("recover_nearest"), {"query": vector, "model": source.label, "k": 1, "collection": collection[0]}
-    ).fetchone()
-    out: dict[str, Any] = {
-        "x": round(x, 4),
-        "y": round(y, 4),
-        "nearest_pk": nearest[1] if nearest else None,
-        "nearest_text": nearest[2] if nearest else None,
-        "nearest_similarity": round(float(nearest[3]), 4) if nearest else None,
-        "generated_text": None,
-        "vector": [round(float(v), 6) for v in vector],
-    }
-    inverter = conn.execute(query("inverters_for"), {"model_id": source.id}).fetchone()
-    if inverter is None:
-        return out
-    from vectorkeep.workers.inversion import model as inverter_model
-    from vectorkeep.workers.inversion.invert import invert
-
-    inverter_version = registry.by_id(conn, inverter[0])
-    encoder = (encoders or EncoderCache()).get(conn, source)
-    inverter_net = inverter_model.from_artifact(
-        inverter_version.params["encoder_source"], inverter_version.params, artifacts.load(conn, inverter_version)
-    )
-    result = invert(inverter_net, encoder, vector, steps=invert_steps, beam_width=4)
-    landed = model.to_2d(encoder.encode([result.text]))[0]
-    out.update(
-        generated_text=result.text,
-        generated_cosine=round(result.cosine, 4),
-        inverter=inverter_version.label,
-        landed_x=round(float(landed[0]), 4),
-        landed_y=round(float(landed[1]), 4),
-        target_error=round(float(np.hypot(landed[0] - x, landed[1] - y)) / extent(conn, version), 4),
-    )
-    return out
+    x0, y0, x1, y1 = bounds(conn, version)
+    extent = float(np.hypot(x1 - x0, y1 - y0)) or 1.0
+    with conn.transaction():
+        recovery = recovery_for(conn, source, encoders=encoders)
+    filled = []
+    for x, y in points:
+        vector = model.from_2d(np.array([[x, y]]))[0]
+        recovered = recovery.recover(vector, collection=collection[0])
+        nearest = next((a for a in recovered.tried if a.method == NEAREST), None)
+        best = recovered.best
+        landed = model.to_2d(recovery.encoder.encode([best.text]))[0]
+        out: dict[str, Any] = {
+            "x": round(x, 4),
+            "y": round(y, 4),
+            "nearest_pk": nearest.source_pk if nearest else None,
+            "nearest_text": nearest.text if nearest else None,
+            "nearest_similarity": round(nearest.cosine, 4) if nearest else None,
+            "text": best.text,
+            "method": best.method,
+            "model": best.model,
+            "cosine": round(best.cosine, 4),
+            "landed_x": round(float(landed[0]), 4),
+            "landed_y": round(float(landed[1]), 4),
+            "target_error": round(float(np.hypot(landed[0] - x, landed[1] - y)) / extent, 4),
+            "tried": [{"method": a.method, "model": a.model, "cosine": round(a.cosine, 4)} for a in recovered.tried],
+            "vector": [round(float(v), 6) for v in vector],
+        }
+        if cells:
+            out["in_cell"] = bool(
+                abs(landed[0] - x) <= (x1 - x0) / cells / 2 and abs(landed[1] - y) <= (y1 - y0) / cells / 2
+            )
+        filled.append(out)
+    return filled
 
 
 def plot(
@@ -102,7 +107,7 @@ def plot(
     if filled:
         ax.scatter([f["x"] for f in filled], [f["y"] for f in filled], s=80, marker="*", c="#228833", label="filled")
         for f in filled:
-            if f.get("landed_x") is not None:
+            if f.get("landed_x") is not None and (f["landed_x"], f["landed_y"]) != (f["x"], f["y"]):
                 ax.annotate("", (f["landed_x"], f["landed_y"]), (f["x"], f["y"]), arrowprops={"arrowstyle": "->"})
     ax.set_title(
         f"{version.label}: {version.params.get('source')} vectors of collection {version.params.get('collection_id')}"
