@@ -1,6 +1,6 @@
 """python -m bench: every figure of bench/, side by side in one run; a table, and JSON in bench/results/.
 
-python -m bench                      # all sections (about 17 minutes on 2 cores)
+python -m bench                      # all sections (about 27 minutes on 2 cores)
 python -m bench --only ingest latency --rows 5000
 python -m bench --only textquery filters relevance
 python -m bench --json               # the JSON only, on stdout
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import filters, ingest, latency, memory, relevance, search, text_queries, triggers
+from bench import filters, ingest, latency, memory, recovery, relevance, search, text_queries, triggers
 from bench.database import bench_database
 
 # figure -> (comparison, goal); every other figure is printed as information.
@@ -42,8 +42,13 @@ GOALS: dict[str, tuple[str, float]] = {
     "filters.p01_recall_at_10": (">=", 0.95),
     "filters.p1_over_unfiltered": ("<=", 3),
     "relevance.hybrid_over_best_single": (">=", 1.0),
+    "recovery.sentences_best_mean_cosine": (">=", 0.90),
+    "recovery.docstrings_best_mean_cosine": (">=", 0.90),
+    "recovery.sentences_best_token_f1_over_nearest": (">=", 2.0),
+    "recovery.docstrings_best_token_f1_over_nearest": (">=", 2.0),
+    "recovery.gaps_in_cell": (">=", 0.5),
 }
-SECTIONS = ("ingest", "latency", "triggers", "search", "backfill", "textquery", "filters", "relevance")
+SECTIONS = ("ingest", "latency", "triggers", "search", "backfill", "textquery", "filters", "relevance", "recovery")
 
 
 def _backfill(small: int, large: int) -> dict[str, Any]:
@@ -87,6 +92,7 @@ def main() -> int:
         "textquery": lambda: _in_database(lambda url: text_queries.run(url, queries=args.text_queries)),
         "filters": lambda: _in_database(lambda url: filters.run(url, vectors=args.vectors, queries=100)),
         "relevance": lambda: _in_database(relevance.run),
+        "recovery": lambda: _in_database(recovery.run),
     }
     result: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

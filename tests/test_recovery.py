@@ -56,7 +56,7 @@ def test_adopted_vectors_recover_their_exact_text_with_provenance(corpus_url: st
             assert (r["model_id"], r["job_id"]) == (model_id, job_id)
             assert r["reference_model_id"] == one(conn, "SELECT (vk.model('minilm@1')).id")
         metrics = one(conn, "SELECT metrics FROM vk.jobs WHERE id = %s", (job_id,))
-        assert (metrics["rows"], metrics["without_text"]) == (400, 0)
+        assert (metrics["nearest"]["rows"], metrics["nearest"]["without_text"]) == (400, 0)
         # Recovered text is never taken for original text: the legacy table is no collection.
         with pytest.raises(errors.UndefinedObject):
             conn.execute("SELECT * FROM vk.search('repo_info_pv_vec', %s)", (np.ones(384),))

@@ -297,3 +297,25 @@ def test_an_application_cannot_retire_measure_or_prune_versions(secrets: psycopg
         assert "permission denied" in refused(app, statement), statement
     assert one(conn, "SELECT count(*) FROM vk.collection_models") >= 1
     assert one(conn, "SELECT status FROM vk.models WHERE name = 'minilm'") == "active"
+
+
+def test_recovered_text_is_read_only_by_who_may_read_the_adopted_table(conn: psycopg.Connection, login: Login) -> None:
+    """Text recovered for a vector-only table (vk.recovered_text) follows that table, like its vectors."""
+    conn.execute("CREATE TABLE hidden_vectors (id int PRIMARY KEY, v vector(384))")
+    conn.execute("INSERT INTO hidden_vectors VALUES (1, %s)", (np.ones(384, dtype=np.float32),))
+    conn.execute("SELECT vk.adopt('hidden_vectors', 'id', 'v', 'hidden')")
+    conn.execute(
+        "INSERT INTO vk.recovered (adopted_id, pk, method, body, similarity, model_id, details) "
+        "SELECT a.id, '1', 'edit-search', %s, 0.9, a.model_id, '{\"best\": true}' FROM vk.adopted a",
+        (SECRET,),
+    )
+    assert one(conn, "SELECT body FROM vk.recovered_text('hidden_vectors')") == SECRET
+    app = login("vk_app")
+    with psycopg.connect(app, autocommit=True) as a:
+        assert one(a, "SELECT count(*) FROM vk.recovered_text('hidden_vectors')") == 0
+        assert one(a, "SELECT count(*) FROM vk.recovered") == 0
+    role = app.split("//", 1)[1].split("@", 1)[0]
+    conn.execute(f"GRANT SELECT ON hidden_vectors TO {role}")
+    with psycopg.connect(app, autocommit=True) as a:
+        row = a.execute("SELECT body, method, model FROM vk.recovered_text('hidden_vectors')").fetchone()
+        assert row == (SECRET, "edit-search", None)

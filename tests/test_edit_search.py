@@ -1,0 +1,100 @@
+"""Edit search, the CPU inverter: trained as a job on the database's own pairs, it beats the
+nearest other stored text on held-out short texts within its time box; every recovered text
+records its method, version and cosine; the nearest text wins where the inverter does worse;
+vectors of another encoder are refused."""
+
+import numpy as np
+import pytest
+from psycopg import errors
+from psycopg.rows import dict_row
+
+from helpers import drain, one, serve
+from vectorkeep.db import registry
+from vectorkeep.db.connect import connect
+from vectorkeep.workers.corpus import sentences
+from vectorkeep.workers.encoder_cache import EncoderCache
+
+ROWS = 600
+FAST = '{"epochs": 30, "seconds": 1.0}'
+
+
+def test_edit_search_trains_as_a_job_beats_the_nearest_text_and_records_each_text(
+    db_url: str, encoders: EncoderCache
+) -> None:
+    texts = list(sentences(max_words=24))[:ROWS]
+    with connect(db_url, autocommit=True) as conn:
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO vk.documents (body) VALUES (%s)", [(t,) for t in texts])
+        drain(db_url, encoders)
+        train_id = one(conn, "SELECT vk.train('words', 'edit-search', %s)", (FAST,))
+        assert serve(db_url, encoders) == [train_id]  # an inverter has no vectors: no reembed job follows
+        with conn.cursor(row_factory=dict_row) as cur:
+            train = cur.execute("SELECT * FROM vk.jobs WHERE id = %s", (train_id,)).fetchone()
+        assert train is not None and train["status"] == "succeeded", train and train["error"]
+        m = train["metrics"]
+        assert m["vocabulary"] > 100 and m["pairs"] > 400 and "minilm@1" in m["trained_on"]
+        # The held-out check it ranks by: its texts against the nearest other stored text.
+        assert m["inversion_n"] == 10 and m["inversion_mean_cosine"] > m["nearest_mean_cosine"]
+        inverter = registry.by_spec(conn, "words@1")
+        assert (inverter.kind, inverter.dim, inverter.params["encoder"]) == ("edit-search", 384, "minilm@1")
+
+        # Held-out rows, their text kept out of the reference: the inverter beats the baseline.
+        evaluate_id = one(
+            conn, "SELECT vk.evaluate_recovery('documents', 'minilm@1', NULL, '{\"rows\": 5, \"max_seconds\": 1.5}')"
+        )
+        assert serve(db_url, encoders) == [evaluate_id]
+        scores = one(conn, "SELECT metrics FROM vk.jobs WHERE id = %s", (evaluate_id,))
+        assert scores["edit-search"]["n"] == scores["nearest"]["n"] == 5 and scores["edit-search"]["model"] == "words@1"
+        assert scores["edit-search"]["mean_cosine"] > scores["nearest"]["mean_cosine"]
+        assert scores["best"]["mean_cosine"] >= scores["edit-search"]["mean_cosine"]
+        for method in ("nearest", "edit-search", "best"):
+            assert set(scores[method]) >= {"exact_match", "token_f1", "bleu", "seconds_per_vector"}
+
+        # A legacy table of bare vectors: two whose text was deleted, one whose text is still stored.
+        conn.execute("CREATE TABLE legacy (id bigint PRIMARY KEY, v vector(384))")
+        conn.execute(
+            "INSERT INTO legacy SELECT e.pk::bigint, e.embedding FROM vk.embeddings e ORDER BY e.pk::bigint LIMIT 3"
+        )
+        conn.execute("DELETE FROM vk.documents WHERE id IN (SELECT id FROM legacy ORDER BY id LIMIT 2)")
+        drain(db_url, encoders)
+        conn.execute("SELECT vk.adopt('legacy', 'id', 'v', 'legacy')")
+        conn.execute("UPDATE vk.models SET fingerprint = (vk.model('minilm@1')).fingerprint WHERE name = 'legacy'")
+        recover_id = one(conn, "SELECT vk.recover_adopted('legacy', params => '{\"max_seconds\": 1.5}')")
+        assert serve(db_url, encoders) == [recover_id]
+        with conn.cursor(row_factory=dict_row) as cur:
+            answers = cur.execute(
+                "SELECT r.*, l.v FROM vk.recovered_text('legacy') r JOIN legacy l ON l.id = r.pk::bigint ORDER BY l.id"
+            ).fetchall()
+            tried = cur.execute("SELECT pk, method FROM vk.recovered ORDER BY pk::bigint, method").fetchall()
+        assert len(answers) == 3 and len(tried) == 6  # both methods, every row
+        minilm = encoders.get(conn, registry.by_spec(conn, "minilm@1"))
+        for a in answers:
+            # Each answer's recorded cosine is that of its text, re-embedded, to the row's vector.
+            again, target = minilm.encode([a["body"]])[0], registry.as_array(a["v"])
+            cosine = float(again @ target / (np.linalg.norm(again) * np.linalg.norm(target)))
+            assert a["similarity"] == pytest.approx(cosine, abs=1e-3)
+            assert (a["method"], a["model"]) in {("edit-search", "words@1"), ("nearest", "minilm@1")}
+            assert len(a["alternatives"]) == 1 and a["alternatives"][0]["similarity"] <= a["similarity"]
+        # The stored text is the exact answer for its own vector: the inverter cannot beat it.
+        assert (answers[2]["method"], answers[2]["similarity"]) == ("nearest", pytest.approx(1, abs=1e-4))
+
+
+def test_edit_search_refuses_vectors_of_another_encoder(db_url: str) -> None:
+    with connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO vk.models (name, version, kind, dim, params) VALUES ('words', 1, 'edit-search', 384, "
+            "jsonb_build_object('encoder_model_id', (vk.model('minilm@1')).id))"
+        )
+        conn.execute("CREATE TABLE other_vectors (id int PRIMARY KEY, v vector(384))")
+        conn.execute("INSERT INTO other_vectors VALUES (1, %s)", (np.ones(384, dtype=np.float32),))
+        conn.execute("SELECT vk.adopt('other_vectors', 'id', 'v', 'other')")
+        other = np.random.default_rng(7).standard_normal(384).astype(np.float32)
+        conn.execute("UPDATE vk.models SET fingerprint = %s WHERE name = 'other'", (other,))
+        with pytest.raises(errors.InvalidParameterValue, match="was made by another encoder"):
+            conn.execute("SELECT vk.recover_adopted('other_vectors', 'edit-search', 'words@1')")
+        with pytest.raises(errors.ObjectNotInPrerequisiteState, match="no edit-search inverter is known"):
+            conn.execute("SELECT vk.recover_adopted('other_vectors', 'edit-search')")
+        with pytest.raises(errors.InvalidParameterValue, match="recovers text by edit-search, not by vec2text"):
+            conn.execute("SELECT vk.recover_adopted('other_vectors', 'vec2text', 'words@1')")
+        with pytest.raises(errors.InvalidParameterValue, match="Methods: best, nearest, edit-search, vec2text"):
+            conn.execute("SELECT vk.recover_adopted('other_vectors', 'magic')")
