@@ -9,7 +9,9 @@ target plus `prior` times the mean probability of its words: among texts the
 encoder finds equally close, the one made of likely words is likelier the
 real one (cosine alone drifts into word salad that fools the encoder).
 Last, words whose removal costs almost no cosine are pruned (precision).
-Everything stops at the time box.
+Everything stops at the time box. A caller with another goal besides the
+cosine (a map gap: land inside its cell) passes a penalty on the candidates'
+vectors, subtracted from their cosine wherever texts are compared.
 """
 
 import random
@@ -24,6 +26,8 @@ from vectorkeep.workers.arrays import l2_normalize
 from vectorkeep.workers.inversion.invert import Inversion
 
 Encode = Callable[[list[str]], np.ndarray]
+# Unit vectors of candidate texts -> a penalty each (0: no objection), in units of cosine.
+Penalty = Callable[[np.ndarray], np.ndarray]
 
 MAX_WORDS = 48
 # Share of the time box kept for pruning.
@@ -99,6 +103,7 @@ def search(
     candidates: int = 96,
     prior: float = 0.15,
     seed: int = 0,
+    penalty: Penalty | None = None,
 ) -> Inversion:
     start = time.monotonic()
     deadline, prune_from = start + seconds, start + seconds * (1 - PRUNE_SHARE)
@@ -107,7 +112,9 @@ def search(
     vocabulary = _Vocabulary(probabilities, neighbours, rng)
 
     def cosines(texts: list[list[str]]) -> np.ndarray:
-        return l2_normalize(encode([" ".join(t) for t in texts])) @ goal  # type: ignore[no-any-return]
+        """The texts' cosines to the target, less the caller's penalty."""
+        vectors = l2_normalize(encode([" ".join(t) for t in texts]))
+        return vectors @ goal - (penalty(vectors) if penalty is not None else 0.0)  # type: ignore[no-any-return]
 
     def scores(texts: list[list[str]], cos: np.ndarray) -> np.ndarray:
         likely = [np.mean([probabilities.get(w.lower(), 0.0) for w in t]) if t else 0.0 for t in texts]
@@ -141,4 +148,7 @@ def search(
         if cos[i] < best_cos - PRUNE_TOLERANCE:
             break
         best, best_cos = shorter[i], float(cos[i])
-    return Inversion(" ".join(best), best_cos, steps, timed_out=False)
+    text = " ".join(best)
+    if penalty is not None:  # the cosine reported is the plain one
+        best_cos = float(l2_normalize(encode([text]))[0] @ goal)
+    return Inversion(text, best_cos, steps, timed_out=False)

@@ -14,7 +14,7 @@ from vectorkeep.workers.encoders import Encoder
 from vectorkeep.workers.inversion import corrector as corrector_model
 from vectorkeep.workers.inversion import edit_search
 from vectorkeep.workers.inversion.corrector import Corrector
-from vectorkeep.workers.inversion.edit_search import Neighbour
+from vectorkeep.workers.inversion.edit_search import Neighbour, Penalty
 from vectorkeep.workers.inversion.invert import Inversion, invert
 from vectorkeep.workers.inversion.words import WordPredictor
 
@@ -22,8 +22,11 @@ from vectorkeep.workers.inversion.words import WordPredictor
 class Inverter(Protocol):
     version: ModelVersion
 
-    def invert(self, target: np.ndarray, neighbours: list[Neighbour], seconds: float) -> Inversion:
-        """A text for the target; neighbours are the stored texts nearest to it, nearest first."""
+    def invert(
+        self, target: np.ndarray, neighbours: list[Neighbour], seconds: float, penalty: Penalty | None = None
+    ) -> Inversion:
+        """A text for the target; neighbours are the stored texts nearest to it, nearest first; penalty, a
+        caller's objection to candidates' vectors beside the cosine (inverters that search may use it)."""
         ...
 
 
@@ -33,7 +36,9 @@ class EditSearch:
     encoder: Encoder
     predictor: WordPredictor
 
-    def invert(self, target: np.ndarray, neighbours: list[Neighbour], seconds: float) -> Inversion:
+    def invert(
+        self, target: np.ndarray, neighbours: list[Neighbour], seconds: float, penalty: Penalty | None = None
+    ) -> Inversion:
         p = self.version.params
         probabilities = edit_search.word_probabilities(neighbours, self.predictor.probabilities(target))
         return edit_search.search(
@@ -46,6 +51,7 @@ class EditSearch:
             candidates=int(p.get("candidates", 96)),
             prior=float(p.get("prior", 0.15)),
             seed=int(p.get("seed", 42)),
+            penalty=penalty,
         )
 
 
@@ -62,7 +68,9 @@ class Vec2Text:
     beam_width: int = 4
     corrector: Corrector | None = None
 
-    def invert(self, target: np.ndarray, neighbours: list[Neighbour], seconds: float) -> Inversion:
+    def invert(
+        self, target: np.ndarray, neighbours: list[Neighbour], seconds: float, penalty: Penalty | None = None
+    ) -> Inversion:
         if self.corrector is not None:
             return self.corrector.invert(
                 self.model, self.encoder, target, steps=self.steps, beam_width=self.beam_width, max_seconds=seconds

@@ -24,7 +24,7 @@ from vectorkeep.sql import query
 from vectorkeep.workers.arrays import l2_normalize
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders import Encoder
-from vectorkeep.workers.inversion.edit_search import Neighbour
+from vectorkeep.workers.inversion.edit_search import Neighbour, Penalty
 from vectorkeep.workers.inversion.inverters import Inverter
 from vectorkeep.workers.kinds import resolve
 
@@ -137,7 +137,10 @@ class Recovery:
         collection: str | None = None,
         exclude_pk: str | None = None,
         exclude_text: str | None = None,
+        penalty: Penalty | None = None,
     ) -> Recovered:
+        """penalty: an objection to texts' vectors beside their cosine (a map gap: landing outside its cell),
+        which the inverter searches with and the choice between the texts counts."""
         goal = l2_normalize(np.asarray(target, dtype=np.float32))
         started = time.monotonic()
         found = self.neighbours(goal, collection=collection, exclude_pk=exclude_pk, exclude_text=exclude_text)
@@ -159,7 +162,7 @@ class Recovery:
             )
         if self.inverter is not None:
             started = time.monotonic()
-            result = self.inverter.invert(goal, [n for _, _, n in found], self.seconds())
+            result = self.inverter.invert(goal, [n for _, _, n in found], self.seconds(), penalty)
             version = self.inverter.version
             tried.append(
                 Attempt(
@@ -175,12 +178,15 @@ class Recovery:
             )
         if not tried:
             raise ValueError(f"no stored text of {self.encoder_version.label} to recover from, and no inverter")
-        best = tried[0]
-        for attempt in tried[1:]:
+        judged = np.array([a.cosine for a in tried])
+        if penalty is not None:
+            judged = judged - penalty(l2_normalize(self.encoder.encode([a.text for a in tried])))
+        best = 0
+        for i in range(1, len(tried)):
             # A generated text must beat a real one by more than float noise (1e-4 in cosine).
-            if attempt.cosine > best.cosine + (TIE if best.method == NEAREST else 0.0):
-                best = attempt
-        return Recovered(best, tried)
+            if judged[i] > judged[best] + (TIE if tried[best].method == NEAREST else 0.0):
+                best = i
+        return Recovered(tried[best], tried)
 
 
 def recovery_for(

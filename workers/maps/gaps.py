@@ -6,9 +6,12 @@ For a coordinate: the decoder's vector, the nearest stored text to it
 nearest stored text), with its method, version and cosine to the decoded
 vector, and where that text lands on the map when embedded again ("target
 error": the distance from the asked point, as a fraction of the map's
-extent; "in_cell": whether it lands inside the gap's grid cell).
+extent; "in_cell": whether it lands inside the gap's grid cell). Given the
+grid, the search also counts where its candidates land: a text outside the
+cell gives up OUTSIDE_CELL of cosine a half-cell (at most 0.2).
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,6 +30,23 @@ def bounds(conn: psycopg.Connection, version: ModelVersion) -> tuple[float, floa
         return 0.0, 0.0, 1.0, 1.0
     (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
     return float(x0), float(y0), float(x1), float(y1)
+
+
+# Cosine a text gives up for each half-cell it lands outside its gap's cell, up to MAX_HALF_CELLS of them.
+OUTSIDE_CELL = 0.05
+MAX_HALF_CELLS = 4
+
+
+def _outside_cell(model: Any, x: float, y: float, width: float, height: float) -> Callable[[np.ndarray], np.ndarray]:
+    """A gap's objection to texts that land outside its cell on the map: 0 inside, growing with the distance."""
+
+    def penalty(vectors: np.ndarray) -> np.ndarray:
+        landed = model.to_2d(vectors)
+        outside = np.maximum(np.abs(landed[:, 0] - x) / (width / 2), np.abs(landed[:, 1] - y) / (height / 2)) - 1
+        # Capped: far off is far off, and the cosine stays what matters most.
+        return OUTSIDE_CELL * np.clip(outside, 0.0, MAX_HALF_CELLS)  # type: ignore[no-any-return]
+
+    return penalty
 
 
 def fill(
@@ -53,7 +73,8 @@ def fill(
     filled = []
     for x, y in points:
         vector = model.from_2d(np.array([[x, y]]))[0]
-        recovered = recovery.recover(vector, collection=collection[0])
+        penalty = _outside_cell(model, x, y, (x1 - x0) / cells, (y1 - y0) / cells) if cells else None
+        recovered = recovery.recover(vector, collection=collection[0], penalty=penalty)
         nearest = next((a for a in recovered.tried if a.method == NEAREST), None)
         best = recovered.best
         landed = model.to_2d(recovery.encoder.encode([best.text]))[0]
