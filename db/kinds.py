@@ -151,6 +151,31 @@ SOURCE_ENCODER = Param(
 )
 HIDDEN = Param("hidden", "integers", [256, 128], "sizes of the hidden layers", 1, 8192)
 
+# vec2text's T5s (inverter and corrector): where they start from ...
+T5_START = (
+    Param("t5", "string", None, "a local T5 to start from (default: a tiny T5 trained from scratch)"),
+    Param("t5_config", "object", None, "overrides of the tiny T5's configuration"),
+)
+# ... what they learn from beyond the collection, and where.
+VEC2TEXT_DATA = (
+    Param(
+        "extra_text",
+        "string",
+        "none",
+        "offline texts added to the collection's pairs (embedded with the same encoder): standard-library "
+        "docstring lines, or the sample corpus' sentences",
+        choices=("none", "docstrings", "sentences"),
+    ),
+    _int("max_extra", 2000, 1, 1_000_000, "extra texts at most"),
+    Param(
+        "device",
+        "string",
+        "auto",
+        "where it trains: auto (a GPU when the worker has one, else the CPU), cpu or cuda",
+        choices=("auto", "cpu", "cuda"),
+    ),
+)
+
 KINDS: tuple[Kind, ...] = (
     Kind(
         "sentence-transformers",
@@ -238,8 +263,7 @@ KINDS: tuple[Kind, ...] = (
             _int("max_length", 32, 4, 512, "tokens generated"),
             _int("num_repeat_tokens", 4, 1, 64, "length of the vector's prefix to the decoder"),
             SEED,
-            Param("t5", "string", None, "a local T5 to start from (default: a tiny T5 trained from scratch)"),
-            Param("t5_config", "object", None, "overrides of the tiny T5's configuration"),
+            *T5_START,
             Param(
                 "encoder",
                 "model",
@@ -248,22 +272,7 @@ KINDS: tuple[Kind, ...] = (
                 roles=("encoder",),
                 kinds=("sentence-transformers", "hf-mean-pool"),
             ),
-            Param(
-                "extra_text",
-                "string",
-                "none",
-                "offline texts added to the collection's pairs (embedded with the same encoder): standard-library "
-                "docstring lines, or the sample corpus' sentences",
-                choices=("none", "docstrings", "sentences"),
-            ),
-            _int("max_extra", 2000, 1, 1_000_000, "extra texts at most"),
-            Param(
-                "device",
-                "string",
-                "auto",
-                "where it trains: auto (a GPU when the worker has one, else the CPU), cpu or cuda",
-                choices=("auto", "cpu", "cuda"),
-            ),
+            *VEC2TEXT_DATA,
             HOLDOUT,
         ),
         trainer="vectorkeep.workers.trainers.vec2text:train",
@@ -283,8 +292,7 @@ KINDS: tuple[Kind, ...] = (
             _int("num_repeat_tokens", 4, 1, 64, "length of each vector's prefix to the corrector"),
             _int("steps", 4, 0, 1000, "correction steps when recovering (a recovery's steps option overrides)"),
             SEED,
-            Param("t5", "string", None, "a local T5 to start from (default: a tiny T5 trained from scratch)"),
-            Param("t5_config", "object", None, "overrides of the tiny T5's configuration"),
+            *T5_START,
             Param(
                 "inverter",
                 "model",
@@ -293,22 +301,7 @@ KINDS: tuple[Kind, ...] = (
                 roles=("inverter",),
                 kinds=("vec2text-inverter",),
             ),
-            Param(
-                "extra_text",
-                "string",
-                "none",
-                "offline texts added to the collection's pairs (embedded with the same encoder): standard-library "
-                "docstring lines, or the sample corpus' sentences",
-                choices=("none", "docstrings", "sentences"),
-            ),
-            _int("max_extra", 2000, 1, 1_000_000, "extra texts at most"),
-            Param(
-                "device",
-                "string",
-                "auto",
-                "where it trains: auto (a GPU when the worker has one, else the CPU), cpu or cuda",
-                choices=("auto", "cpu", "cuda"),
-            ),
+            *VEC2TEXT_DATA,
             HOLDOUT,
         ),
         trainer="vectorkeep.workers.trainers.vec2text_corrector:train",
