@@ -14,8 +14,9 @@ from vectorkeep.db.connect import connect
 from vectorkeep.workers.corpus import sentences
 from vectorkeep.workers.encoder_cache import EncoderCache
 
-ROWS = 600
-FAST = '{"epochs": 30, "seconds": 1.0}'
+ROWS = 400
+# The held-out check at training runs 10 rows with this time box each.
+FAST = '{"epochs": 25, "seconds": 0.5}'
 
 
 def test_edit_search_trains_as_a_job_beats_the_nearest_text_and_records_each_text(
@@ -32,7 +33,7 @@ def test_edit_search_trains_as_a_job_beats_the_nearest_text_and_records_each_tex
             train = cur.execute("SELECT * FROM vk.jobs WHERE id = %s", (train_id,)).fetchone()
         assert train is not None and train["status"] == "succeeded", train and train["error"]
         m = train["metrics"]
-        assert m["vocabulary"] > 100 and m["pairs"] > 400 and "minilm@1" in m["trained_on"]
+        assert m["vocabulary"] > 100 and m["pairs"] > 300 and "minilm@1" in m["trained_on"]
         # The held-out check it ranks by: its texts against the nearest other stored text.
         assert m["inversion_n"] == 10 and m["inversion_mean_cosine"] > m["nearest_mean_cosine"]
         inverter = registry.by_spec(conn, "words@1")
@@ -40,11 +41,11 @@ def test_edit_search_trains_as_a_job_beats_the_nearest_text_and_records_each_tex
 
         # Held-out rows, their text kept out of the reference: the inverter beats the baseline.
         evaluate_id = one(
-            conn, "SELECT vk.evaluate_recovery('documents', 'minilm@1', NULL, '{\"rows\": 5, \"max_seconds\": 1.5}')"
+            conn, "SELECT vk.evaluate_recovery('documents', 'minilm@1', NULL, '{\"rows\": 4, \"max_seconds\": 1.5}')"
         )
         assert serve(db_url, encoders) == [evaluate_id]
         scores = one(conn, "SELECT metrics FROM vk.jobs WHERE id = %s", (evaluate_id,))
-        assert scores["edit-search"]["n"] == scores["nearest"]["n"] == 5 and scores["edit-search"]["model"] == "words@1"
+        assert scores["edit-search"]["n"] == scores["nearest"]["n"] == 4 and scores["edit-search"]["model"] == "words@1"
         assert scores["edit-search"]["mean_cosine"] > scores["nearest"]["mean_cosine"]
         assert scores["best"]["mean_cosine"] >= scores["edit-search"]["mean_cosine"]
         for method in ("nearest", "edit-search", "best"):
@@ -59,7 +60,7 @@ def test_edit_search_trains_as_a_job_beats_the_nearest_text_and_records_each_tex
         drain(db_url, encoders)
         conn.execute("SELECT vk.adopt('legacy', 'id', 'v', 'legacy')")
         conn.execute("UPDATE vk.models SET fingerprint = (vk.model('minilm@1')).fingerprint WHERE name = 'legacy'")
-        recover_id = one(conn, "SELECT vk.recover_adopted('legacy', params => '{\"max_seconds\": 1.5}')")
+        recover_id = one(conn, "SELECT vk.recover_adopted('legacy', params => '{\"max_seconds\": 1}')")
         assert serve(db_url, encoders) == [recover_id]
         with conn.cursor(row_factory=dict_row) as cur:
             answers = cur.execute(
@@ -74,7 +75,8 @@ def test_edit_search_trains_as_a_job_beats_the_nearest_text_and_records_each_tex
             cosine = float(again @ target / (np.linalg.norm(again) * np.linalg.norm(target)))
             assert a["similarity"] == pytest.approx(cosine, abs=1e-3)
             assert (a["method"], a["model"]) in {("edit-search", "words@1"), ("nearest", "minilm@1")}
-            assert len(a["alternatives"]) == 1 and a["alternatives"][0]["similarity"] <= a["similarity"]
+            # The other method's text is no closer (a generated text must beat a stored one by over 1e-4).
+            assert len(a["alternatives"]) == 1 and a["alternatives"][0]["similarity"] <= a["similarity"] + 1e-4
         # The stored text is the exact answer for its own vector: the inverter cannot beat it.
         assert (answers[2]["method"], answers[2]["similarity"]) == ("nearest", pytest.approx(1, abs=1e-4))
 

@@ -24,7 +24,7 @@ from vectorkeep.workers.trainers.data import is_heldout
 
 ROWS = 80
 # Short texts and a short decoder keep the generation in training and evaluation quick on a CPU.
-INVERTER = {"epochs": 1, "batch_size": 32, "max_length": 16, "extra_text": "docstrings", "max_extra": 200}
+INVERTER = {"epochs": 1, "batch_size": 32, "max_length": 16, "extra_text": "docstrings", "max_extra": 64}
 CORRECTOR = {"epochs": 1, "batch_size": 32, "steps": 1, "inverter": "inv@1", "device": "cpu"}
 
 
@@ -50,14 +50,14 @@ def test_a_tiny_corrector_trains_for_its_inverter_and_corrects_its_guesses(db_ur
         minilm_version = registry.by_spec(conn, "minilm@1")
         minilm = encoders.get(conn, minilm_version)
 
-        # The inverter learns from the collection's training rows and 200 docstring lines, and says so.
+        # The inverter learns from the collection's training rows and 64 docstring lines, and says so.
         trained = train(conn, db_url, encoders, "inv", "vec2text-inverter", INVERTER)
         pks = [str(r[0]) for r in conn.execute("SELECT id FROM vk.documents")]
         own = sum(not is_heldout(pk, 0.1) for pk in pks)
-        assert trained["metrics"]["trained_on"] == f"{own} pairs of documents (minilm@1) + 200 docstring lines"
+        assert trained["metrics"]["trained_on"] == f"{own} pairs of documents (minilm@1) + 64 docstring lines"
         assert trained["metrics"]["device"] == "cpu"
         inverter = registry.by_spec(conn, "inv@1")
-        assert inverter.params["extra_text"] == "docstrings" and inverter.params["max_extra"] == 200
+        assert inverter.params["extra_text"] == "docstrings" and inverter.params["max_extra"] == 64
 
         job = train(conn, db_url, encoders, "fix", "vec2text-corrector", CORRECTOR)
         for key in ("train_loss", "val_loss", "hypothesis_mean_cosine", "inversion_mean_cosine"):

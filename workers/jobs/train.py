@@ -135,7 +135,12 @@ def _evaluate_inverter(ctx: JobContext, model_id: int, trained: Trained, holdout
     version = replace(registry.by_id(ctx.conn, model_id), params=trained.params, dim=trained.dim)
     path = kinds.kind(version.kind).inverter
     assert path is not None
-    options = {"max_seconds": min(INVERTER_SECONDS, float(trained.params.get("seconds", INVERTER_SECONDS)))}
+    # A short look: one generation of two candidates for vec2text, a short search for edit search.
+    options = {
+        "max_seconds": min(INVERTER_SECONDS, float(trained.params.get("seconds", INVERTER_SECONDS))),
+        "steps": 0,
+        "beam_width": 2,
+    }
     inverter = resolve(path)(version, trained.artifact, encoder, options)
     pairs = sample(
         CollectionPairs(ctx.url, ctx.job["collection_id"], encoder_model.id, "heldout", holdout), INVERTER_SAMPLE
