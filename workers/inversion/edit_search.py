@@ -47,14 +47,14 @@ def word_probabilities(
 ) -> dict[str, float]:
     """P(word in the target's text): the neighbours' votes (softmax of similarity / temperature), mixed with
     the predictor's probabilities for the words it knows."""
-    votes: Counter[str] = Counter()
+    votes: dict[str, float] = {}
     if neighbours:
         sims = np.array([n.similarity for n in neighbours])
         weights = np.exp((sims - sims.max()) / temperature)
         weights /= weights.sum()
         for weight, n in zip(weights, neighbours, strict=True):
             for w in {w.lower() for w in n.text.split()}:
-                votes[w] += float(weight)
+                votes[w] = votes.get(w, 0.0) + float(weight)
     if not predicted:
         return dict(votes)
     top = sorted(predicted, key=predicted.__getitem__, reverse=True)[:100]

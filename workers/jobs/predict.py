@@ -6,6 +6,8 @@ where it beats the nearest stored text), stored with its method, version and
 cosine; vk.predicted(job_id) gives it, then the nearest stored texts.
 """
 
+from typing import Any
+
 import numpy as np
 from psycopg.types.json import Jsonb
 
@@ -51,7 +53,7 @@ def run_predict(ctx: JobContext) -> JobOutcome:
             },
         )
     ctx.report("recovering its text", 3, 4, "steps")
-    metrics = {"group_key": group_key, "context": [pk for pk, _ in tail]}
+    metrics: dict[str, Any] = {"group_key": group_key, "context": [pk for pk, _ in tail]}
     source = registry.by_id(conn, int(version.params["source_model_id"]))
     if ranked_inverters(conn, source):
         with conn.transaction():
