@@ -1,11 +1,10 @@
 """Edit search, the CPU inverter: trained as a job on the database's own pairs, it beats the
 nearest other stored text on held-out short texts within its time box; every recovered text
-records its method, version and cosine; the nearest text wins where the inverter does worse;
-vectors of another encoder are refused."""
+records its method, version and cosine; the nearest text wins where the inverter does worse
+(vectors of another encoder are refused: tests/test_inversion.py, for every inverter kind)."""
 
 import numpy as np
 import pytest
-from psycopg import errors
 from psycopg.rows import dict_row
 
 from helpers import drain, one, serve
@@ -79,24 +78,3 @@ def test_edit_search_trains_as_a_job_beats_the_nearest_text_and_records_each_tex
             assert len(a["alternatives"]) == 1 and a["alternatives"][0]["similarity"] <= a["similarity"] + 1e-4
         # The stored text is the exact answer for its own vector: the inverter cannot beat it.
         assert (answers[2]["method"], answers[2]["similarity"]) == ("nearest", pytest.approx(1, abs=1e-4))
-
-
-def test_edit_search_refuses_vectors_of_another_encoder(db_url: str) -> None:
-    with connect(db_url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO vk.models (name, version, kind, dim, params) VALUES ('words', 1, 'edit-search', 384, "
-            "jsonb_build_object('encoder_model_id', (vk.model('minilm@1')).id))"
-        )
-        conn.execute("CREATE TABLE other_vectors (id int PRIMARY KEY, v vector(384))")
-        conn.execute("INSERT INTO other_vectors VALUES (1, %s)", (np.ones(384, dtype=np.float32),))
-        conn.execute("SELECT vk.adopt('other_vectors', 'id', 'v', 'other')")
-        other = np.random.default_rng(7).standard_normal(384).astype(np.float32)
-        conn.execute("UPDATE vk.models SET fingerprint = %s WHERE name = 'other'", (other,))
-        with pytest.raises(errors.InvalidParameterValue, match="was made by another encoder"):
-            conn.execute("SELECT vk.recover_adopted('other_vectors', 'edit-search', 'words@1')")
-        with pytest.raises(errors.ObjectNotInPrerequisiteState, match="no edit-search inverter is known"):
-            conn.execute("SELECT vk.recover_adopted('other_vectors', 'edit-search')")
-        with pytest.raises(errors.InvalidParameterValue, match="recovers text by edit-search, not by vec2text"):
-            conn.execute("SELECT vk.recover_adopted('other_vectors', 'vec2text', 'words@1')")
-        with pytest.raises(errors.InvalidParameterValue, match="Methods: best, nearest, edit-search, vec2text"):
-            conn.execute("SELECT vk.recover_adopted('other_vectors', 'magic')")

@@ -99,24 +99,33 @@ def test_tiny_inverter_trains_recovers_with_cosine_and_is_evaluated(corpus_url: 
         assert metrics["best"]["mean_cosine"] >= metrics["nearest"]["mean_cosine"]
 
 
-def test_inverting_vectors_of_another_encoder_is_refused(db_url: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "method", "other"),
+    [("vec2text-inverter", "vec2text", "edit-search"), ("edit-search", "edit-search", "vec2text")],
+)
+def test_inverting_vectors_of_another_encoder_is_refused(db_url: str, kind: str, method: str, other: str) -> None:
     with connect(db_url, autocommit=True) as conn:
         conn.execute(
-            "INSERT INTO vk.models (name, version, kind, dim, params) VALUES ('inv', 1, 'vec2text-inverter', 384, "
-            "jsonb_build_object('encoder_model_id', (vk.model('minilm@1')).id))"
+            "INSERT INTO vk.models (name, version, kind, dim, params) VALUES ('inv', 1, %s, 384, "
+            "jsonb_build_object('encoder_model_id', (vk.model('minilm@1')).id))",
+            (kind,),
         )
         conn.execute("CREATE TABLE other_vectors (id int PRIMARY KEY, v vector(384))")
         conn.execute("INSERT INTO other_vectors VALUES (1, %s)", (np.ones(384, dtype=np.float32),))
         conn.execute("SELECT vk.adopt('other_vectors', 'id', 'v', 'other')")
         # The vectors' encoder is known, and it is not the inverter's.
-        other = np.random.default_rng(7).standard_normal(384).astype(np.float32)
-        conn.execute("UPDATE vk.models SET fingerprint = %s WHERE name = 'other'", (other,))
+        fingerprint = np.random.default_rng(7).standard_normal(384).astype(np.float32)
+        conn.execute("UPDATE vk.models SET fingerprint = %s WHERE name = 'other'", (fingerprint,))
         with pytest.raises(errors.InvalidParameterValue, match="was made by another encoder"):
-            conn.execute("SELECT vk.recover_adopted('other_vectors', 'vec2text', 'inv@1')")
-        with pytest.raises(errors.ObjectNotInPrerequisiteState, match="no vec2text inverter is known"):
-            conn.execute("SELECT vk.recover_adopted('other_vectors', 'vec2text')")
+            conn.execute("SELECT vk.recover_adopted('other_vectors', %s, 'inv@1')", (method,))
+        with pytest.raises(errors.ObjectNotInPrerequisiteState, match=f"no {method} inverter is known"):
+            conn.execute("SELECT vk.recover_adopted('other_vectors', %s)", (method,))
         with pytest.raises(errors.WrongObjectType, match="not inverter: it cannot turn vectors into text"):
-            conn.execute("SELECT vk.recover_adopted('other_vectors', 'vec2text', 'minilm@1')")
+            conn.execute("SELECT vk.recover_adopted('other_vectors', %s, 'minilm@1')", (method,))
+        with pytest.raises(errors.InvalidParameterValue, match=f"recovers text by {method}, not by {other}"):
+            conn.execute("SELECT vk.recover_adopted('other_vectors', %s, 'inv@1')", (other,))
+        with pytest.raises(errors.InvalidParameterValue, match="Methods: best, nearest, edit-search, vec2text"):
+            conn.execute("SELECT vk.recover_adopted('other_vectors', 'magic')")
 
 
 def test_a_pretrained_inverter_is_registered_from_a_local_directory(
