@@ -38,23 +38,33 @@ def _weights(source: str) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)  # type: ignore[no-any-return]
 
 
-def load(source: str, encoder_source: str, encoder_dim: int, t5: str | None = None) -> tuple[Any, dict[str, Any]]:
-    """The inverter saved at source, rebuilt for the encoder; and the params that rebuild it again."""
+def _params(source: str, t5: str | None) -> dict[str, Any]:
+    """What rebuilds a saved vec2text model (inverter or corrector) from its config."""
     from vec2text.models.config import InversionConfig
 
     config = InversionConfig.from_pretrained(source)
-    params = {
+    return {
         "t5": t5 or config.model_name_or_path,
         "num_repeat_tokens": int(config.num_repeat_tokens),
         "max_length": int(config.max_seq_length),
         "pretrained": source,
     }
-    state = {k: v for k, v in _weights(source).items() if not k.startswith(EMBEDDER_PREFIX)}
-    expected = state.get("embedding_transform.0.weight")
+
+
+def _check_input(state: dict[str, torch.Tensor], layer: str, source: str, what: str, encoder_dim: int) -> None:
+    """The saved model's first layer over vectors exists and takes the encoder's dimension."""
+    expected = state.get(f"{layer}.0.weight")
     if expected is None:
-        raise ValueError(f"{source} is not a vec2text InversionModel (no embedding_transform weights)")
+        raise ValueError(f"{source} is not a vec2text {what} (no {layer} weights)")
     if expected.shape[1] != encoder_dim:
-        raise ValueError(f"{source} inverts {expected.shape[1]}-d vectors; the encoder makes {encoder_dim}-d vectors")
+        raise ValueError(f"{source} reads {expected.shape[1]}-d vectors; the encoder makes {encoder_dim}-d vectors")
+
+
+def load(source: str, encoder_source: str, encoder_dim: int, t5: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """The inverter saved at source, rebuilt for the encoder; and the params that rebuild it again."""
+    params = _params(source, t5)
+    state = {k: v for k, v in _weights(source).items() if not k.startswith(EMBEDDER_PREFIX)}
+    _check_input(state, "embedding_transform", source, "InversionModel", encoder_dim)
     model = build(encoder_source, params)
     missing, unexpected = model.load_state_dict(state, strict=False)
     # Tied weights (T5's embeddings and lm_head) are saved once; their aliases are not missing.
@@ -71,21 +81,9 @@ def load_corrector(
     source: str, encoder_source: str, encoder_dim: int, t5: str | None = None
 ) -> tuple[corrector.Corrector, dict[str, Any]]:
     """The corrector saved at source, rebuilt for the encoder's vectors; and the params that rebuild it again."""
-    from vec2text.models.config import InversionConfig
-
-    config = InversionConfig.from_pretrained(source)
-    params = {
-        "t5": t5 or config.model_name_or_path,
-        "num_repeat_tokens": int(config.num_repeat_tokens),
-        "max_length": int(config.max_seq_length),
-        "pretrained": source,
-    }
+    params = _params(source, t5)
     state = _weights(source)
-    expected = state.get("embedding_transform_1.0.weight")
-    if expected is None:
-        raise ValueError(f"{source} is not a vec2text CorrectorEncoderModel (no embedding_transform_1 weights)")
-    if expected.shape[1] != encoder_dim:
-        raise ValueError(f"{source} corrects {expected.shape[1]}-d vectors; the encoder makes {encoder_dim}-d vectors")
+    _check_input(state, "embedding_transform_1", source, "CorrectorEncoderModel", encoder_dim)
     model = corrector.build(encoder_source, params, encoder_dim)
     corrector.load_state(model, state, source)
     return model, params
