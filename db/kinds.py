@@ -140,6 +140,13 @@ KEEP = _int(
 )
 # Every job that trains an encoder takes these.
 TRAIN_JOB = (HOLDOUT, ACTIVATE, KEEP)
+STORAGE = Param(
+    "storage",
+    "string",
+    None,
+    "precision of the version's HNSW index and searches: vector (the default) or halfvec (half the index size)",
+    choices=("vector", "halfvec"),
+)
 MAX_FEATURES = _int("max_features", 4096, 16, 200_000, "largest vocabulary kept (most frequent terms)")
 MIN_DF = _int("min_df", 2, 1, 1_000_000, "a term must occur in at least this many rows")
 SOURCE_ENCODER = Param(
@@ -206,6 +213,7 @@ KINDS: tuple[Kind, ...] = (
             _int("dim", 128, 2, 2000, "dimensions after the projection (at most the vocabulary)"),
             _int("batch_size", 512, 16, 100_000, "rows per pass batch"),
             *TRAIN_JOB,
+            STORAGE,
         ),
         trainer="vectorkeep.workers.trainers.tfidf:train",
         loader="vectorkeep.workers.encoders.tfidf:load",
@@ -223,6 +231,7 @@ KINDS: tuple[Kind, ...] = (
             SEED,
             _int("infer_epochs", 20, 1, 1000, "passes when encoding a new text"),
             *TRAIN_JOB,
+            STORAGE,
         ),
         trainer="vectorkeep.workers.trainers.doc2vec:train",
         loader="vectorkeep.workers.encoders.doc2vec:load",
@@ -248,6 +257,7 @@ KINDS: tuple[Kind, ...] = (
                 roles=("encoder",),
             ),
             *TRAIN_JOB,
+            STORAGE,
         ),
         trainer="vectorkeep.workers.trainers.tfidf_mlp:train",
         loader="vectorkeep.workers.encoders.tfidf_mlp:load",

@@ -22,7 +22,7 @@ from vectorkeep.workers.encoders import Encoder, load_encoder
 from vectorkeep.workers.encoders.sentence_transformers import MINILM
 from vectorkeep.workers.worker import Worker, WorkerSettings
 
-PREVIOUS = "0012_lifecycle"
+PREVIOUS = "0013_recovery"
 # The last release whose schema had no worker contract version.
 BEFORE_CONTRACTS = "0008_maps_sequences"
 _HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)

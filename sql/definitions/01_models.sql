@@ -136,6 +136,35 @@ CREATE OR REPLACE TRIGGER documents_touch
     BEFORE UPDATE ON vk.documents
     FOR EACH ROW EXECUTE FUNCTION vk._touch_updated_at();
 
+-- The precision a version's index and searches use. Changed only while the
+-- version has no vectors anywhere: its indexes are built in that type.
+CREATE OR REPLACE FUNCTION vk.set_storage(model text, storage text) RETURNS vk.models
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    m vk.models := vk.model(model);
+BEGIN
+    IF storage IS NULL OR storage NOT IN ('vector', 'halfvec') THEN
+        RAISE EXCEPTION 'vectorkeep: storage must be vector or halfvec, not %', coalesce(storage, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'halfvec: 2 bytes a dimension in the HNSW index (half of vector), up to 4,000 dimensions.';
+    END IF;
+    IF m.storage = storage THEN
+        RETURN m;
+    END IF;
+    IF EXISTS (SELECT 1 FROM vk.collection_models cm WHERE cm.model_id = m.id) THEN
+        RAISE EXCEPTION 'vectorkeep: % already has vectors in %', vk.model_label(m),
+                (SELECT string_agg(c.name, ', ' ORDER BY c.name) FROM vk.collections c
+                 JOIN vk.collection_models cm ON cm.collection_id = c.id WHERE cm.model_id = m.id)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Set the storage of a new version before it is embedded (vectorkeep models register --storage, or the train parameter storage), or retire this one from those collections first.';
+    END IF;
+    UPDATE vk.models x SET storage = set_storage.storage, updated_at = now() WHERE x.id = m.id RETURNING * INTO m;
+    RETURN m;
+END
+$$;
+COMMENT ON FUNCTION vk.set_storage(text, text) IS
+    'Store a model version''s index and searches in vector (single precision) or halfvec (half precision: half the index size, up to 4,000 dimensions), before it has vectors in any collection.';
+
 -- Worker contract: a model version by id (registry lookups of the worker).
 CREATE OR REPLACE FUNCTION vk.model_v1(model_id bigint) RETURNS vk.models
 LANGUAGE sql STABLE

@@ -73,48 +73,93 @@ $$;
 COMMENT ON FUNCTION vk._collection_model(vk.collections, text) IS
     'Internal: the ready version a collection is searched with, the named one or its default; raises when the collection is not embedded with it.';
 
-CREATE OR REPLACE FUNCTION vk._opclass(distance text) RETURNS text
+CREATE OR REPLACE FUNCTION vk._opclass(distance text, storage text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN CASE distance WHEN 'cosine' THEN 'vector_cosine_ops'
-                     WHEN 'l2' THEN 'vector_l2_ops'
-                     WHEN 'ip' THEN 'vector_ip_ops' END;
-COMMENT ON FUNCTION vk._opclass(text) IS 'Internal: pgvector''s HNSW operator class for a distance (cosine, l2, ip).';
+RETURN storage || CASE distance WHEN 'cosine' THEN '_cosine_ops' WHEN 'l2' THEN '_l2_ops' WHEN 'ip' THEN '_ip_ops' END;
+COMMENT ON FUNCTION vk._opclass(text, text) IS
+    'Internal: pgvector''s HNSW operator class for a distance (cosine, l2, ip) and a storage (vector, halfvec).';
 
 CREATE OR REPLACE FUNCTION vk._operator(distance text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE distance WHEN 'cosine' THEN '<=>' WHEN 'l2' THEN '<->' WHEN 'ip' THEN '<#>' END;
 COMMENT ON FUNCTION vk._operator(text) IS 'Internal: pgvector''s distance operator for a distance (cosine, l2, ip).';
 
--- Register a model version for a collection (its HNSW index and the row that
--- makes triggers queue new and changed rows for it); no backfill.
-CREATE OR REPLACE FUNCTION vk.embed_with_v1(c vk.collections, m vk.models) RETURNS boolean
+-- pgvector's HNSW indexes vector up to 2,000 dimensions, halfvec up to 4,000.
+CREATE OR REPLACE FUNCTION vk._indexable(m vk.models) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN m.dim <= CASE m.storage WHEN 'halfvec' THEN 4000 ELSE 2000 END;
+COMMENT ON FUNCTION vk._indexable(vk.models) IS
+    'Internal: whether pgvector''s HNSW can index the version (vector: 2,000 dimensions at most; halfvec: 4,000).';
+
+CREATE OR REPLACE FUNCTION vk._hnsw_index_name(c_id bigint, m_id bigint) RETURNS name
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN format('embeddings_c%s_m%s_hnsw', c_id, m_id);
+COMMENT ON FUNCTION vk._hnsw_index_name(bigint, bigint) IS 'Internal: the name of the HNSW index of a (collection, model).';
+
+-- The one statement that builds a (collection, model)'s HNSW index; search
+-- (vk._nearest_sql) casts to the same type so the planner matches it.
+CREATE OR REPLACE FUNCTION vk._hnsw_index_sql(c_id bigint, m vk.models, concurrent boolean) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT format('CREATE INDEX %s IF NOT EXISTS %I ON vk.embeddings USING hnsw ((embedding::%s(%s)) %s) '
+                  'WHERE collection_id = %s AND model_id = %s',
+                  CASE WHEN concurrent THEN 'CONCURRENTLY' ELSE '' END,
+                  vk._hnsw_index_name(c_id, m.id), m.storage, m.dim, vk._opclass(m.distance, m.storage), c_id, m.id)
+$$;
+COMMENT ON FUNCTION vk._hnsw_index_sql(bigint, vk.models, boolean) IS
+    'Internal: the CREATE INDEX statement of a (collection, model)''s partial HNSW expression index, in the version''s storage.';
+
+-- Where a (collection, model)'s HNSW index stands: valid (searches use it),
+-- building (CREATE INDEX CONCURRENTLY under way, or left invalid by one that
+-- failed), deferred (a backfill is writing the vectors; its job builds the
+-- index once they are written), or exact (too many dimensions for HNSW).
+CREATE OR REPLACE FUNCTION vk._index_state(c_id bigint, m vk.models) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN NOT vk._indexable(m) THEN 'exact'
+                WHEN i.indexrelid IS NULL THEN 'deferred'
+                WHEN i.indisvalid AND i.indisready THEN 'valid'
+                ELSE 'building' END
+    FROM (SELECT 1) one
+    LEFT JOIN pg_class ix ON ix.relname = vk._hnsw_index_name(c_id, m.id) AND ix.relnamespace = 'vk'::regnamespace
+    LEFT JOIN pg_index i ON i.indexrelid = ix.oid
+$$;
+COMMENT ON FUNCTION vk._index_state(bigint, vk.models) IS
+    'Internal: a (collection, model)''s HNSW index: valid, building, deferred (its backfill job builds it) or exact (over HNSW''s dimensions).';
+
+-- Register a model version for a collection (the row that makes triggers
+-- queue new and changed rows for it, and its keyword index); no backfill.
+-- Its HNSW index is built now, or, for a backfill (with_index false), once
+-- the vectors are written (vk.build_index_v1 or CREATE INDEX CONCURRENTLY by
+-- the reembed job): one bulk build instead of a graph insert per row.
+CREATE OR REPLACE FUNCTION vk._embed_with(c vk.collections, m vk.models, with_index boolean) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
-DECLARE
-    ix name := format('embeddings_c%s_m%s_hnsw', c.id, m.id);
 BEGIN
     IF EXISTS (SELECT 1 FROM vk.collection_models x WHERE x.collection_id = c.id AND x.model_id = m.id) THEN
         RETURN false;
     END IF;
     -- An inverter, a map or a next-vector model makes no vectors from text: its queue rows would never be done.
     PERFORM vk._require_role(m, ARRAY['encoder', 'vectors'], format('embed collection "%s"', c.name));
-    IF m.dim <= 2000 THEN
-        EXECUTE format(
-            'CREATE INDEX %I ON vk.embeddings USING hnsw ((embedding::vector(%s)) %s) '
-            'WHERE collection_id = %s AND model_id = %s',
-            ix, m.dim, vk._opclass(m.distance), c.id, m.id);
-    ELSE
-        RAISE NOTICE 'vectorkeep: % has % dimensions, over HNSW''s 2000: % is searched exactly',
-            vk.model_label(m), m.dim, c.name;
+    IF NOT vk._indexable(m) THEN
+        RAISE NOTICE 'vectorkeep: % has % dimensions, over HNSW''s limit for %: % is searched exactly',
+            vk.model_label(m), m.dim, m.storage, c.name;
+    ELSIF with_index THEN
+        EXECUTE vk._hnsw_index_sql(c.id, m, false);
     END IF;
     -- Keyword ranking over the same rows (vk.hybrid_search, vk._keyword_sql).
     EXECUTE format(
         'CREATE INDEX %I ON vk.embeddings USING gin (to_tsvector(%L::regconfig, body)) '
         'WHERE collection_id = %s AND model_id = %s',
         vk._keyword_index_name(c.id, m.id), c.text_search, c.id, m.id);
-    INSERT INTO vk.collection_models (collection_id, model_id, index_name) VALUES (c.id, m.id, ix);
+    INSERT INTO vk.collection_models (collection_id, model_id, index_name)
+    VALUES (c.id, m.id, vk._hnsw_index_name(c.id, m.id));
     RETURN true;
 END
 $$;
+COMMENT ON FUNCTION vk._embed_with(vk.collections, vk.models, boolean) IS
+    'Internal: keep a collection embedded with a version from now on (the row that makes triggers queue for it, its keyword index, and its HNSW index now or, without with_index, after the backfill); false when it already was.';
+
+CREATE OR REPLACE FUNCTION vk.embed_with_v1(c vk.collections, m vk.models) RETURNS boolean
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp
+RETURN vk._embed_with(c, m, true);
 COMMENT ON FUNCTION vk.embed_with_v1(vk.collections, vk.models) IS
     'Worker contract 1: keep a collection embedded with a version from now on (its partial HNSW index, the row that makes triggers queue for it); false when it already was. No backfill.';
 
@@ -149,24 +194,33 @@ $$;
 COMMENT ON FUNCTION vk.set_text_search(text, regconfig) IS
     'Set the text-search configuration (\dF) that keyword ranking (vk.hybrid_search) uses for a collection''s stored text; its full-text indexes are rebuilt.';
 
+-- A version that searches start using at once (the collection's first, or
+-- make_default) gets its HNSW index now, and its rows go through it as they
+-- are embedded. Any other encoder is a backfill: its rows are written without
+-- the index, and a reembed job builds it once they are (vk.activate waits).
 CREATE OR REPLACE FUNCTION vk.add_model(collection_name text, model text, make_default boolean DEFAULT false)
 RETURNS vk.collection_models
 LANGUAGE plpgsql AS $$
 DECLARE
-    c      vk.collections := vk._collection(collection_name);
-    m      vk.models := vk._encoder_for(c, model, ARRAY['encoder', 'vectors']);
-    cm     vk.collection_models;
-    queued bigint;
+    c        vk.collections := vk._collection(collection_name);
+    m        vk.models := vk._encoder_for(c, model, ARRAY['encoder', 'vectors']);
+    default_ boolean := make_default OR c.default_model_id IS NULL;
+    backfill boolean := NOT default_ AND vk.model_role(m) = 'encoder';
+    cm       vk.collection_models;
+    queued   bigint;
 BEGIN
-    IF vk.embed_with_v1(c, m) THEN
+    IF vk._embed_with(c, m, NOT backfill) THEN
         EXECUTE format(
             'INSERT INTO vk.queue (collection_id, pk, model_id) SELECT $1, s.%I::text, $2 FROM %s s '
             'ON CONFLICT DO NOTHING', c.pk_column, c.source)
             USING c.id, m.id;
         GET DIAGNOSTICS queued = ROW_COUNT;
         PERFORM vk._enqueued(c.id, queued);
+        IF backfill THEN
+            PERFORM vk.submit_job_v1('reembed', '{}', c.id, m.id);
+        END IF;
     END IF;
-    IF make_default OR c.default_model_id IS NULL THEN
+    IF default_ THEN
         UPDATE vk.collections SET default_model_id = m.id WHERE id = c.id;
         UPDATE vk.models SET status = 'active', updated_at = now() WHERE id = m.id AND status = 'ready';
     END IF;
@@ -175,7 +229,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vk.add_model(text, text, boolean) IS
-    'Embed a collection with one more model version: builds its HNSW index and queues every row; the first model becomes the search default.';
+    'Embed a collection with one more model version and queue every row. The search default (the first model, or make_default) gets its HNSW index at once; any other encoder is a backfill: a reembed job builds its index once its vectors are written (vk.status.index), before it can be activated.';
 
 -- Rows are told apart by one column with a unique index (the primary key or
 -- another); vk.attach and vk.adopt need it.

@@ -212,3 +212,32 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vk.retry_dead(text) IS 'Give dead queue rows (all, or one collection''s) a fresh set of attempts.';
+
+-- Worker contract: where the queue stands, for metrics and health probes. Every
+-- (collection, version) a collection embeds with, and any other the queue holds
+-- rows of, so a depth reads 0 rather than vanishing. One pass over vk.queue.
+CREATE OR REPLACE FUNCTION vk.queue_state_v1()
+RETURNS TABLE (collection text, model text, queued bigint, dead bigint,
+               oldest_seconds double precision, oldest_ready_seconds double precision)
+LANGUAGE sql STABLE SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+    WITH counts AS (
+        SELECT q.collection_id, q.model_id,
+               count(*) FILTER (WHERE NOT q.dead) AS queued,
+               count(*) FILTER (WHERE q.dead) AS dead,
+               extract(epoch FROM now() - min(q.enqueued_at) FILTER (WHERE NOT q.dead))::float8 AS oldest_seconds,
+               extract(epoch FROM now() - min(q.enqueued_at) FILTER (WHERE NOT q.dead AND q.run_after <= now()))::float8
+                   AS oldest_ready_seconds
+        FROM vk.queue q
+        GROUP BY q.collection_id, q.model_id
+    )
+    SELECT c.name AS collection, vk.model_label(m) AS model, coalesce(n.queued, 0) AS queued,
+           coalesce(n.dead, 0) AS dead, n.oldest_seconds, n.oldest_ready_seconds
+    FROM (SELECT cm.collection_id, cm.model_id FROM vk.collection_models cm
+          UNION SELECT counts.collection_id, counts.model_id FROM counts) p
+    JOIN vk.collections c ON c.id = p.collection_id
+    JOIN vk.models m ON m.id = p.model_id
+    LEFT JOIN counts n ON n.collection_id = p.collection_id AND n.model_id = p.model_id
+    ORDER BY c.name, vk.model_label(m)
+$$;
+COMMENT ON FUNCTION vk.queue_state_v1() IS
+    'Worker contract 1 (revision 0014): per collection and model version, rows queued (not dead), dead rows, and the age in seconds of the oldest queued row and of the oldest one ready to claim now (NULL when none).';

@@ -4,7 +4,8 @@
 -- only); an object that goes away is dropped by a numbered migration.
 --
 -- Every query is built so that it matches the partial HNSW index of its
--- (collection, model): the same cast expression, the ids as literals (a
+-- (collection, model): the same cast expression (to vector or halfvec, the
+-- version's storage), the ids as literals (a
 -- parameter would hide the index predicate from the planner), the model's own
 -- distance operator. A vector is only compared with vectors of its own model.
 
@@ -36,7 +37,7 @@ CREATE OR REPLACE FUNCTION vk._nearest_sql(c vk.collections, m vk.models, chunks
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
-    dist    text := format('(e.embedding::vector(%1$s) %2$s $1::vector(%1$s))', m.dim, vk._operator(m.distance));
+    dist    text := format('(e.embedding::%3$s(%1$s) %2$s $1::%3$s(%1$s))', m.dim, vk._operator(m.distance), m.storage);
     per_row boolean := NOT chunks AND c.chunking->>'method' <> 'none';
     core   text;
 BEGIN

@@ -65,11 +65,13 @@ SELECT c.name                      AS collection,
          WHERE e.collection_id = c.id AND e.model_id = m.id) AS last_embedded_at,
        s.chunks,
        c.chunking->>'method'       AS chunking,
-       s.error
+       s.error,
+       m.storage,
+       vk._index_state(c.id, m)    AS index
 FROM vk.collections c
 JOIN vk.collection_models cm ON cm.collection_id = c.id
 JOIN vk.models m ON m.id = cm.model_id
 CROSS JOIN LATERAL vk._collection_stats(c.id, m.id) s
 WHERE has_table_privilege(c.source, 'SELECT');
 COMMENT ON VIEW vk.status IS
-    'Per collection and model, for the collections whose table you may SELECT: rows, embedded (rows with vectors), pending (queued), failed (retrying), dead (gave up), empty (NULL or blank text, nothing to embed), stale (text changed since its vectors), chunks (vectors: one a row unless chunked), the chunking method, and error (a dead row''s error, or why the counts could not be read).';
+    'Per collection and model, for the collections whose table you may SELECT: rows, embedded (rows with vectors), pending (queued), failed (retrying), dead (gave up), empty (NULL or blank text, nothing to embed), stale (text changed since its vectors), chunks (vectors: one a row unless chunked), the chunking method, error (a dead row''s error, or why the counts could not be read), storage (vector or halfvec) and index: valid, deferred (a backfill writes the vectors first; its job builds the index), building, or exact (too many dimensions for HNSW).';

@@ -73,12 +73,14 @@ DECLARE
     c vk.collections := vk._collection(collection);
     m vk.models := vk._encoder_for(c, model, ARRAY['encoder']);  -- adopted vectors cannot be computed
 BEGIN
-    PERFORM vk.embed_with_v1(c, m);
+    -- A version new to the collection is written without its HNSW index, which
+    -- the job builds at the end; the search default keeps (or gets) it now.
+    PERFORM vk._embed_with(c, m, m.id = c.default_model_id);
     RETURN vk.submit_job_v1('reembed', '{}', c.id, m.id);
 END
 $$;
 COMMENT ON FUNCTION vk.reembed(text, text) IS
-    'Queue a reembed job: fills vk.embeddings for an encoder version over the whole collection (keyset pages, resumable). From now on, new and changed rows are queued for that version too. A retired version named as name@N comes back. Returns the job id.';
+    'Queue a reembed job: fills vk.embeddings for an encoder version over the whole collection (keyset pages, resumable), then builds its HNSW index once (a version new to the collection is written without it; vk.status.index shows where it stands). From now on, new and changed rows are queued for that version too. A retired version named as name@N comes back. Returns the job id.';
 
 CREATE OR REPLACE FUNCTION vk.schedule_train(
     model_name text, kind text, every interval, params jsonb DEFAULT '{}', collection text DEFAULT 'documents'
@@ -271,6 +273,75 @@ $$;
 COMMENT ON FUNCTION vk.enqueue_page_v1(bigint, bigint, text, integer) IS
     'Worker contract 1: queue the next keyset page of rows whose vector for (collection, model) is missing or stale; returns the page''s last key, rows read, rows queued.';
 
+-- Worker contract: a train job's new version joins its collection as a
+-- backfill (no HNSW index until its reembed job has written the vectors),
+-- unless it is already the collection's search default.
+CREATE OR REPLACE FUNCTION vk.backfill_v1(c_id bigint, m_id bigint) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    c vk.collections := vk.collection_v1(c_id);
+    m vk.models := vk.model_v1(m_id);
+BEGIN
+    RETURN vk._embed_with(c, m, m.id = c.default_model_id);
+END
+$$;
+COMMENT ON FUNCTION vk.backfill_v1(bigint, bigint) IS
+    'Worker contract 1 (revision 0014): keep a collection embedded with a version from now on, its HNSW index left for the reembed job to build after the backfill (unless it is the search default); false when it already was.';
+
+-- Worker contract: how a reembed job builds the index it deferred. A role
+-- that owns vk.embeddings (the embedded default's) builds it with CREATE
+-- INDEX CONCURRENTLY, which blocks no writer (unless the table is
+-- partitioned, docs/partition-embeddings.sql); any other calls
+-- vk.build_index_v1, whose plain CREATE INDEX holds back writes to
+-- vk.embeddings until it ends. state: see vk._index_state, with 'invalid'
+-- for an index a failed build left behind and no build running.
+CREATE OR REPLACE FUNCTION vk.index_plan_v1(c_id bigint, m_id bigint)
+RETURNS TABLE (state text, index_name name, statement text, drop_statement text, concurrent boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    m  vk.models := vk.model_v1(m_id);
+    ix name := vk._hnsw_index_name(c_id, m_id);
+    st text := vk._index_state(c_id, m);
+BEGIN
+    IF st = 'building' AND NOT EXISTS (
+        SELECT 1 FROM pg_stat_progress_create_index p
+        WHERE p.relid = 'vk.embeddings'::regclass AND p.index_relid = to_regclass(format('vk.%I', ix))) THEN
+        st := 'invalid';
+    END IF;
+    RETURN QUERY SELECT st, ix, vk._hnsw_index_sql(c_id, m, true),
+        format('DROP INDEX CONCURRENTLY IF EXISTS vk.%I', ix),
+        -- PostgreSQL builds no index concurrently on a partitioned table (docs/scale-out.md).
+        (SELECT pg_has_role(session_user, t.relowner, 'MEMBER') AND t.relkind = 'r'
+         FROM pg_class t WHERE t.oid = 'vk.embeddings'::regclass);
+END
+$$;
+COMMENT ON FUNCTION vk.index_plan_v1(bigint, bigint) IS
+    'Worker contract 1 (revision 0014): where a (collection, model)''s HNSW index stands (valid, building, invalid, deferred, exact), the CREATE INDEX CONCURRENTLY and DROP statements for it, and whether the caller may run them (it owns vk.embeddings).';
+
+CREATE OR REPLACE FUNCTION vk.build_index_v1(c_id bigint, m_id bigint) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    m vk.models := vk.model_v1(m_id);
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM vk.collection_models cm WHERE cm.collection_id = c_id AND cm.model_id = m_id) THEN
+        RAISE EXCEPTION 'vectorkeep: collection % is not embedded with model %', c_id, m_id
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    CASE (SELECT p.state FROM vk.index_plan_v1(c_id, m_id) p)
+        WHEN 'building' THEN RETURN 'building';  -- another build is under way
+        WHEN 'invalid' THEN EXECUTE format('DROP INDEX IF EXISTS vk.%I', vk._hnsw_index_name(c_id, m_id));
+        ELSE NULL;
+    END CASE;
+    IF vk._indexable(m) THEN
+        -- maintenance_work_mem and max_parallel_maintenance_workers are the caller's session settings.
+        EXECUTE vk._hnsw_index_sql(c_id, m, false);
+    END IF;
+    RETURN vk._index_state(c_id, m);
+END
+$$;
+COMMENT ON FUNCTION vk.build_index_v1(bigint, bigint) IS
+    'Worker contract 1 (revision 0014): build a (collection, model)''s deferred HNSW index with a plain CREATE INDEX (writes to vk.embeddings wait for it), with the caller''s maintenance_work_mem and max_parallel_maintenance_workers; returns the index state.';
+
 -- Worker contract: the data a job reads, for its record (the owner reads
 -- only the key column: the count and largest key of the table).
 CREATE OR REPLACE FUNCTION vk.snapshot_v1(c_id bigint) RETURNS jsonb
@@ -335,15 +406,15 @@ CREATE OR REPLACE FUNCTION vk.reserve_model_v1(job_id bigint, model_name text, k
 RETURNS bigint
 LANGUAGE sql AS $$
     WITH m AS (
-        INSERT INTO vk.models (name, version, kind, dim, distance, params, status, trained_by_job)
+        INSERT INTO vk.models (name, version, kind, dim, distance, params, status, trained_by_job, storage)
         VALUES (model_name, coalesce((SELECT max(x.version) FROM vk.models x WHERE x.name = model_name), 0) + 1,
-                kind, 1, 'cosine', coalesce(params, '{}'), 'training', job_id)
+                kind, 1, 'cosine', coalesce(params, '{}'), 'training', job_id, coalesce(params ->> 'storage', 'vector'))
         RETURNING id)
     UPDATE vk.jobs j SET model_id = m.id FROM m WHERE j.id = reserve_model_v1.job_id
     RETURNING m.id;
 $$;
 COMMENT ON FUNCTION vk.reserve_model_v1(bigint, text, text, jsonb) IS
-    'Worker contract 1: reserve the next version of model_name for a train job (status training, recorded on the job); returns its id.';
+    'Worker contract 1: reserve the next version of model_name for a train job (status training, recorded on the job; its storage from params.storage, else vector); returns its id.';
 
 CREATE OR REPLACE FUNCTION vk.model_trained_v1(
     model_id bigint, dim integer, params jsonb, metrics jsonb, fingerprint vector
@@ -459,3 +530,17 @@ END
 $$;
 COMMENT ON FUNCTION vk.keep_newest_v1(bigint, text, integer) IS
     'Worker contract 1: retire from the collection the versions of model_name beyond the newest keep (the search default counts and stays); their labels.';
+
+-- Worker contract: running jobs and the progress they last saved, for metrics.
+CREATE OR REPLACE FUNCTION vk.running_jobs_v1()
+RETURNS TABLE (id bigint, kind text, phase text, done double precision, total double precision)
+LANGUAGE sql STABLE SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+    SELECT j.id, j.kind, j.progress ->> 'phase' AS phase,
+           CASE WHEN jsonb_typeof(j.progress -> 'done') = 'number' THEN (j.progress ->> 'done')::float8 END AS done,
+           CASE WHEN jsonb_typeof(j.progress -> 'total') = 'number' THEN (j.progress ->> 'total')::float8 END AS total
+    FROM vk.jobs j
+    WHERE j.status = 'running'
+    ORDER BY j.id
+$$;
+COMMENT ON FUNCTION vk.running_jobs_v1() IS
+    'Worker contract 1 (revision 0014): running jobs with the phase, done and total of their last saved progress (NULL where a job has not said).';

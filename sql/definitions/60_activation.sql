@@ -116,12 +116,11 @@ BEGIN
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'Wait for the reembed job and the workers (vectorkeep jobs, vectorkeep status).';
         END IF;
-        IF m.dim <= 2000 AND NOT EXISTS (
-            SELECT 1 FROM pg_index i JOIN pg_class ix ON ix.oid = i.indexrelid
-            WHERE ix.relname = cm.index_name AND ix.relnamespace = 'vk'::regnamespace
-              AND i.indisvalid AND i.indisready) THEN
-            RAISE EXCEPTION 'vectorkeep: the index % of % is missing or not valid', cm.index_name, vk.model_label(m)
-                USING ERRCODE = 'object_not_in_prerequisite_state';
+        IF vk._index_state(c.id, m) NOT IN ('valid', 'exact') THEN
+            RAISE EXCEPTION 'vectorkeep: the HNSW index of % for "%" is %', vk.model_label(m), c.name, vk._index_state(c.id, m)
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = format('Its reembed job builds it once the vectors are written (vectorkeep jobs); '
+                                    'if no job is left, SELECT vk.reembed(%L, %L); builds it.', c.name, vk.model_label(m));
         END IF;
         space := vk._space_metrics(c, m);
         UPDATE vk.models x SET metrics = x.metrics || space WHERE x.id = m.id RETURNING * INTO m;

@@ -64,7 +64,8 @@ GRANT EXECUTE ON FUNCTION
     vk._chunks_for_rows(integer), vk._keyword_sql(vk.collections, vk.models), vk._any_word(regconfig, text),
     vk._query_vector(vk.models, text), vk._embed_vector(bigint, text),
     vk._operator(text), vk._similarity(double precision, text),
-    vk._collection_stats(bigint, bigint), vk._map(text), vk._ordered(vk.collections), vk._readable(vk.collections),
+    vk._collection_stats(bigint, bigint), vk._index_state(bigint, vk.models), vk._indexable(vk.models),
+    vk._hnsw_index_name(bigint, bigint), vk._map(text), vk._ordered(vk.collections), vk._readable(vk.collections),
     vk._may_read(bigint), vk._may_read_adopted(bigint),
     vk._next_vector_model(vk.collections, text)
 TO vk_app, vk_worker;
@@ -77,7 +78,8 @@ GRANT EXECUTE ON FUNCTION
     vk.fail_row_v1(bigint, text, bigint, text, integer, double precision),
     vk.model_v1(bigint), vk.collection_model_v1(text, text), vk.record_fingerprint_v1(bigint, vector),
     vk.register_model_v1(text, text, integer, text, jsonb, vector),
-    vk.embed_with_v1(vk.collections, vk.models),
+    vk.embed_with_v1(vk.collections, vk.models), vk.backfill_v1(bigint, bigint), vk.index_plan_v1(bigint, bigint),
+    vk.build_index_v1(bigint, bigint), vk.queue_state_v1(), vk.running_jobs_v1(),
     vk.submit_job_v1(text, jsonb, bigint, bigint, bigint), vk.claim_job_v1(text, double precision, text[]),
     vk.heartbeat_job_v1(bigint, text, double precision, jsonb), vk.finish_job_v1(bigint, text, jsonb, bigint, text),
     vk.fail_job_v1(bigint, text, text, text), vk.release_job_v1(bigint, text, jsonb), vk.run_due_schedules_v1(),
@@ -107,7 +109,9 @@ GRANT EXECUTE ON FUNCTION
     vk.adopt(regclass, text, text, text, text), vk.recover_adopted(text, text, text, jsonb),
     vk.evaluate_recovery(text, text, text, jsonb),
     -- what those call
-    vk._opclass(text), vk._enqueued(bigint, bigint), vk._insert_trigger_name(bigint), vk._install_insert_trigger(bigint),
+    vk.set_storage(text, text),
+    vk._opclass(text, text), vk._hnsw_index_sql(bigint, vk.models, boolean), vk._embed_with(vk.collections, vk.models, boolean),
+    vk._enqueued(bigint, bigint), vk._insert_trigger_name(bigint), vk._install_insert_trigger(bigint),
     vk._kind(text), vk._param_help(text, jsonb),
     vk._params_help(vk.model_kinds), vk._check_param(vk.model_kinds, text, jsonb, jsonb), vk._train_params(text, jsonb),
     vk._train_job(text, text, jsonb), vk._encoder_for(vk.collections, text, text[]), vk._require_key(regclass, text),

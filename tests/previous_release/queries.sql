@@ -229,8 +229,11 @@ SELECT recovered, mean_similarity, without_text FROM vk.recovered_summary_v1(%(a
 SELECT pk, embedding FROM vk.adopted_page_v1(%(adopted_id)s, %(after)s, %(page)s);
 
 -- name: put_recovered
-SELECT vk.put_recovered_v1(%(adopted_id)s, %(pk)s, %(body)s, %(similarity)s, %(model_id)s,
-                           %(reference_model_id)s, %(job_id)s, %(details)s);
+SELECT vk.put_recovered_v2(%(adopted_id)s, %(pk)s, %(method)s, %(body)s, %(similarity)s, %(model_id)s,
+                           %(reference_model_id)s, %(source_collection)s, %(source_pk)s, %(job_id)s, %(details)s);
+
+-- name: recovered_text
+SELECT pk, body, method, model, similarity, alternatives FROM vk.recovered_text(%(adopted)s);
 
 -- name: evaluate_recovery
 SELECT vk.evaluate_recovery(%(collection)s, %(model)s, %(inverter)s, %(params)s);
@@ -264,7 +267,7 @@ SELECT cell_x, cell_y, x, y, neighbours FROM vk.map_gaps(%(model)s, %(cells)s, %
 SELECT collection, pk, body, similarity FROM vk.recover(%(query)s, %(model)s, %(k)s, %(collection)s);
 
 -- name: inverters_for
--- vec2text inverters trained for an encoder version, newest first.
+-- The ready inverters trained for an encoder version, best recorded held-out cosine first.
 SELECT vk.inverters_v1(%(model_id)s);
 
 -- name: sequence_windows
@@ -276,6 +279,9 @@ SELECT pk, v FROM vk.group_tail_v1(%(collection_id)s, %(model_id)s, %(group_key)
 
 -- name: put_prediction
 SELECT vk.put_prediction_v1(%(job_id)s, %(collection_id)s, %(model_id)s, %(group_key)s, %(context_pks)s, %(vector)s);
+
+-- name: put_prediction_text
+SELECT vk.put_prediction_text_v1(%(job_id)s, %(recovered)s);
 
 -- name: set_order
 SELECT name FROM vk.set_order(%(collection)s, %(group)s, %(position)s);
@@ -295,6 +301,14 @@ SELECT current_setting('search_path');
 
 -- name: set_search_path
 SELECT set_config('search_path', %(path)s, false);
+
+-- name: function_bodies_checked
+SELECT current_setting('check_function_bodies');
+
+-- name: check_function_bodies
+-- Off while a release's functions are restored: they are created in the order of their
+-- first creation, and a SQL function's body may call one restored after it.
+SELECT set_config('check_function_bodies', %(value)s, true);
 
 -- name: existing_roles
 SELECT rolname FROM pg_roles WHERE rolname = ANY(%(names)s);

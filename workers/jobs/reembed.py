@@ -5,13 +5,23 @@ rows whose vector is missing or stale; the workers embed them like any queued
 row. Memory is one page; progress (the last key queued) is saved after each
 page commits, so a job taken over after a crash resumes where it stopped;
 rows inserted or changed meanwhile are queued by the triggers, so none is
-missed. When the queue for the version is empty the job ends, and activates
-the version if asked to (params.activate: the gates, e.g. {"recall@10": 0.5}).
-An operator follows two phases (ctx.report): queueing (rows read out of the
-collection's) and embedding (rows embedded out of those queued).
+missed. When the queue for the version is empty the job builds the version's
+HNSW index if it was deferred (a version new to the collection is written
+without it: one bulk build is many times faster than a graph insert per row),
+and activates the version if asked to (params.activate: the gates, e.g.
+{"recall@10": 0.5}). An operator follows three phases (ctx.report): queueing
+(rows read out of the collection's), embedding (rows embedded out of those
+queued) and indexing.
+
+The index is built with CREATE INDEX CONCURRENTLY where the job's role owns
+vk.embeddings (writers never wait), else by vk.build_index_v1 (a plain
+CREATE INDEX: writes to vk.embeddings wait for it); either way with
+params.maintenance_work_mem (default 1GB) and params.parallel_workers
+(default 2) for the build, pgvector's advice for bulk loads.
 """
 
 import logging
+import time
 from typing import Any
 
 import psycopg
@@ -25,6 +35,10 @@ from vectorkeep.workers.jobs.runner import JobContext, JobOutcome
 log = logging.getLogger(__name__)
 
 PAGE = 500
+# An HNSW build is fastest when the graph fits in maintenance_work_mem
+# (200,000 vectors of 384 dimensions: about 400 MB).
+MAINTENANCE_WORK_MEM = "1GB"
+PARALLEL_WORKERS = 2
 
 
 def _queue(conn: psycopg.Connection, key: dict[str, Any]) -> tuple[int, int, str | None]:
@@ -49,7 +63,7 @@ def run_reembed(ctx: JobContext) -> JobOutcome:
 
     state = ctx.progress_state
     after, scanned, queued = state.get("last_key"), int(state.get("scanned", 0)), int(state.get("queued", 0))
-    if state.get("phase") != "embedding":
+    if state.get("phase") not in ("embedding", "indexing"):
         # Phase queueing: rows read of the collection's (done out of the rows it held at the start).
         while True:
             # Keep the queue short: feed a page only when the workers have caught up.
@@ -84,9 +98,11 @@ def run_reembed(ctx: JobContext) -> JobOutcome:
         if dead == left:
             raise RuntimeError(f"{dead} rows could not be embedded with {model.label}: {error}")
         ctx.sleep(0.2)
+    ctx.progress(phase="indexing")
     ctx.save_progress()
 
     metrics: dict[str, Any] = {"scanned": scanned, "queued": queued}
+    metrics.update(_build_index(ctx, key, params))
     gates = params.get("activate")
     if gates is not None:
         name_row = conn.execute(query("collection_name"), {"id": job["collection_id"]}).fetchone()
@@ -100,3 +116,37 @@ def run_reembed(ctx: JobContext) -> JobOutcome:
             metrics["activation_refused"] = exc.diag.message_primary or str(exc)
             log.warning("%s not activated: %s", model.label, metrics["activation_refused"])
     return JobOutcome(metrics=metrics, model_id=model.id)
+
+
+def _build_index(ctx: JobContext, key: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Build the version's HNSW index if its backfill deferred it; what was done, for the job's metrics."""
+    conn = ctx.conn
+    ctx.report("indexing", 0, 1)
+    while True:
+        row = conn.execute(query("index_plan"), key).fetchone()
+        assert row is not None
+        state, name, statement, drop_statement, concurrently = row
+        if state != "building":  # another job's build
+            break
+        ctx.sleep(1.0)
+    if state in ("valid", "exact"):
+        ctx.report("indexing", 1, 1)
+        return {"index": state}
+    settings = {
+        "maintenance_work_mem": str(params.get("maintenance_work_mem", MAINTENANCE_WORK_MEM)),
+        "parallel_workers": str(int(params.get("parallel_workers", PARALLEL_WORKERS))),
+    }
+    conn.execute(query("index_build_settings"), settings)
+    started = time.monotonic()
+    if concurrently:
+        if state == "invalid":  # left by a build that failed or was interrupted
+            conn.execute(drop_statement.encode())
+        conn.execute(statement.encode())
+        state = "valid"
+    else:
+        got = conn.execute(query("build_index"), key).fetchone()
+        state = got[0] if got else None
+    seconds = round(time.monotonic() - started, 3)
+    log.info("reembed %s: built %s in %.1fs (%s)", ctx.id, name, seconds, "concurrently" if concurrently else "locked")
+    ctx.report("indexing", 1, 1)
+    return {"index": state, "index_seconds": seconds, "index_concurrently": bool(concurrently)}

@@ -107,7 +107,7 @@ def _finish(ctx: JobContext, run: TrainingRun, model_id: int, trained: Trained) 
         if spec.kind.role != "encoder":  # an inverter makes text, not vectors: nothing to embed
             return metrics
         key = {"collection_id": ctx.job["collection_id"], "model_id": model_id}
-        conn.execute(query("embed_with"), key)
+        conn.execute(query("backfill"), key)
         reembed = conn.execute(
             query("submit_reembed"), {**key, "params": Jsonb({} if spec.gates is None else {"activate": spec.gates})}
         ).fetchone()
