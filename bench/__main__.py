@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import filters, ingest, latency, memory, recovery, relevance, search, text_queries, triggers
+from bench import filters, ingest, latency, memory, recovery, relevance, scale, search, text_queries, triggers
 from bench.database import bench_database
 
 # figure -> (comparison, goal); every other figure is printed as information.
@@ -24,13 +24,19 @@ GOALS: dict[str, tuple[str, float]] = {
     "ingest.worker_over_raw": (">=", 0.90),
     "ingest.noop_worker_rows_per_s": (">=", 2000),
     "ingest.noop_worker_rows_per_s_without_index": (">=", 2000),
+    "ingest.noop_worker_over_hnsw_insert": (">=", 0.9),
     "latency.p50_excluding_encode_ms": ("<=", 20),
     "latency.p99_excluding_encode_ms": ("<=", 100),
     "triggers.attached_over_plain_1_writers": (">=", 0.8),
     "triggers.attached_over_plain_8_writers": (">=", 0.8),
+    "triggers.attached_over_floor_1_writers": (">=", 0.9),
+    "triggers.attached_over_floor_8_writers": (">=", 0.9),
     "search.vk_search_over_hand_written": ("<=", 1.15),
     "search.recall_at_10_default_ef_search": (">=", 0.95),
     "backfill.reembed_growth_ratio": ("<=", 1.2),
+    "bulkload.backfill_over_copy_and_index": (">=", 0.7),
+    "halfvec.halfvec_index_over_vector": ("<=", 0.55),
+    "halfvec.halfvec_recall_minus_vector": (">=", -0.01),
     "textquery.miss_over_baseline_p50": ("<=", 1.3),
     "textquery.miss_over_baseline_p95": ("<=", 1.3),
     "textquery.hit_over_vector_p50": ("<=", 1.1),
@@ -48,7 +54,19 @@ GOALS: dict[str, tuple[str, float]] = {
     "recovery.docstrings_best_token_f1_over_nearest": (">=", 2.0),
     "recovery.gaps_in_cell": (">=", 0.5),
 }
-SECTIONS = ("ingest", "latency", "triggers", "search", "backfill", "textquery", "filters", "relevance", "recovery")
+SECTIONS = (
+    "ingest",
+    "latency",
+    "triggers",
+    "search",
+    "backfill",
+    "bulkload",
+    "halfvec",
+    "textquery",
+    "filters",
+    "relevance",
+    "recovery",
+)
 
 
 def _backfill(small: int, large: int) -> dict[str, Any]:
@@ -78,6 +96,7 @@ def main() -> int:
     parser.add_argument("--vectors", type=int, default=100_000, help="vectors for the search figures")
     parser.add_argument("--text-queries", type=int, default=100, help="query texts for the textquery figures")
     parser.add_argument("--backfill-rows", type=int, nargs=2, default=[10_000, 200_000])
+    parser.add_argument("--bulk-rows", type=int, default=200_000, help="rows of the bulkload figure (bench/scale.py)")
     parser.add_argument("--json", action="store_true", help="print the JSON result only")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
@@ -89,6 +108,8 @@ def main() -> int:
         "triggers": lambda: _in_database(triggers.run),
         "search": lambda: _in_database(lambda url: search.run(url, vectors=args.vectors, queries=200)),
         "backfill": lambda: _backfill(*args.backfill_rows),
+        "bulkload": lambda: _in_database(lambda url: scale.bulkload(url, rows=args.bulk_rows)),
+        "halfvec": lambda: _in_database(lambda url: scale.halfvec(url, vectors=args.vectors, queries=200)),
         "textquery": lambda: _in_database(lambda url: text_queries.run(url, queries=args.text_queries)),
         "filters": lambda: _in_database(lambda url: filters.run(url, vectors=args.vectors, queries=100)),
         "relevance": lambda: _in_database(relevance.run),

@@ -18,8 +18,10 @@ import pytest
 from psycopg import errors
 
 from helpers import FAST_RETRY, drain, one, serve
+from vectorkeep.app import models
 from vectorkeep.workers import kinds
 from vectorkeep.workers.encoder_cache import EncoderCache
+from vectorkeep.workers.encoders.sentence_transformers import MINILM
 from vectorkeep.workers.service import Service
 from vectorkeep.workers.worker import WorkerSettings
 
@@ -209,3 +211,16 @@ def test_a_halfvec_version_indexes_and_searches_in_half_precision(
         conn.execute("SELECT vk.set_storage('words@2', 'vector')")
     with pytest.raises(errors.InvalidParameterValue, match="vector or halfvec"):
         conn.execute("SELECT vk.set_storage('words@1', 'float8')")
+
+
+def test_an_encoder_registered_in_half_precision_is_searched_in_half_precision(conn: psycopg.Connection) -> None:
+    version = models.register_encoder(conn.info.dsn, "mini-half", source=MINILM, storage="halfvec")
+    assert one(conn, "SELECT storage FROM vk.models WHERE id = %s", (version.id,)) == "halfvec"
+    conn.execute("CREATE TABLE tiny (id int PRIMARY KEY, body text)")
+    conn.execute("SELECT vk.attach('tiny', 'id', 'body', 'mini-half@1')")
+    definition = one(
+        conn,
+        "SELECT pg_get_indexdef(to_regclass('vk.' || index_name)) FROM vk.collection_models "
+        "WHERE collection_id = vk.collection_id('tiny')",
+    )
+    assert "embedding)::halfvec(384)) halfvec_cosine_ops" in definition

@@ -30,12 +30,19 @@ def list_models(url: str) -> list[dict[str, Any]]:
 
 
 def register_encoder(
-    url: str, name: str, *, source: str, kind: str = "sentence-transformers", distance: str = "cosine"
+    url: str,
+    name: str,
+    *,
+    source: str,
+    kind: str = "sentence-transformers",
+    distance: str = "cosine",
+    storage: str = "vector",
 ) -> ModelVersion:
     """The next version of an external encoder (a Hugging Face name or a local path).
 
     The encoder is loaded here: its dimension and its fingerprint (the vector of
-    the probe sentence) come from the encoder itself.
+    the probe sentence) come from the encoder itself. storage: vector, or halfvec
+    (its HNSW index and searches in half precision), in the same transaction.
     """
     params = {"source": source}
     encoder = load_kind(kind, params)
@@ -44,6 +51,8 @@ def register_encoder(
         version = registry.register(
             conn, name=name, kind=kind, dim=encoder.dim, distance=distance, params=params, fingerprint=fingerprint
         )
+        if storage != "vector":
+            conn.execute(query("set_storage"), {"model": version.label, "storage": storage})
         conn.commit()
     return version
 

@@ -37,13 +37,16 @@ def cmd_register(args: argparse.Namespace) -> int:
         row = {"model": version.label, "kind": version.kind, "dim": version.dim, "status": version.status}
         emit([{**row, "encoder": version.params["encoder"]}], as_json=args.json)
         return 0
-    version = models.register_encoder(url(args), args.name, source=args.source, kind=args.kind, distance=args.distance)
+    version = models.register_encoder(
+        url(args), args.name, source=args.source, kind=args.kind, distance=args.distance, storage=args.storage
+    )
     emit(
         [
             {
                 "model": version.label,
                 "kind": version.kind,
                 "dim": version.dim,
+                "storage": args.storage,
                 "distance": version.distance,
                 "status": version.status,
             }
@@ -95,6 +98,12 @@ def register(commands: Commands) -> None:
     )
     p.add_argument("--t5", help="vec2text inverter or corrector: a local copy of its T5 (default: as its config says)")
     p.add_argument("--distance", default="cosine", choices=["cosine", "l2", "ip"])
+    p.add_argument(
+        "--storage",
+        default="vector",
+        choices=["vector", "halfvec"],
+        help="an encoder's HNSW index and searches in single (vector) or half precision (halfvec: half the index)",
+    )
 
     p = group.add("activate", cmd_activate, "Make a version a collection's search model, if it passes its gates.")
     p.add_argument("name", help="name@version")

@@ -34,7 +34,10 @@ from vectorkeep.workers.jobs.runner import JobContext, JobOutcome
 
 log = logging.getLogger(__name__)
 
-PAGE = 500
+# Rows a page queues; the job feeds a page whenever fewer than two are waiting,
+# checking every FEED_POLL seconds, so that workers never wait for the next page.
+PAGE = 2000
+FEED_POLL = 0.05
 # An HNSW build is fastest when the graph fits in maintenance_work_mem
 # (200,000 vectors of 384 dimensions: about 400 MB).
 MAINTENANCE_WORK_MEM = "1GB"
@@ -69,7 +72,7 @@ def run_reembed(ctx: JobContext) -> JobOutcome:
             # Keep the queue short: feed a page only when the workers have caught up.
             while _queue(conn, key)[0] > 2 * page:
                 ctx.report("queueing", scanned, max(rows, scanned))
-                ctx.sleep(0.2)
+                ctx.sleep(FEED_POLL)
             ctx.report("queueing", scanned, max(rows, scanned))
             row = conn.execute(query("enqueue_page"), {**key, "after": after, "page": page}).fetchone()
             assert row is not None
