@@ -154,6 +154,13 @@ LANGUAGE plpgsql AS $$
 DECLARE
     id bigint;
 BEGIN
+    -- On a hot standby nothing can be queued, and workers are on the primary.
+    IF pg_is_in_recovery() THEN
+        RAISE EXCEPTION 'vectorkeep: a text query that is not in the cache cannot be encoded on a read replica'
+            USING ERRCODE = 'read_only_sql_transaction',
+                  HINT = 'Encode it on the primary (SELECT vk.embed(model, text)) and search here with the vector; '
+                      || 'texts queried on the primary in the last hour are answered here from the cache.';
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_stat_activity a
                    WHERE a.datname = current_database() AND a.application_name LIKE 'vectorkeep interactive %') THEN
         RAISE EXCEPTION 'vectorkeep: no worker is running to encode the text query'
