@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from vectorkeep.workers import device as devices
 from vectorkeep.workers.encoders.base import EncoderError, tokenizer_spans
 from vectorkeep.workers.encoders.sentence_transformers import resolve_source
 
@@ -26,10 +27,14 @@ class MeanPoolEncoder:
             self._model = AutoModel.from_pretrained(path)
         except Exception as exc:  # OSError, HTTP errors, ValueError, ...
             raise EncoderError(f"cannot load Hugging Face model {source!r}: {exc}") from exc
+        self.device = devices.pick_device(params.get("device"))
+        self._model.to(self.device, dtype=devices.encoder_dtype(self.device))
         self._model.eval()
         self._torch = torch
         self._max_length = int(params.get("max_length", 256))
-        self._batch_size = int(params.get("batch_size", 8))
+        self._batch_size = int(
+            params.get("batch_size") or devices.encode_batch_size(self.device, cpu=8, accelerator=128)
+        )
         self._dim = int(self._model.config.hidden_size)
 
     @property
@@ -58,11 +63,12 @@ class MeanPoolEncoder:
                     truncation=True,
                     max_length=self._max_length,
                     return_tensors="pt",
-                )
-                hidden = self._model(**batch).last_hidden_state
+                ).to(self.device)
+                # Pooled in float32 whatever the weights' precision: vectors are stored as float32.
+                hidden = self._model(**batch).last_hidden_state.float()
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
+                out.append(torch.nn.functional.normalize(pooled, dim=1).cpu().numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self._dim), np.float32)
 
 

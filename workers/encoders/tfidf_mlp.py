@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vectorkeep.workers import device as devices
 from vectorkeep.workers.arrays import l2_normalize, unpack
 from vectorkeep.workers.encoders.base import require_artifact
 from vectorkeep.workers.encoders.tfidf import TfidfFeatures
@@ -34,16 +35,24 @@ class TfidfMlpEncoder:
         self.mlp = build_mlp(len(self.features.vocabulary), hidden, self._dim)
         state = {k[len("mlp.") :]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("mlp.")}
         self.mlp.load_state_dict(state)
+        self.device = devices.pick_device(params.get("device"))
+        self._dtype = devices.encoder_dtype(self.device) or torch.float32
+        self.mlp.to(self.device, dtype=self._dtype)
         self.mlp.eval()
+        self._batch_size = devices.encode_batch_size(self.device, cpu=1024, accelerator=4096)
 
     @property
     def dim(self) -> int:
         return self._dim
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        out = [np.zeros((0, self._dim), np.float32)]
         with torch.no_grad():
-            out = self.mlp(torch.from_numpy(self.features.transform(texts))).numpy()
-        return l2_normalize(out.astype(np.float32))
+            for i in range(0, len(texts), self._batch_size):
+                features = torch.from_numpy(self.features.transform(texts[i : i + self._batch_size]))
+                y = self.mlp(features.to(self.device, dtype=self._dtype))
+                out.append(y.float().cpu().numpy())
+        return l2_normalize(np.concatenate(out).astype(np.float32))
 
 
 def load(params: dict[str, Any], artifact: bytes | None) -> TfidfMlpEncoder:
