@@ -7,7 +7,11 @@
    per text): what the trigger, queue, claim, upsert and HNSW insert cost;
    again without the HNSW index (the queue's own cost), and, as the raw
    part, the same vectors inserted by plain SQL into a table with the same
-   HNSW index.
+   HNSW index (steady state: the no-op worker / that, goal >= 0.9);
+3. overlap on and off: worker / raw rows per second with an encoder that
+   sleeps SLEEP_PER_64 seconds per 64 texts (an accelerator's encode, which
+   leaves the CPU to the database), into a table without its HNSW index: with
+   overlap the write of one batch hides behind the encode of the next.
 """
 
 import hashlib
@@ -53,6 +57,18 @@ class NoopEncoder:
         return out
 
 
+# An accelerator's encode, emulated: seconds per 64 texts, the CPU left idle.
+SLEEP_PER_64 = 0.02
+
+
+class SleepEncoder(NoopEncoder):
+    """The no-op encoder's vectors after SLEEP_PER_64 seconds per 64 texts."""
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        time.sleep(SLEEP_PER_64 * len(texts) / 64)
+        return super().encode(texts)
+
+
 def texts(n: int) -> list[str]:
     """n distinct real texts (the sample corpus, cycled with a suffix)."""
     base = [t for _, t in paragraphs()]
@@ -66,8 +82,8 @@ def _insert(conn: psycopg.Connection, schema: str, table: str, rows: list[str]) 
             copy.write_row((body,))
 
 
-def _drain(url: str, encoders: EncoderCache, batch_size: int) -> tuple[int, float]:
-    worker = Worker(url, WorkerSettings(batch_size=batch_size), encoders=encoders)
+def _drain(url: str, encoders: EncoderCache, batch_size: int, *, overlap: bool = True) -> tuple[int, float]:
+    worker = Worker(url, WorkerSettings(batch_size=batch_size, overlap=overlap), encoders=encoders)
     start = time.perf_counter()
     stats = worker.run(until_idle=True)
     return stats.embedded, time.perf_counter() - start
@@ -110,6 +126,7 @@ def run(url: str, *, rows: int, batch_size: int = 64) -> dict[str, Any]:
         _insert(conn, "public", "bench_noindex", corpus)
     bare_embedded, bare_seconds = _drain(url, encoders, batch_size)
     hnsw_raw = _hnsw_insert_rate(url, NoopEncoder({}).encode(corpus), batch_size)
+    overlap = _overlap(url, encoders, corpus, batch_size)
 
     return {
         "rows": rows,
@@ -124,6 +141,45 @@ def run(url: str, *, rows: int, batch_size: int = 64) -> dict[str, Any]:
         "noop_worker_rows_per_s_without_index": round(bare_embedded / bare_seconds, 1),
         "hnsw_insert_rows_per_s": round(hnsw_raw, 1),
         "noop_worker_over_hnsw_insert": round(noop_embedded / noop_seconds / hnsw_raw, 3),
+        **overlap,
+    }
+
+
+def _overlap(url: str, encoders: EncoderCache, corpus: list[str], batch_size: int) -> dict[str, Any]:
+    """Worker / raw rows per second with the sleeping encoder, overlap off then on (same rows, same table
+    kind, no HNSW index), and a no-op drain with the index with overlap off (what overlap adds there)."""
+    kinds.EXTRA_LOADERS["sleep"] = SleepEncoder
+    raw = raw_rate(SleepEncoder({}), corpus, batch_size)
+    rates: dict[str, float] = {}
+    for i, on in enumerate((False, True)):
+        table = f"bench_sleep_{i}"
+        with connect(url, autocommit=True) as conn:
+            conn.execute(NOOP_KIND.replace("'noop'", "'sleep'", 1))
+            conn.execute(
+                "INSERT INTO vk.models (name, version, kind, dim) VALUES ('sleep', 1, 'sleep', 384) "
+                "ON CONFLICT DO NOTHING"
+            )
+            conn.execute(
+                sql.SQL("CREATE TABLE {} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text)").format(
+                    sql.Identifier(table)
+                )
+            )
+            conn.execute("SELECT vk.attach(%s, 'id', 'body', 'sleep@1')", (table,))
+            drop_index(conn, table, "sleep@1")
+            _insert(conn, "public", table, corpus)
+        embedded, seconds = _drain(url, encoders, batch_size, overlap=on)
+        rates["on" if on else "off"] = embedded / seconds
+    with connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_noop_serial (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text)")
+        conn.execute("SELECT vk.attach('bench_noop_serial', 'id', 'body', 'noop@1')")
+        _insert(conn, "public", "bench_noop_serial", corpus)
+    serial_embedded, serial_seconds = _drain(url, encoders, batch_size, overlap=False)
+    return {
+        "sleep_encode_rows_per_s": round(raw, 1),
+        "sleep_worker_rows_per_s_overlap_off_on": [round(rates["off"], 1), round(rates["on"], 1)],
+        "sleep_worker_over_raw_overlap_off": round(rates["off"] / raw, 3),
+        "sleep_worker_over_raw_overlap_on": round(rates["on"] / raw, 3),
+        "noop_worker_rows_per_s_overlap_off": round(serial_embedded / serial_seconds, 1),
     }
 
 

@@ -9,6 +9,11 @@ on that queue row's lock for the batch to commit, then queues it again, so a
 vector of old text is never left as the row's current one. That wait is one
 batch's encoding, never an encoder's load (seconds to minutes the first
 time): encoders are loaded before the claim, with no transaction open.
+
+A batch has two halves: claim_batch (claim and encode, on the caller's
+thread: encoders are not thread-safe) and Batch.commit (send the writes and
+commit, touching no encoder), so that the worker can write one batch while it
+encodes the next (workers.overlap); process_batch runs them one after the other.
 """
 
 import contextlib
@@ -16,7 +21,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import psycopg
@@ -25,6 +30,7 @@ from psycopg.rows import class_row
 from vectorkeep.db import registry
 from vectorkeep.db.records import Claimed, ModelVersion
 from vectorkeep.sql import query
+from vectorkeep.workers import metrics
 from vectorkeep.workers.chunking import Chunk, Chunking, chunks, encoder_spans
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders import Encoder
@@ -130,6 +136,42 @@ def embed_rows(conn: psycopg.Connection, encoder: Encoder, dim: int, rows: list[
     return out
 
 
+@dataclass
+class Encoded:
+    """A version's rows of a claimed batch, encoded: what the batch's transaction has left to write."""
+
+    model: ModelVersion
+    empty: list[Claimed]  # no text: settled with no vector
+    done: list[tuple[Claimed, Embedded]]
+    failed: list[tuple[Claimed, str]]  # each with its error
+
+
+@dataclass
+class Batch:
+    """A claimed batch, encoded, in the open transaction of the connection that claimed it."""
+
+    retry: RetryPolicy
+    result: BatchResult
+    parts: list[Encoded] = field(default_factory=list)
+    record: metrics.BatchMetrics = field(default_factory=metrics.BatchMetrics)  # its worker's metrics
+
+    def commit(self, conn: psycopg.Connection) -> BatchResult:
+        """Write the vectors, settle the empty rows, fail the others, and commit (all or nothing:
+        on an error the transaction rolls back and every row of the batch is queued again).
+
+        Touches no encoder, so it may run in another thread than the claim's while that
+        thread uses another connection (workers.overlap)."""
+        try:
+            for part in self.parts:
+                _write(conn, part, self.retry, self.result)
+            conn.commit()
+        except BaseException:
+            _rollback(conn)
+            raise
+        self.record.committed({p.model.label: (len(p.done), len(p.failed)) for p in self.parts})
+        return self.result
+
+
 def process_batch(
     conn: psycopg.Connection,
     encoders: EncoderCache,
@@ -137,7 +179,24 @@ def process_batch(
     batch_size: int = 64,
     retry: RetryPolicy = RetryPolicy(),
 ) -> BatchResult:
-    """Claim up to batch_size queue rows and settle each of them; returns the counts.
+    """Claim up to batch_size queue rows and settle each of them, one transaction; returns the counts.
+
+    claim_batch, then Batch.commit on the same connection (the worker's
+    overlapped loop runs the two halves of consecutive batches side by side).
+    """
+    batch = claim_batch(conn, encoders, batch_size=batch_size, retry=retry)
+    return batch.commit(conn)
+
+
+def claim_batch(
+    conn: psycopg.Connection,
+    encoders: EncoderCache,
+    *,
+    batch_size: int = 64,
+    retry: RetryPolicy = RetryPolicy(),
+) -> Batch:
+    """Claim up to batch_size queue rows and encode them; their writes wait in the Batch returned,
+    its transaction open on conn (a connection not in autocommit, idle) until Batch.commit.
 
     No encoder is loaded while queue rows are locked: an application that
     rewrites one of those rows would wait for the load. A claim that finds
@@ -146,29 +205,44 @@ def process_batch(
     transaction open, and the batch is claimed again. A version whose encoder
     cannot load (no artifact, a failed sha256 or fingerprint check, an unknown
     kind) fails its rows with the reason, as a row that cannot be encoded does.
+    On an error the claim is rolled back: its rows are free for the next batch.
     """
-    result = BatchResult()
+    if conn.autocommit or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise ValueError("claim_batch needs an idle connection that is not in autocommit")
     loads: dict[int, str | None] = {}
-    to_load = _claim_and_settle(conn, encoders, batch_size, retry, loads, result, may_give_back=True)
-    if to_load:
-        _load(conn, encoders, to_load, loads)
-        _claim_and_settle(conn, encoders, batch_size, retry, loads, result, may_give_back=False)
-    return result
+    try:
+        claimed = _claim_and_encode(conn, encoders, batch_size, retry, loads, may_give_back=True)
+        if isinstance(claimed, Batch):
+            return claimed
+        _load(conn, encoders, claimed, loads)
+        again = _claim_and_encode(conn, encoders, batch_size, retry, loads, may_give_back=False)
+        assert isinstance(again, Batch)
+        return again
+    except BaseException:
+        _rollback(conn)
+        raise
 
 
-def _claim_and_settle(
+def _rollback(conn: psycopg.Connection) -> None:
+    """Roll back the transaction in hand, if the connection still can; a broken connection
+    is left as it is (the error on its way out says why, and the server rolled back)."""
+    with contextlib.suppress(psycopg.OperationalError):
+        if not conn.closed:
+            conn.rollback()
+
+
+def _claim_and_encode(
     conn: psycopg.Connection,
     encoders: EncoderCache,
     batch_size: int,
     retry: RetryPolicy,
     loads: dict[int, str | None],
-    result: BatchResult,
     *,
     may_give_back: bool,
-) -> list[ModelVersion]:
-    """Claim a batch and settle it in one transaction; or, with may_give_back, when
-    the batch needs an encoder not loaded yet, roll the claim back and return the
-    versions to load first ([] when the batch was settled).
+) -> Batch | list[ModelVersion]:
+    """Claim a batch and encode it, its transaction left open; or, with may_give_back,
+    when the batch needs an encoder not loaded yet, roll the claim back and return
+    the versions to load first.
 
     loads: the versions this batch tried to load, each with None (loaded) or
     why its encoder cannot load. Without may_give_back, rows of a version not
@@ -176,28 +250,27 @@ def _claim_and_settle(
     in the queue: their locks go at the commit, and the next batch loads their
     encoder before claiming them.
     """
-    with conn.transaction() as tx:
-        with conn.cursor(row_factory=class_row(Claimed)) as cur:
-            rows = cur.execute(query("claim"), {"batch_size": batch_size}).fetchall()
-        by_model: dict[int, list[Claimed]] = defaultdict(list)
-        for row in rows:
-            by_model[row.model_id].append(row)
-        models = [registry.by_id(conn, model_id) for model_id in by_model]
-        missing = [m for m in models if m.id not in loads and not encoders.loaded(m)]
-        if missing and may_give_back:
-            raise psycopg.Rollback(tx)
-        result.claimed += len(rows)
-        for model in models:
-            if any(m.id == model.id for m in missing):
-                log.info(
-                    "%d rows of %s left for the next batch: its encoder is not loaded yet",
-                    len(by_model[model.id]),
-                    model.label,
-                )
-                continue
-            _settle(conn, encoders, model, by_model[model.id], loads.get(model.id), retry, result)
-        return []
-    return missing
+    with conn.cursor(row_factory=class_row(Claimed)) as cur:
+        rows = cur.execute(query("claim"), {"batch_size": batch_size}).fetchall()
+    by_model: dict[int, list[Claimed]] = defaultdict(list)
+    for row in rows:
+        by_model[row.model_id].append(row)
+    models = [registry.by_id(conn, model_id) for model_id in by_model]
+    missing = [m for m in models if m.id not in loads and not encoders.loaded(m)]
+    if missing and may_give_back:
+        conn.rollback()
+        return missing
+    batch = Batch(retry, BatchResult(claimed=len(rows)))
+    for model in models:
+        if any(m.id == model.id for m in missing):
+            log.info(
+                "%d rows of %s left for the next batch: its encoder is not loaded yet",
+                len(by_model[model.id]),
+                model.label,
+            )
+            continue
+        batch.parts.append(_encode(conn, encoders, model, by_model[model.id], loads.get(model.id)))
+    return batch
 
 
 @contextlib.contextmanager
@@ -233,55 +306,59 @@ def _load(
                 loads[model.id] = f"{type(exc).__name__}: {exc}"
 
 
-def _settle(
+def _key(r: Claimed) -> dict[str, object]:
+    return {"collection_id": r.collection_id, "pk": r.pk, "model_id": r.model_id}
+
+
+def _encode(
     conn: psycopg.Connection,
     encoders: EncoderCache,
     model: ModelVersion,
     items: list[Claimed],
     unusable: str | None,
-    retry: RetryPolicy,
-    result: BatchResult,
-) -> None:
-    """Write the vectors of a version's rows, settle the empty ones, fail the others
-    (all of them, with its reason, when the version's encoder could not load: unusable)."""
-    empty = [r for r in items if not _has_text(r.body)]
+) -> Encoded:
+    """Encode a version's rows (all of them failed with its reason when the version's encoder
+    could not load: unusable); rows with no text have nothing to encode."""
     todo = [r for r in items if _has_text(r.body)]
-    keys = ("collection_id", "pk", "model_id")
-
-    def key(r: Claimed) -> dict[str, object]:
-        return {k: getattr(r, k) for k in keys}
-
-    with conn.cursor() as cur:
-        if empty:
-            # Nothing to embed: the row keeps no vector (vk.status counts it as empty).
-            cur.executemany(query("finish_row"), [{**key(r), "chunks": 0} for r in empty])
-            result.emptied += len(empty)
-        if not todo:
-            return
-        outcomes: list[Embedded | str]
-        if unusable is not None:
-            outcomes = [unusable] * len(todo)
-        else:
-            try:
-                # Loaded before the claim: this only checks the recorded fingerprint again.
-                encoder = encoders.get(conn, model)
+    outcomes: list[Embedded | str] = []
+    if unusable is not None:
+        outcomes = [unusable] * len(todo)
+    elif todo:
+        try:
+            # Loaded before the claim: this only checks the recorded fingerprint again.
+            encoder = encoders.get(conn, model)
+            with metrics.encoding(model.label):
                 outcomes = embed_rows(conn, encoder, model.dim, todo)
-            except Exception as exc:
-                log.error("cannot encode with %s: %s", model.label, exc)
-                outcomes = [f"{type(exc).__name__}: {exc}"] * len(todo)
-        done = [(r, v) for r, v in zip(todo, outcomes, strict=True) if not isinstance(v, str)]
-        failed = [(r, v) for r, v in zip(todo, outcomes, strict=True) if isinstance(v, str)]
+        except Exception as exc:
+            log.error("cannot encode with %s: %s", model.label, exc)
+            outcomes = [f"{type(exc).__name__}: {exc}"] * len(todo)
+    return Encoded(
+        model,
+        empty=[r for r in items if not _has_text(r.body)],
+        done=[(r, v) for r, v in zip(todo, outcomes, strict=True) if not isinstance(v, str)],
+        failed=[(r, v) for r, v in zip(todo, outcomes, strict=True) if isinstance(v, str)],
+    )
+
+
+def _write(conn: psycopg.Connection, part: Encoded, retry: RetryPolicy, result: BatchResult) -> None:
+    """Send one version's writes of a batch (in the batch's transaction)."""
+    model, done, failed = part.model, part.done, part.failed
+    with conn.cursor() as cur:
+        if part.empty:
+            # Nothing to embed: the row keeps no vector (vk.status counts it as empty).
+            cur.executemany(query("finish_row"), [{**_key(r), "chunks": 0} for r in part.empty])
+            result.emptied += len(part.empty)
         if done:
             cur.executemany(
                 query("upsert_chunk"),
                 [
-                    {**key(r), **_chunk_params(c), "text_sha256": sha, "embedding": v, "truncated": t}
+                    {**_key(r), **_chunk_params(c), "text_sha256": sha, "embedding": v, "truncated": t}
                     for r, (sha, pieces) in done
                     for c, v, t in pieces
                 ],
             )
             # Chunks past the new last one belong to an older, longer text: same transaction.
-            cur.executemany(query("finish_row"), [{**key(r), "chunks": len(p)} for r, (_, p) in done])
+            cur.executemany(query("finish_row"), [{**_key(r), "chunks": len(p)} for r, (_, p) in done])
             result.embedded += len(done)
             # Rows move on the maps drawn from these vectors, in the same transaction.
             for collection_id in {r.collection_id for r, _ in done}:
@@ -310,7 +387,7 @@ def _settle(
                 query("fail"),
                 [
                     {
-                        **key(r),
+                        **_key(r),
                         "error": error,
                         "max_attempts": retry.max_attempts,
                         "backoff": retry.backoff_seconds,

@@ -2,7 +2,9 @@
 
 The queue runs in the calling thread; the job runner (a long training must
 not stall embedding) and the interactive lane (a backlog must not delay a
-text query) in threads of their own; all stop on the same signal.
+text query) in threads of their own; all stop on the same signal. With a
+metrics address, Prometheus metrics are served over HTTP while it runs
+(workers/metrics.py).
 """
 
 import threading
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.interactive import InteractiveLane
 from vectorkeep.workers.jobs.runner import JobRunner
+from vectorkeep.workers.metrics import Metrics, MetricsAddress, serving
 from vectorkeep.workers.worker import Worker, WorkerSettings, WorkerStats
 
 
@@ -31,12 +34,15 @@ class Service:
         interactive: bool = True,
         lease_seconds: float = 30.0,
         encoders: EncoderCache | None = None,
+        metrics: MetricsAddress | None = None,
     ) -> None:
         self.url = url
         self.settings = settings or WorkerSettings()
         self.queue, self.jobs = queue, jobs
         self.encoders = encoders or EncoderCache()
-        self.worker = Worker(url, self.settings, encoders=self.encoders)
+        self.metrics_address = metrics
+        self.metrics = Metrics(url) if metrics is not None else None
+        self.worker = Worker(url, self.settings, encoders=self.encoders, metrics=self.metrics)
         self.runner = JobRunner(url, lease_seconds=lease_seconds, stop_event=self.worker.stop_event)
         # Its own encoders: one encoder is never called from two threads.
         self.lane = InteractiveLane(url, self.worker.stop_event) if queue and interactive else None
@@ -46,7 +52,12 @@ class Service:
 
     def run(self, *, until_idle: bool = False) -> ServiceResult:
         """Serve until stop(); with until_idle, until no job and no queued row is left
-        (text queries are served only by a service that runs until stopped)."""
+        (text queries are served only by a service that runs until stopped). Metrics, when asked
+        for, are served from the start until it returns."""
+        with serving(self.metrics, self.metrics_address):
+            return self._run_lanes(until_idle)
+
+    def _run_lanes(self, until_idle: bool) -> ServiceResult:
         result = ServiceResult()
         if self.lane is not None and not until_idle:
             lane = threading.Thread(target=self.lane.run, name="interactive lane", daemon=True)
@@ -79,7 +90,7 @@ class Service:
         jobs.join()
         self.worker.stop()
         queue.join()
-        drain = Worker(self.url, self.settings, encoders=self.encoders)
+        drain = Worker(self.url, self.settings, encoders=self.encoders, metrics=self.metrics)
         drain.run(until_idle=True)
         result.queue = self.worker.stats
         for name in ("batches", "embedded", "emptied", "failed"):

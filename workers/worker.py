@@ -3,8 +3,15 @@
 NOTIFY is only a wake-up hint: the worker also polls, so a notification lost
 (no listener at the time, a pooler that drops LISTEN, a reconnect) delays work
 by at most one poll interval and never loses it.
+
+With overlap (the default) the worker holds two work connections and writes
+each batch in a background thread while it claims and encodes the next one
+(workers/overlap.py says why and how); without it, claim, encode, write and
+commit run one after the other on one connection.
 """
 
+import contextlib
+import itertools
 import logging
 import os
 import socket
@@ -18,8 +25,10 @@ import psycopg
 from vectorkeep.db import contract
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
-from vectorkeep.workers.embed import BatchResult, RetryPolicy, process_batch
+from vectorkeep.workers.embed import BatchResult, RetryPolicy, claim_batch
 from vectorkeep.workers.encoder_cache import EncoderCache
+from vectorkeep.workers.metrics import Metrics, recording
+from vectorkeep.workers.overlap import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,8 @@ class WorkerSettings:
     poll_interval: float = 1.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     reconnect_max_delay: float = 10.0
+    # Encode a batch while the last one is written (two work connections); off: one after the other.
+    overlap: bool = True
 
 
 @dataclass
@@ -66,11 +77,13 @@ class Worker:
         *,
         encoders: EncoderCache | None = None,
         on_batch: Callable[[BatchResult], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.url = url
         self.settings = settings or WorkerSettings()
         self.encoders = encoders or EncoderCache()
         self.on_batch = on_batch
+        self.metrics = metrics  # what its batches record (workers/metrics.py)
         self.name = f"{socket.gethostname()}-{os.getpid()}"
         self.stats = WorkerStats()
         self._stop = threading.Event()
@@ -122,24 +135,55 @@ class Worker:
         with (
             connect(self.url, autocommit=True, application_name=f"vectorkeep listen {self.name}") as listener,
             connect(self.url, application_name=f"vectorkeep worker {self.name}") as conn,
+            connect(self.url, application_name=f"vectorkeep worker {self.name}")
+            if self.settings.overlap
+            else contextlib.nullcontext(None) as other,
+            recording(self.metrics),
         ):
             contract.check(conn)
             listener.execute(query("listen"))
             log.info("worker %s listening on %s", self.name, CHANNEL)
-            while not self.stopping:
-                batch = process_batch(
-                    conn, self.encoders, batch_size=self.settings.batch_size, retry=self.settings.retry
-                )
+            self._drain(listener, [conn] if other is None else [conn, other], until_idle)
+
+    def _drain(self, listener: psycopg.Connection, conns: list[psycopg.Connection], until_idle: bool) -> None:
+        """Claim and encode a batch on each connection in turn, and commit it; with two
+        connections, each batch is written in the background while the next is encoded."""
+        writes = WriteBehind() if len(conns) > 1 else None
+        try:
+            for conn in itertools.cycle(conns):
+                if self.stopping:
+                    break
+                batch = claim_batch(conn, self.encoders, batch_size=self.settings.batch_size, retry=self.settings.retry)
                 self._served = True
-                if batch.claimed:
-                    self._active_at = time.monotonic()
-                    self.stats.add(batch)
-                    if self.on_batch:
-                        self.on_batch(batch)
+                if writes is not None:
+                    # The last batch commits before this one's writes go: one write in flight.
+                    self._done(writes.wait())
+                    if batch.result.claimed:
+                        writes.submit(conn, batch)
+                        continue
+                # (An empty claim commits too: it fails rows whose text expression raised.)
+                if batch.commit(conn).claimed:
+                    self._done(batch.result)
                     continue
                 if until_idle:
                     return
                 self._wait(listener)
+        finally:
+            if writes is not None:
+                try:
+                    # The batch in flight commits (or rolls back) before its connection closes.
+                    self._done(writes.wait())
+                finally:
+                    writes.close()
+
+    def _done(self, batch: BatchResult | None) -> None:
+        """Count a committed batch that claimed rows (None: no batch)."""
+        if batch is None:
+            return
+        self._active_at = time.monotonic()
+        self.stats.add(batch)
+        if self.on_batch:
+            self.on_batch(batch)
 
     def _wait(self, listener: psycopg.Connection) -> None:
         """Sleep until a notification, the poll interval (shorter right after work), or stop()."""

@@ -1,15 +1,31 @@
 """Run a worker's service: the embedding queue and the jobs, until stopped or idle."""
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from vectorkeep.workers import device as devices
 from vectorkeep.workers.embed import RetryPolicy
 from vectorkeep.workers.encoder_cache import EncoderCache
+from vectorkeep.workers.metrics import DEFAULT_HOST as DEFAULT_METRICS_HOST
+from vectorkeep.workers.metrics import MetricsAddress
 from vectorkeep.workers.service import Service
 from vectorkeep.workers.worker import WorkerSettings
 
-__all__ = ["EncoderCache", "ServeReport", "WorkerSettings", "serve", "worker_settings"]
+__all__ = [
+    "DEFAULT_METRICS_HOST",
+    "DEVICES",
+    "EncoderCache",
+    "ServeReport",
+    "WorkerSettings",
+    "serve",
+    "use_device",
+    "worker_settings",
+]
+
+# What `use_device` takes (VECTORKEEP_DEVICE's values).
+DEVICES = devices.CHOICES
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +45,28 @@ class ServeReport:
 
 
 def worker_settings(
-    *, batch_size: int = 64, poll_interval: float = 1.0, max_attempts: int = 5, backoff: float = 2.0
+    *,
+    batch_size: int = 64,
+    poll_interval: float = 1.0,
+    max_attempts: int = 5,
+    backoff: float = 2.0,
+    overlap: bool = True,
 ) -> WorkerSettings:
-    """A worker's settings: rows per transaction, the poll interval, and retries with doubling backoff."""
+    """A worker's settings: rows per transaction, the poll interval, retries with doubling backoff,
+    and whether a batch is encoded while the last one is written (overlap)."""
     return WorkerSettings(
         batch_size=batch_size,
         poll_interval=poll_interval,
         retry=RetryPolicy(max_attempts=max_attempts, backoff_seconds=backoff),
+        overlap=overlap,
     )
+
+
+def use_device(device: str) -> None:
+    """Run this process's encoders on `device` (auto, cpu, cuda, mps), as VECTORKEEP_DEVICE does;
+    raises ValueError at once when this machine has no such device."""
+    devices.pick_device(device)
+    os.environ[devices.DEVICE_ENV] = device
 
 
 def serve(
@@ -50,11 +80,15 @@ def serve(
     until_idle: bool = False,
     encoders: EncoderCache | None = None,
     on_start: OnStart | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = DEFAULT_METRICS_HOST,
 ) -> ServeReport:
     """Embed queued rows and run jobs until stopped (or, with until_idle, until nothing is left to do).
 
     Stopping finishes the batch in hand and hands running jobs back with their progress.
     With text_queries, an embedding worker also answers text queries (its interactive lane).
+    With a metrics_port (0 or None: none), Prometheus metrics are served at
+    http://metrics_host:metrics_port/metrics until the service stops.
     """
     service = Service(
         url,
@@ -64,6 +98,7 @@ def serve(
         interactive=text_queries,
         lease_seconds=lease_seconds,
         encoders=encoders,
+        metrics=MetricsAddress(metrics_port, metrics_host) if metrics_port else None,
     )
     if on_start is not None:
         on_start(service.stop)

@@ -17,6 +17,7 @@ from vectorkeep.app.errors import USER_ERRORS
 from vectorkeep.cli import (
     collections,
     database,
+    health,
     jobs,
     maps,
     models,
@@ -30,7 +31,7 @@ from vectorkeep.cli import (
 from vectorkeep.cli.parsing import Commands
 
 # In the order `vectorkeep --help` lists them.
-GROUPS = (up, database, schema, worker, collections, search, models, jobs, recovery, maps, sequences)
+GROUPS = (up, database, schema, health, worker, collections, search, models, jobs, recovery, maps, sequences)
 
 
 def build_parser() -> argparse.ArgumentParser:

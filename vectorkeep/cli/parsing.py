@@ -89,3 +89,9 @@ def worker_options(p: argparse.ArgumentParser) -> None:
         default=2.0,
         help="first retry delay in seconds, doubled each attempt (default 2)",
     )
+    p.add_argument(
+        "--no-overlap",
+        action="store_true",
+        help="claim, encode, write and commit one batch at a time (by default a batch is encoded while the "
+        "last one is written)",
+    )

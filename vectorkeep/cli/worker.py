@@ -19,6 +19,7 @@ def settings_of(args: argparse.Namespace) -> worker.WorkerSettings:
         poll_interval=args.poll_interval,
         max_attempts=args.max_attempts,
         backoff=args.backoff,
+        overlap=not args.no_overlap,
     )
 
 
@@ -34,6 +35,8 @@ def stop_on_signals(stop: Callable[[], None]) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if args.device is not None:
+        worker.use_device(args.device)
     report = worker.serve(
         url(args),
         settings_of(args),
@@ -43,6 +46,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         lease_seconds=args.lease,
         until_idle=args.until_idle,
         on_start=stop_on_signals,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
     if args.json:
         emit([dataclasses.asdict(report)], as_json=True)
@@ -66,5 +71,24 @@ def register(commands: Commands) -> None:
     )
     p.add_argument(
         "--lease", type=float, default=30.0, help="seconds a job stays ours without a heartbeat (default 30)"
+    )
+    p.add_argument(
+        "--device",
+        choices=worker.DEVICES,
+        help="where encoders run (default: $VECTORKEEP_DEVICE, else auto: cuda, then mps, then cpu)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics while the worker runs (default 0: off)",
+    )
+    p.add_argument(
+        "--metrics-host",
+        default=worker.DEFAULT_METRICS_HOST,
+        metavar="HOST",
+        help=f"the address metrics are served on (default {worker.DEFAULT_METRICS_HOST}: every interface; "
+        "127.0.0.1: this machine only)",
     )
     worker_options(p)
