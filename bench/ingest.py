@@ -126,6 +126,7 @@ def run(url: str, *, rows: int, batch_size: int = 64) -> dict[str, Any]:
         _insert(conn, "public", "bench_noindex", corpus)
     bare_embedded, bare_seconds = _drain(url, encoders, batch_size)
     hnsw_raw = _hnsw_insert_rate(url, NoopEncoder({}).encode(corpus), batch_size)
+    same_table = _same_table_insert_rate(url, corpus, batch_size)
     overlap = _overlap(url, encoders, corpus, batch_size)
 
     return {
@@ -141,6 +142,8 @@ def run(url: str, *, rows: int, batch_size: int = 64) -> dict[str, Any]:
         "noop_worker_rows_per_s_without_index": round(bare_embedded / bare_seconds, 1),
         "hnsw_insert_rows_per_s": round(hnsw_raw, 1),
         "noop_worker_over_hnsw_insert": round(noop_embedded / noop_seconds / hnsw_raw, 3),
+        "same_table_insert_rows_per_s": round(same_table, 1),
+        "noop_worker_over_same_table_insert": round(noop_embedded / noop_seconds / same_table, 3),
         **overlap,
     }
 
@@ -196,6 +199,35 @@ def _hnsw_insert_rate(url: str, vectors: np.ndarray, batch_size: int) -> float:
                 cur.executemany(
                     "INSERT INTO bench_hnsw (id, embedding) VALUES (%s, %s)",
                     [(i + j, v) for j, v in enumerate(vectors[i : i + batch_size])],
+                )
+            conn.commit()
+        return len(vectors) / (time.perf_counter() - start)
+
+
+def _same_table_insert_rate(url: str, corpus: list[str], batch_size: int) -> float:
+    """Rows/s of inserting the no-op vectors of these texts, with their text and hash, by plain SQL,
+    batch by batch, into vk.embeddings for a fresh (collection, noop@1): the same table, HNSW, keyword
+    and metadata indexes the worker writes through, without the queue, the claim or vectorkeep's functions."""
+    vectors = NoopEncoder({}).encode(corpus)
+    with connect(url) as conn:
+        register_vector(conn)
+        conn.execute("CREATE TABLE bench_same (id bigint PRIMARY KEY, body text)")
+        c_id = conn.execute("SELECT (vk.attach('bench_same', 'id', 'body', 'noop@1')).id").fetchone()[0]  # type: ignore[index]
+        m_id = conn.execute("SELECT (vk.model('noop@1')).id").fetchone()[0]  # type: ignore[index]
+        conn.commit()
+        start = time.perf_counter()
+        for i in range(0, len(vectors), batch_size):
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO vk.embeddings (collection_id, pk, model_id, chunk, start_char, end_char, "
+                    "embedding, body, text_sha256) "
+                    "VALUES (%s, %s, %s, 0, 0, %s, %s, %s, sha256(convert_to(%s, 'UTF8')))",
+                    [
+                        (c_id, str(i + j), m_id, len(t), v, t, t)
+                        for j, (t, v) in enumerate(
+                            zip(corpus[i : i + batch_size], vectors[i : i + batch_size], strict=True)
+                        )
+                    ],
                 )
             conn.commit()
         return len(vectors) / (time.perf_counter() - start)
