@@ -37,6 +37,7 @@ models = Table(
     Column("metrics", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("storage", Text, nullable=False),
 )
 
 model_kinds = Table(

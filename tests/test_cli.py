@@ -59,6 +59,7 @@ def test_models_list_and_register(db_url: str) -> None:
             "model": "mini@1",
             "kind": "sentence-transformers",
             "dim": 384,
+            "storage": "vector",
             "distance": "cosine",
             "status": "ready",
         }

@@ -63,8 +63,8 @@ def test_a_reembed_reports_phase_done_total_and_rate_while_it_runs(corpus_url: s
         assert runner.finished == [job_id]
 
         assert seen, "no progress was saved while the job ran"
-        assert all(set(p) >= REPORTED and p["unit"] == "rows" for p in seen)
-        assert {p["phase"] for p in seen} <= {"queueing", "embedding"} and seen[0]["phase"] == "queueing"
+        assert all(set(p) >= REPORTED and p["unit"] == ("index" if p["phase"] == "indexing" else "rows") for p in seen)
+        assert {p["phase"] for p in seen} <= {"queueing", "embedding", "indexing"} and seen[0]["phase"] == "queueing"
         assert all(0 <= p["done"] <= p["total"] for p in seen)
         assert all(isinstance(p["rate"], int | float) and p["rate"] >= 0 for p in seen)
         assert any(p["rate"] > 0 for p in seen)
@@ -74,7 +74,8 @@ def test_a_reembed_reports_phase_done_total_and_rate_while_it_runs(corpus_url: s
 
         status, progress = state(conn, job_id)
         assert status == "succeeded"
-        assert (progress["phase"], progress["done"], progress["total"]) == ("embedding", 200, 200)
+        # A version new to the collection: its HNSW index is built last, once.
+        assert (progress["phase"], progress["done"], progress["total"], progress["unit"]) == ("indexing", 1, 1, "index")
         assert progress["scanned"] == 200 and progress["remaining"] == 0  # the resume position is kept beside
 
 

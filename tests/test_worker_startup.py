@@ -132,7 +132,7 @@ def test_the_worker_reconnects_promptly_after_each_of_two_failures(
             conn.execute("INSERT INTO vk.documents (body) VALUES (%s)", (f"served before failure {round_}",))
             # Embedded: the worker has connected and served since the last failure.
             wait_for(lambda r=round_: len(embeddings(conn)) == r, 30, f"row {round_}")  # type: ignore[misc]
-            assert terminate(conn, "vectorkeep %") == 2  # its LISTEN and its work connection
+            assert terminate(conn, "vectorkeep %") == 3  # its LISTEN and its two work connections
             wait_for(lambda r=round_: len(reconnect_delays(caplog, logger)) == r, 30, f"failure {round_}")  # type: ignore[misc]
         conn.execute("INSERT INTO vk.documents (body) VALUES ('after both failures')")
         wait_for(lambda: len(embeddings(conn)) == 3, 30, "the worker to reconnect")

@@ -155,15 +155,21 @@ class Worker:
                     break
                 batch = claim_batch(conn, self.encoders, batch_size=self.settings.batch_size, retry=self.settings.retry)
                 self._served = True
+                previous: BatchResult | None = None
                 if writes is not None:
                     # The last batch commits before this one's writes go: one write in flight.
-                    self._done(writes.wait())
+                    previous = writes.wait()
+                    self._done(previous)
                     if batch.result.claimed:
                         writes.submit(conn, batch)
                         continue
                 # (An empty claim commits too: it fails rows whose text expression raised.)
                 if batch.commit(conn).claimed:
                     self._done(batch.result)
+                    continue
+                if previous is not None:
+                    # This claim ran while the last batch was being written: its rows were locked
+                    # then, and a failed one may be ready again now. Not idle yet.
                     continue
                 if until_idle:
                     return

@@ -23,3 +23,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     apply_sql("migrations/0014_scale/down.sql")
     restore_definitions("0013_recovery")
+    apply_sql("migrations/0014_scale/down_90_storage.sql")

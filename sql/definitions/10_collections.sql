@@ -157,9 +157,13 @@ $$;
 COMMENT ON FUNCTION vk._embed_with(vk.collections, vk.models, boolean) IS
     'Internal: keep a collection embedded with a version from now on (the row that makes triggers queue for it, its keyword index, and its HNSW index now or, without with_index, after the backfill); false when it already was.';
 
+-- PL/pgSQL, not a SQL-standard body: a downgrade drops vk._embed_with and keeps this function.
 CREATE OR REPLACE FUNCTION vk.embed_with_v1(c vk.collections, m vk.models) RETURNS boolean
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp
-RETURN vk._embed_with(c, m, true);
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+BEGIN
+    RETURN vk._embed_with(c, m, true);
+END
+$$;
 COMMENT ON FUNCTION vk.embed_with_v1(vk.collections, vk.models) IS
     'Worker contract 1: keep a collection embedded with a version from now on (its partial HNSW index, the row that makes triggers queue for it); false when it already was. No backfill.';
 

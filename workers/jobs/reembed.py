@@ -9,9 +9,9 @@ missed. When the queue for the version is empty the job builds the version's
 HNSW index if it was deferred (a version new to the collection is written
 without it: one bulk build is many times faster than a graph insert per row),
 and activates the version if asked to (params.activate: the gates, e.g.
-{"recall@10": 0.5}). An operator follows three phases (ctx.report): queueing
+{"recall@10": 0.5}). An operator follows its phases (ctx.report): queueing
 (rows read out of the collection's), embedding (rows embedded out of those
-queued) and indexing.
+queued) and, when the index was deferred, indexing (0 or 1 index built).
 
 The index is built with CREATE INDEX CONCURRENTLY where the job's role owns
 vk.embeddings (writers never wait), else by vk.build_index_v1 (a plain
@@ -101,7 +101,6 @@ def run_reembed(ctx: JobContext) -> JobOutcome:
         if dead == left:
             raise RuntimeError(f"{dead} rows could not be embedded with {model.label}: {error}")
         ctx.sleep(0.2)
-    ctx.progress(phase="indexing")
     ctx.save_progress()
 
     metrics: dict[str, Any] = {"scanned": scanned, "queued": queued}
@@ -124,17 +123,19 @@ def run_reembed(ctx: JobContext) -> JobOutcome:
 def _build_index(ctx: JobContext, key: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """Build the version's HNSW index if its backfill deferred it; what was done, for the job's metrics."""
     conn = ctx.conn
-    ctx.report("indexing", 0, 1)
     while True:
         row = conn.execute(query("index_plan"), key).fetchone()
         assert row is not None
         state, name, statement, drop_statement, concurrently = row
         if state != "building":  # another job's build
             break
+        ctx.report("indexing", 0, 1, unit="index")
         ctx.sleep(1.0)
     if state in ("valid", "exact"):
-        ctx.report("indexing", 1, 1)
         return {"index": state}
+    ctx.progress(phase="indexing")
+    ctx.save_progress()  # a job taken over from here builds the index, and queues nothing again
+    ctx.report("indexing", 0, 1, unit="index")
     settings = {
         "maintenance_work_mem": str(params.get("maintenance_work_mem", MAINTENANCE_WORK_MEM)),
         "parallel_workers": str(int(params.get("parallel_workers", PARALLEL_WORKERS))),
@@ -151,5 +152,6 @@ def _build_index(ctx: JobContext, key: dict[str, Any], params: dict[str, Any]) -
         state = got[0] if got else None
     seconds = round(time.monotonic() - started, 3)
     log.info("reembed %s: built %s in %.1fs (%s)", ctx.id, name, seconds, "concurrently" if concurrently else "locked")
-    ctx.report("indexing", 1, 1)
+    ctx.report("indexing", 1, 1, unit="index")
+    ctx.save_progress()
     return {"index": state, "index_seconds": seconds, "index_concurrently": bool(concurrently)}

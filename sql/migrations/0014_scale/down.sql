@@ -23,4 +23,4 @@ END
 $$;
 
 DROP FUNCTION vk._opclass(text, text);
-ALTER TABLE vk.models DROP COLUMN storage;
+-- vk.models.storage goes in down_90_storage.sql, once 0013's definitions no longer use it.
