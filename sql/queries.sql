@@ -162,7 +162,7 @@ SELECT vk.submit_job_v1('reembed', %(params)s, %(collection_id)s, %(model_id)s);
 SELECT vk.backfill_v1(%(collection_id)s, %(model_id)s);
 
 -- name: index_plan
-SELECT state, index_name, statement, drop_statement, concurrent FROM vk.index_plan_v1(%(collection_id)s, %(model_id)s);
+SELECT state, statements, concurrent FROM vk.index_plan_v1(%(collection_id)s, %(model_id)s);
 
 -- name: build_index
 SELECT vk.build_index_v1(%(collection_id)s, %(model_id)s);

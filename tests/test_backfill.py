@@ -168,9 +168,10 @@ def test_add_model_backfills_a_second_version_and_queues_its_job(
     drain(db_url, EncoderCache())
     assert one(conn, "SELECT embedded FROM vk.status WHERE collection = 'notes' AND model = 'words@2'") == 300
     assert index_state(conn, "words@2") == "deferred"
-    with pytest.raises(errors.ObjectNotInPrerequisiteState, match=r"HNSW index of words@2 .* is deferred") as refused:
+    refusal = r"indexes \(HNSW, keyword\) of words@2 .* are deferred"
+    with pytest.raises(errors.ObjectNotInPrerequisiteState, match=refusal) as refused:
         conn.execute("SELECT vk.activate('notes', 'words@2')")
-    assert "reembed job builds it" in (refused.value.diag.message_hint or "")
+    assert "reembed job builds them" in (refused.value.diag.message_hint or "")
     serve(db_url, EncoderCache())
     assert index_state(conn, "words@2") == "valid"
     one(conn, "SELECT vk.activate('notes', 'words@2')")

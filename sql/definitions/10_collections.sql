@@ -108,30 +108,66 @@ $$;
 COMMENT ON FUNCTION vk._hnsw_index_sql(bigint, vk.models, boolean) IS
     'Internal: the CREATE INDEX statement of a (collection, model)''s partial HNSW expression index, in the version''s storage.';
 
--- Where a (collection, model)'s HNSW index stands: valid (searches use it),
+CREATE OR REPLACE FUNCTION vk._keyword_index_name(c_id bigint, m_id bigint) RETURNS name
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN format('embeddings_c%s_m%s_fts', c_id, m_id);
+COMMENT ON FUNCTION vk._keyword_index_name(bigint, bigint) IS
+    'Internal: the name of the full-text (GIN) index of a (collection, model).';
+
+-- The full-text index of a (collection, model), for keyword ranking over its stored text.
+CREATE OR REPLACE FUNCTION vk._keyword_index_sql(c_id bigint, m_id bigint, config regconfig, concurrent boolean)
+RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT format('CREATE INDEX %s IF NOT EXISTS %I ON vk.embeddings USING gin (to_tsvector(%L::regconfig, body)) '
+                  'WHERE collection_id = %s AND model_id = %s',
+                  CASE WHEN concurrent THEN 'CONCURRENTLY' ELSE '' END,
+                  vk._keyword_index_name(c_id, m_id), config, c_id, m_id)
+$$;
+COMMENT ON FUNCTION vk._keyword_index_sql(bigint, bigint, regconfig, boolean) IS
+    'Internal: the CREATE INDEX statement of a (collection, model)''s full-text (GIN) index over its stored text.';
+
+-- Every index of a (collection, model) with the statement that builds it: its
+-- HNSW index (unless over HNSW's dimensions) and its keyword index. A backfill
+-- defers both: one bulk build each is many times faster than maintaining them
+-- row by row (the keyword index alone halves the rate of plain INSERTs).
+CREATE OR REPLACE FUNCTION vk._index_statements(c vk.collections, m vk.models, concurrent boolean)
+RETURNS TABLE (index_name name, statement text)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT vk._hnsw_index_name(c.id, m.id), vk._hnsw_index_sql(c.id, m, concurrent) WHERE vk._indexable(m)
+    UNION ALL
+    SELECT vk._keyword_index_name(c.id, m.id), vk._keyword_index_sql(c.id, m.id, c.text_search, concurrent)
+$$;
+COMMENT ON FUNCTION vk._index_statements(vk.collections, vk.models, boolean) IS
+    'Internal: the indexes of a (collection, model), HNSW and keyword, each with its CREATE INDEX statement.';
+
+-- Where a (collection, model)'s indexes stand: valid (searches use them),
 -- building (CREATE INDEX CONCURRENTLY under way, or left invalid by one that
 -- failed), deferred (a backfill is writing the vectors; its job builds the
--- index once they are written), or exact (too many dimensions for HNSW).
+-- indexes once they are written), or exact (too many dimensions for HNSW;
+-- its keyword index is there).
 CREATE OR REPLACE FUNCTION vk._index_state(c_id bigint, m vk.models) RETURNS text
 LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN NOT vk._indexable(m) THEN 'exact'
-                WHEN i.indexrelid IS NULL THEN 'deferred'
-                WHEN i.indisvalid AND i.indisready THEN 'valid'
-                ELSE 'building' END
-    FROM (SELECT 1) one
-    LEFT JOIN pg_class ix ON ix.relname = vk._hnsw_index_name(c_id, m.id) AND ix.relnamespace = 'vk'::regnamespace
+    SELECT CASE WHEN bool_or(i.indexrelid IS NULL) THEN 'deferred'
+                WHEN NOT bool_and(i.indisvalid AND i.indisready) THEN 'building'
+                WHEN NOT vk._indexable(m) THEN 'exact'
+                ELSE 'valid' END
+    FROM unnest(ARRAY[vk._hnsw_index_name(c_id, m.id), vk._keyword_index_name(c_id, m.id)]) n(name)
+    LEFT JOIN pg_class ix ON ix.relname = n.name AND ix.relnamespace = 'vk'::regnamespace
     LEFT JOIN pg_index i ON i.indexrelid = ix.oid
+    WHERE vk._indexable(m) OR n.name <> vk._hnsw_index_name(c_id, m.id)
 $$;
 COMMENT ON FUNCTION vk._index_state(bigint, vk.models) IS
-    'Internal: a (collection, model)''s HNSW index: valid, building, deferred (its backfill job builds it) or exact (over HNSW''s dimensions).';
+    'Internal: a (collection, model)''s HNSW and keyword indexes: valid, building, deferred (its backfill job builds them) or exact (over HNSW''s dimensions).';
 
 -- Register a model version for a collection (the row that makes triggers
--- queue new and changed rows for it, and its keyword index); no backfill.
--- Its HNSW index is built now, or, for a backfill (with_index false), once
--- the vectors are written (vk.build_index_v1 or CREATE INDEX CONCURRENTLY by
--- the reembed job): one bulk build instead of a graph insert per row.
+-- queue new and changed rows for it); no backfill. Its indexes (HNSW and
+-- keyword) are built now, or, for a backfill (with_index false), once the
+-- vectors are written (vk.build_index_v1 or CREATE INDEX CONCURRENTLY by the
+-- reembed job): one bulk build instead of an index insert per row.
 CREATE OR REPLACE FUNCTION vk._embed_with(c vk.collections, m vk.models, with_index boolean) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    ix record;
 BEGIN
     IF EXISTS (SELECT 1 FROM vk.collection_models x WHERE x.collection_id = c.id AND x.model_id = m.id) THEN
         RETURN false;
@@ -141,21 +177,19 @@ BEGIN
     IF NOT vk._indexable(m) THEN
         RAISE NOTICE 'vectorkeep: % has % dimensions, over HNSW''s limit for %: % is searched exactly',
             vk.model_label(m), m.dim, m.storage, c.name;
-    ELSIF with_index THEN
-        EXECUTE vk._hnsw_index_sql(c.id, m, false);
     END IF;
-    -- Keyword ranking over the same rows (vk.hybrid_search, vk._keyword_sql).
-    EXECUTE format(
-        'CREATE INDEX %I ON vk.embeddings USING gin (to_tsvector(%L::regconfig, body)) '
-        'WHERE collection_id = %s AND model_id = %s',
-        vk._keyword_index_name(c.id, m.id), c.text_search, c.id, m.id);
+    IF with_index THEN
+        FOR ix IN SELECT * FROM vk._index_statements(c, m, false) LOOP
+            EXECUTE ix.statement;
+        END LOOP;
+    END IF;
     INSERT INTO vk.collection_models (collection_id, model_id, index_name)
     VALUES (c.id, m.id, vk._hnsw_index_name(c.id, m.id));
     RETURN true;
 END
 $$;
 COMMENT ON FUNCTION vk._embed_with(vk.collections, vk.models, boolean) IS
-    'Internal: keep a collection embedded with a version from now on (the row that makes triggers queue for it, its keyword index, and its HNSW index now or, without with_index, after the backfill); false when it already was.';
+    'Internal: keep a collection embedded with a version from now on (the row that makes triggers queue for it, and its HNSW and keyword indexes now or, without with_index, after the backfill); false when it already was.';
 
 -- PL/pgSQL, not a SQL-standard body: a downgrade drops vk._embed_with and keeps this function.
 CREATE OR REPLACE FUNCTION vk.embed_with_v1(c vk.collections, m vk.models) RETURNS boolean
@@ -166,12 +200,6 @@ END
 $$;
 COMMENT ON FUNCTION vk.embed_with_v1(vk.collections, vk.models) IS
     'Worker contract 1: keep a collection embedded with a version from now on (its partial HNSW index, the row that makes triggers queue for it); false when it already was. No backfill.';
-
-CREATE OR REPLACE FUNCTION vk._keyword_index_name(c_id bigint, m_id bigint) RETURNS name
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN format('embeddings_c%s_m%s_fts', c_id, m_id);
-COMMENT ON FUNCTION vk._keyword_index_name(bigint, bigint) IS
-    'Internal: the name of the full-text (GIN) index of a (collection, model).';
 
 -- Keyword ranking's text-search configuration: its indexes are built anew.
 CREATE OR REPLACE FUNCTION vk.set_text_search(collection_name text, config regconfig) RETURNS vk.collections
@@ -187,10 +215,7 @@ BEGIN
     UPDATE vk.collections x SET text_search = config WHERE x.id = c.id RETURNING * INTO c;
     FOR cm IN SELECT * FROM vk.collection_models x WHERE x.collection_id = c.id LOOP
         EXECUTE format('DROP INDEX IF EXISTS vk.%I', vk._keyword_index_name(c.id, cm.model_id));
-        EXECUTE format(
-            'CREATE INDEX %I ON vk.embeddings USING gin (to_tsvector(%L::regconfig, body)) '
-            'WHERE collection_id = %s AND model_id = %s',
-            vk._keyword_index_name(c.id, cm.model_id), c.text_search, c.id, cm.model_id);
+        EXECUTE vk._keyword_index_sql(c.id, cm.model_id, c.text_search, false);
     END LOOP;
     RETURN c;
 END

@@ -288,59 +288,81 @@ $$;
 COMMENT ON FUNCTION vk.backfill_v1(bigint, bigint) IS
     'Worker contract 1 (revision 0014): keep a collection embedded with a version from now on, its HNSW index left for the reembed job to build after the backfill (unless it is the search default); false when it already was.';
 
--- Worker contract: how a reembed job builds the index it deferred. A role
--- that owns vk.embeddings (the embedded default's) builds it with CREATE
+-- Worker contract: how a reembed job builds the indexes it deferred. A role
+-- that owns vk.embeddings (the embedded default's) builds them with CREATE
 -- INDEX CONCURRENTLY, which blocks no writer (unless the table is
 -- partitioned, docs/partition-embeddings.sql); any other calls
 -- vk.build_index_v1, whose plain CREATE INDEX holds back writes to
--- vk.embeddings until it ends. state: see vk._index_state, with 'invalid'
--- for an index a failed build left behind and no build running.
+-- vk.embeddings until it ends. statements: what is left to do, in order (an
+-- index a failed build left invalid is dropped first); state: building while
+-- another session builds one of them, else vk._index_state.
 CREATE OR REPLACE FUNCTION vk.index_plan_v1(c_id bigint, m_id bigint)
-RETURNS TABLE (state text, index_name name, statement text, drop_statement text, concurrent boolean)
+RETURNS TABLE (state text, statements text[], concurrent boolean)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
 DECLARE
-    m  vk.models := vk.model_v1(m_id);
-    ix name := vk._hnsw_index_name(c_id, m_id);
-    st text := vk._index_state(c_id, m);
+    c        vk.collections := vk.collection_v1(c_id);
+    m        vk.models := vk.model_v1(m_id);
+    ix       record;
+    todo     text[] := '{}';
+    building boolean := false;
+    owner    boolean;
 BEGIN
-    IF st = 'building' AND NOT EXISTS (
-        SELECT 1 FROM pg_stat_progress_create_index p
-        WHERE p.relid = 'vk.embeddings'::regclass AND p.index_relid = to_regclass(format('vk.%I', ix))) THEN
-        st := 'invalid';
-    END IF;
-    RETURN QUERY SELECT st, ix, vk._hnsw_index_sql(c_id, m, true),
-        format('DROP INDEX CONCURRENTLY IF EXISTS vk.%I', ix),
-        -- PostgreSQL builds no index concurrently on a partitioned table (docs/scale-out.md).
-        (SELECT pg_has_role(session_user, t.relowner, 'MEMBER') AND t.relkind = 'r'
-         FROM pg_class t WHERE t.oid = 'vk.embeddings'::regclass);
+    -- PostgreSQL builds no index concurrently on a partitioned table.
+    SELECT pg_has_role(session_user, t.relowner, 'MEMBER') AND t.relkind = 'r' INTO owner
+    FROM pg_class t WHERE t.oid = 'vk.embeddings'::regclass;
+    FOR ix IN
+        SELECT x.index_name, x.statement, i.indexrelid, i.indisvalid AND i.indisready AS valid,
+               EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid) AS in_progress
+        FROM vk._index_statements(c, m, owner) x
+        LEFT JOIN pg_class cl ON cl.relname = x.index_name AND cl.relnamespace = 'vk'::regnamespace
+        LEFT JOIN pg_index i ON i.indexrelid = cl.oid
+    LOOP
+        IF ix.indexrelid IS NULL THEN
+            todo := todo || ix.statement;
+        ELSIF ix.in_progress THEN
+            building := true;
+        ELSIF NOT ix.valid THEN
+            todo := todo || format('DROP INDEX %s IF EXISTS vk.%I', CASE WHEN owner THEN 'CONCURRENTLY' ELSE '' END,
+                                   ix.index_name) || ix.statement;
+        END IF;
+    END LOOP;
+    RETURN QUERY SELECT CASE WHEN building THEN 'building' ELSE vk._index_state(c_id, m) END, todo, owner;
 END
 $$;
 COMMENT ON FUNCTION vk.index_plan_v1(bigint, bigint) IS
-    'Worker contract 1 (revision 0014): where a (collection, model)''s HNSW index stands (valid, building, invalid, deferred, exact), the CREATE INDEX CONCURRENTLY and DROP statements for it, and whether the caller may run them (it owns vk.embeddings).';
+    'Worker contract 1 (revision 0014): where a (collection, model)''s deferred indexes (HNSW, keyword) stand, the statements that build what is missing (CREATE INDEX CONCURRENTLY when the caller owns vk.embeddings), and whether the caller may run them itself.';
 
 CREATE OR REPLACE FUNCTION vk.build_index_v1(c_id bigint, m_id bigint) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
 DECLARE
-    m vk.models := vk.model_v1(m_id);
+    c    vk.collections := vk.collection_v1(c_id);
+    m    vk.models := vk.model_v1(m_id);
+    ix   record;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM vk.collection_models cm WHERE cm.collection_id = c_id AND cm.model_id = m_id) THEN
         RAISE EXCEPTION 'vectorkeep: collection % is not embedded with model %', c_id, m_id
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    CASE (SELECT p.state FROM vk.index_plan_v1(c_id, m_id) p)
-        WHEN 'building' THEN RETURN 'building';  -- another build is under way
-        WHEN 'invalid' THEN EXECUTE format('DROP INDEX IF EXISTS vk.%I', vk._hnsw_index_name(c_id, m_id));
-        ELSE NULL;
-    END CASE;
-    IF vk._indexable(m) THEN
-        -- maintenance_work_mem and max_parallel_maintenance_workers are the caller's session settings.
-        EXECUTE vk._hnsw_index_sql(c_id, m, false);
-    END IF;
+    -- maintenance_work_mem and max_parallel_maintenance_workers are the caller's session settings.
+    FOR ix IN
+        SELECT x.index_name, x.statement, i.indexrelid, i.indisvalid AND i.indisready AS valid,
+               EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid) AS in_progress
+        FROM vk._index_statements(c, m, false) x
+        LEFT JOIN pg_class cl ON cl.relname = x.index_name AND cl.relnamespace = 'vk'::regnamespace
+        LEFT JOIN pg_index i ON i.indexrelid = cl.oid
+    LOOP
+        IF ix.in_progress THEN
+            RETURN 'building';  -- another session's build
+        ELSIF ix.indexrelid IS NOT NULL AND NOT ix.valid THEN
+            EXECUTE format('DROP INDEX IF EXISTS vk.%I', ix.index_name);
+        END IF;
+        EXECUTE ix.statement;
+    END LOOP;
     RETURN vk._index_state(c_id, m);
 END
 $$;
 COMMENT ON FUNCTION vk.build_index_v1(bigint, bigint) IS
-    'Worker contract 1 (revision 0014): build a (collection, model)''s deferred HNSW index with a plain CREATE INDEX (writes to vk.embeddings wait for it), with the caller''s maintenance_work_mem and max_parallel_maintenance_workers; returns the index state.';
+    'Worker contract 1 (revision 0014): build a (collection, model)''s deferred HNSW and keyword indexes with plain CREATE INDEX (writes to vk.embeddings wait for it), with the caller''s maintenance_work_mem and max_parallel_maintenance_workers; returns the index state.';
 
 -- Worker contract: the data a job reads, for its record (the owner reads
 -- only the key column: the count and largest key of the table).

@@ -117,10 +117,10 @@ BEGIN
                       HINT = 'Wait for the reembed job and the workers (vectorkeep jobs, vectorkeep status).';
         END IF;
         IF vk._index_state(c.id, m) NOT IN ('valid', 'exact') THEN
-            RAISE EXCEPTION 'vectorkeep: the HNSW index of % for "%" is %', vk.model_label(m), c.name, vk._index_state(c.id, m)
+            RAISE EXCEPTION 'vectorkeep: the indexes (HNSW, keyword) of % for "%" are %', vk.model_label(m), c.name, vk._index_state(c.id, m)
                 USING ERRCODE = 'object_not_in_prerequisite_state',
-                      HINT = format('Its reembed job builds it once the vectors are written (vectorkeep jobs); '
-                                    'if no job is left, SELECT vk.reembed(%L, %L); builds it.', c.name, vk.model_label(m));
+                      HINT = format('Its reembed job builds them once the vectors are written (vectorkeep jobs); '
+                                    'if no job is left, SELECT vk.reembed(%L, %L); builds them.', c.name, vk.model_label(m));
         END IF;
         space := vk._space_metrics(c, m);
         UPDATE vk.models x SET metrics = x.metrics || space WHERE x.id = m.id RETURNING * INTO m;

@@ -110,7 +110,8 @@ GRANT EXECUTE ON FUNCTION
     vk.evaluate_recovery(text, text, text, jsonb),
     -- what those call
     vk.set_storage(text, text),
-    vk._opclass(text, text), vk._hnsw_index_sql(bigint, vk.models, boolean), vk._embed_with(vk.collections, vk.models, boolean),
+    vk._opclass(text, text), vk._hnsw_index_sql(bigint, vk.models, boolean),
+    vk._keyword_index_sql(bigint, bigint, regconfig, boolean), vk._index_statements(vk.collections, vk.models, boolean), vk._embed_with(vk.collections, vk.models, boolean),
     vk._enqueued(bigint, bigint), vk._insert_trigger_name(bigint), vk._install_insert_trigger(bigint),
     vk._kind(text), vk._param_help(text, jsonb),
     vk._params_help(vk.model_kinds), vk._check_param(vk.model_kinds, text, jsonb, jsonb), vk._train_params(text, jsonb),

@@ -6,12 +6,12 @@ row. Memory is one page; progress (the last key queued) is saved after each
 page commits, so a job taken over after a crash resumes where it stopped;
 rows inserted or changed meanwhile are queued by the triggers, so none is
 missed. When the queue for the version is empty the job builds the version's
-HNSW index if it was deferred (a version new to the collection is written
-without it: one bulk build is many times faster than a graph insert per row),
-and activates the version if asked to (params.activate: the gates, e.g.
+indexes (HNSW and keyword) if they were deferred (a version new to the
+collection is written without them: one bulk build is many times faster than
+an index insert per row), and activates the version if asked to (params.activate: the gates, e.g.
 {"recall@10": 0.5}). An operator follows its phases (ctx.report): queueing
 (rows read out of the collection's), embedding (rows embedded out of those
-queued) and, when the index was deferred, indexing (0 or 1 index built).
+queued) and, when the indexes were deferred, indexing (0 or 1: the indexes built).
 
 The index is built with CREATE INDEX CONCURRENTLY where the job's role owns
 vk.embeddings (writers never wait), else by vk.build_index_v1 (a plain
@@ -121,20 +121,20 @@ def run_reembed(ctx: JobContext) -> JobOutcome:
 
 
 def _build_index(ctx: JobContext, key: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Build the version's HNSW index if its backfill deferred it; what was done, for the job's metrics."""
+    """Build the version's indexes (HNSW, keyword) if its backfill deferred them; what was done, for metrics."""
     conn = ctx.conn
     while True:
         row = conn.execute(query("index_plan"), key).fetchone()
         assert row is not None
-        state, name, statement, drop_statement, concurrently = row
-        if state != "building":  # another job's build
+        state, statements, concurrently = row
+        if state != "building":  # another session's build
             break
         ctx.report("indexing", 0, 1, unit="index")
         ctx.sleep(1.0)
-    if state in ("valid", "exact"):
+    if not statements:
         return {"index": state}
     ctx.progress(phase="indexing")
-    ctx.save_progress()  # a job taken over from here builds the index, and queues nothing again
+    ctx.save_progress()  # a job taken over from here builds the indexes, and queues nothing again
     ctx.report("indexing", 0, 1, unit="index")
     settings = {
         "maintenance_work_mem": str(params.get("maintenance_work_mem", MAINTENANCE_WORK_MEM)),
@@ -143,15 +143,15 @@ def _build_index(ctx: JobContext, key: dict[str, Any], params: dict[str, Any]) -
     conn.execute(query("index_build_settings"), settings)
     started = time.monotonic()
     if concurrently:
-        if state == "invalid":  # left by a build that failed or was interrupted
-            conn.execute(drop_statement.encode())
-        conn.execute(statement.encode())
-        state = "valid"
+        for statement in statements:  # from vk.index_plan_v1, built in SQL
+            conn.execute(statement.encode())
+        got = conn.execute(query("index_plan"), key).fetchone()
     else:
         got = conn.execute(query("build_index"), key).fetchone()
-        state = got[0] if got else None
+    state = got[0] if got else None
     seconds = round(time.monotonic() - started, 3)
-    log.info("reembed %s: built %s in %.1fs (%s)", ctx.id, name, seconds, "concurrently" if concurrently else "locked")
+    how = "concurrently" if concurrently else "with writes held"
+    log.info("reembed %s: %d index statements in %.1fs (%s): %s", ctx.id, len(statements), seconds, how, state)
     ctx.report("indexing", 1, 1, unit="index")
     ctx.save_progress()
     return {"index": state, "index_seconds": seconds, "index_concurrently": bool(concurrently)}
