@@ -161,8 +161,10 @@ def halfvec(url: str, *, vectors: int, queries: int, seed: int = 11) -> dict[str
         for storage in ("single", "half"):
             hits = []
             for q, e in zip(qs, exact, strict=True):
-                got = conn.execute("SELECT pk FROM vk.search('bench_half', %s, 10, %s)", (q, f"{storage}@1"))
-                hits.append(len({int(r[0]) for r in got} & set(e.tolist())))
+                wider = conn.execute(
+                    "SELECT pk FROM vk.search('bench_half', %s, 10, %s)", (q, f"{storage}@1")
+                ).fetchall()
+                hits.append(len({int(r[0]) for r in wider} & set(e.tolist())))
             out[f"{storage}_recall_at_10_ef_search_100"] = round(sum(hits) / (10 * len(hits)), 4)
         conn.execute("RESET hnsw.ef_search")
     out["halfvec_index_over_vector"] = round(out["half_index_bytes"] / out["single_index_bytes"], 3)

@@ -225,3 +225,16 @@ def test_an_encoder_registered_in_half_precision_is_searched_in_half_precision(c
         "WHERE collection_id = vk.collection_id('tiny')",
     )
     assert "embedding)::halfvec(384)) halfvec_cosine_ops" in definition
+
+
+def test_a_version_trained_in_half_precision_is_indexed_in_half_precision(
+    conn: psycopg.Connection, db_url: str, words: None
+) -> None:
+    conn.execute(
+        "SELECT vk.train('notes-tfidf', 'tfidf', %s, 'notes')", ('{"dim": 8, "min_df": 1, "storage": "halfvec"}',)
+    )
+    serve(db_url, EncoderCache())
+    assert one(conn, "SELECT storage FROM vk.models WHERE name = 'notes-tfidf'") == "halfvec"
+    assert "halfvec(8)) halfvec_cosine_ops" in (index_definition(conn, "notes-tfidf@1") or "")
+    with pytest.raises(errors.InvalidParameterValue, match="storage"):
+        conn.execute("SELECT vk.train('notes-tfidf', 'tfidf', '{\"storage\": \"float16\"}', 'notes')")
