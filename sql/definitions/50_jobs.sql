@@ -288,6 +288,20 @@ $$;
 COMMENT ON FUNCTION vk.backfill_v1(bigint, bigint) IS
     'Worker contract 1 (revision 0014): keep a collection embedded with a version from now on, its HNSW index left for the reembed job to build after the backfill (unless it is the search default); false when it already was.';
 
+-- Each index of a (collection, model) with its CREATE statement and where it
+-- stands: present, valid, or being built right now by some session.
+CREATE OR REPLACE FUNCTION vk._index_builds(c vk.collections, m vk.models, concurrent boolean)
+RETURNS TABLE (index_name name, statement text, present boolean, valid boolean, in_progress boolean)
+LANGUAGE sql STABLE AS $$
+    SELECT x.index_name, x.statement, i.indexrelid IS NOT NULL, coalesce(i.indisvalid AND i.indisready, false),
+           EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid)
+    FROM vk._index_statements(c, m, concurrent) x
+    LEFT JOIN pg_class cl ON cl.relname = x.index_name AND cl.relnamespace = 'vk'::regnamespace
+    LEFT JOIN pg_index i ON i.indexrelid = cl.oid
+$$;
+COMMENT ON FUNCTION vk._index_builds(vk.collections, vk.models, boolean) IS
+    'Internal: each index of a (collection, model) with its CREATE statement, whether it is present and valid, and whether a build of it is under way.';
+
 -- Worker contract: how a reembed job builds the indexes it deferred. A role
 -- that owns vk.embeddings (the embedded default's) builds them with CREATE
 -- INDEX CONCURRENTLY, which blocks no writer (unless the table is
@@ -310,14 +324,8 @@ BEGIN
     -- PostgreSQL builds no index concurrently on a partitioned table.
     SELECT pg_has_role(session_user, t.relowner, 'MEMBER') AND t.relkind = 'r' INTO owner
     FROM pg_class t WHERE t.oid = 'vk.embeddings'::regclass;
-    FOR ix IN
-        SELECT x.index_name, x.statement, i.indexrelid, i.indisvalid AND i.indisready AS valid,
-               EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid) AS in_progress
-        FROM vk._index_statements(c, m, owner) x
-        LEFT JOIN pg_class cl ON cl.relname = x.index_name AND cl.relnamespace = 'vk'::regnamespace
-        LEFT JOIN pg_index i ON i.indexrelid = cl.oid
-    LOOP
-        IF ix.indexrelid IS NULL THEN
+    FOR ix IN SELECT * FROM vk._index_builds(c, m, owner) LOOP
+        IF NOT ix.present THEN
             todo := todo || ix.statement;
         ELSIF ix.in_progress THEN
             building := true;
@@ -344,16 +352,10 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
     -- maintenance_work_mem and max_parallel_maintenance_workers are the caller's session settings.
-    FOR ix IN
-        SELECT x.index_name, x.statement, i.indexrelid, i.indisvalid AND i.indisready AS valid,
-               EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid) AS in_progress
-        FROM vk._index_statements(c, m, false) x
-        LEFT JOIN pg_class cl ON cl.relname = x.index_name AND cl.relnamespace = 'vk'::regnamespace
-        LEFT JOIN pg_index i ON i.indexrelid = cl.oid
-    LOOP
+    FOR ix IN SELECT * FROM vk._index_builds(c, m, false) LOOP
         IF ix.in_progress THEN
             RETURN 'building';  -- another session's build
-        ELSIF ix.indexrelid IS NOT NULL AND NOT ix.valid THEN
+        ELSIF ix.present AND NOT ix.valid THEN
             EXECUTE format('DROP INDEX IF EXISTS vk.%I', ix.index_name);
         END IF;
         EXECUTE ix.statement;
