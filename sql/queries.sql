@@ -168,8 +168,13 @@ SELECT state, statements, concurrent FROM vk.index_plan_v1(%(collection_id)s, %(
 SELECT vk.build_index_v1(%(collection_id)s, %(model_id)s);
 
 -- name: index_build_settings
-SELECT set_config('maintenance_work_mem', %(maintenance_work_mem)s, false),
-       set_config('max_parallel_maintenance_workers', %(parallel_workers)s, false);
+-- At least the job's figures: a larger maintenance_work_mem set for the role or the server stays.
+SELECT set_config('maintenance_work_mem',
+                  CASE WHEN pg_size_bytes(current_setting('maintenance_work_mem')) >= pg_size_bytes(%(maintenance_work_mem)s)
+                       THEN current_setting('maintenance_work_mem') ELSE %(maintenance_work_mem)s END, false),
+       set_config('max_parallel_maintenance_workers',
+                  greatest(current_setting('max_parallel_maintenance_workers')::integer, %(parallel_workers)s::integer)::text,
+                  false);
 
 -- name: set_storage
 SELECT vk.model_label(m) FROM vk.set_storage(%(model)s, %(storage)s) m;

@@ -16,8 +16,10 @@ queued) and, when the indexes were deferred, indexing (0 or 1: the indexes built
 The index is built with CREATE INDEX CONCURRENTLY where the job's role owns
 vk.embeddings (writers never wait), else by vk.build_index_v1 (a plain
 CREATE INDEX: writes to vk.embeddings wait for it); either way with
-params.maintenance_work_mem (default 1GB) and params.parallel_workers
-(default 2) for the build, pgvector's advice for bulk loads.
+at least params.maintenance_work_mem (default 1GB) and params.parallel_workers
+(default 2) for the build, pgvector's advice for bulk loads; a larger
+setting of the role or the server stays (an HNSW graph of 1,000,000 vectors of
+384 dimensions outgrows 1GB, and its build slows several times over).
 """
 
 import logging
