@@ -274,8 +274,8 @@ COMMENT ON FUNCTION vk.enqueue_page_v1(bigint, bigint, text, integer) IS
     'Worker contract 1: queue the next keyset page of rows whose vector for (collection, model) is missing or stale; returns the page''s last key, rows read, rows queued.';
 
 -- Worker contract: a train job's new version joins its collection as a
--- backfill (no HNSW index until its reembed job has written the vectors),
--- unless it is already the collection's search default.
+-- backfill (no HNSW or keyword index until its reembed job has written the
+-- vectors), unless it is already the collection's search default.
 CREATE OR REPLACE FUNCTION vk.backfill_v1(c_id bigint, m_id bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
 DECLARE
