@@ -5,10 +5,8 @@ The schema is written by hand in sql/; revisions apply those files.
 
 import logging.config
 
-from sqlalchemy import create_engine, pool
-
 from alembic import context
-from vectorkeep.db import settings
+from vectorkeep.db import migrate, settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
@@ -16,20 +14,19 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 
 def _url() -> str:
-    url = (
+    return str(
         config.attributes.get("url") or context.get_x_argument(as_dictionary=True).get("url") or settings.database_url()
     )
-    return settings.sqlalchemy_url(url)
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=_url(), literal_binds=True, transaction_per_migration=False)
+    context.configure(url=settings.sqlalchemy_url(_url()), literal_binds=True, transaction_per_migration=False)
     with context.begin_transaction():
         context.run_migrations()
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(_url(), poolclass=pool.NullPool)
+    engine = migrate.engine(_url())
     with engine.connect() as connection:
         context.configure(connection=connection, transactional_ddl=True)
         with context.begin_transaction():

@@ -1,18 +1,22 @@
 """Schema migrations through alembic, from the repository or an installed package."""
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, pool
+from sqlalchemy import Engine, create_engine, pool
+from sqlalchemy.exc import DBAPIError
 
 import vectorkeep
 from alembic import command, op
 from vectorkeep import sql
 from vectorkeep.db import catalogue, definitions, kinds, settings
 from vectorkeep.db.catalogue import VECTOR_SCHEMA, Release
+from vectorkeep.db.connect import connect
 
 
 def _driver() -> psycopg.Connection:
@@ -83,21 +87,45 @@ def config(url: str | None = None) -> Config:
     return cfg
 
 
+def engine(url: str) -> Engine:
+    """A SQLAlchemy engine on db/connect.py's connections: migrations take every URL the other
+    commands take, read it the same way, and their errors never show its password."""
+    return create_engine(
+        "postgresql+psycopg://",
+        creator=lambda: connect(url, application_name="vectorkeep migrate"),
+        poolclass=pool.NullPool,
+    )
+
+
+@contextlib.contextmanager
+def _psycopg_errors() -> Iterator[None]:
+    """psycopg's error itself rather than SQLAlchemy's wrapper of it: callers (the CLI prints its
+    message and hint) deal in psycopg's errors; SQLAlchemy is this module's detail."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if isinstance(exc.orig, psycopg.Error):
+            raise exc.orig from None
+        raise
+
+
 def upgrade(url: str | None = None, revision: str = "head") -> None:
-    command.upgrade(config(url), revision)
+    with _psycopg_errors():
+        command.upgrade(config(url), revision)
 
 
 def downgrade(url: str | None = None, revision: str = "base") -> None:
-    command.downgrade(config(url), revision)
+    with _psycopg_errors():
+        command.downgrade(config(url), revision)
 
 
 def current_revision(url: str | None = None) -> str | None:
-    engine = create_engine(settings.sqlalchemy_url(url or settings.database_url()), poolclass=pool.NullPool)
+    db = engine(url or settings.database_url())
     try:
-        with engine.connect() as conn:
+        with _psycopg_errors(), db.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
-        engine.dispose()
+        db.dispose()
 
 
 def head_revision() -> str | None:

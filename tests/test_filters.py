@@ -1,6 +1,8 @@
 """Metadata beside the vectors, filtered search that still returns k rows, and hybrid keyword +
 vector ranking."""
 
+from collections.abc import Callable
+
 import numpy as np
 import psycopg
 import pytest
@@ -173,3 +175,23 @@ def _hybrid(conn: psycopg.Connection) -> None:
     assert keyword_only and all(r[0] is None for r in keyword_only)
     with pytest.raises(errors.InvalidParameterValue, match="weights"):
         conn.execute("SELECT * FROM vk.hybrid_search('articles', 'x', 3, keyword_weight => 0, vector_weight => 0)")
+
+
+# 'NaN' compares above every number in PostgreSQL, so a "weight < 0" check let it through, and
+# with it NaN and infinite scores.
+BAD_WEIGHTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf"), "-1": -1.0, "NULL": None}
+
+
+def test_hybrid_refuses_weights_that_are_not_finite_numbers_at_least_0(
+    conn: psycopg.Connection, login: Callable[[str], str]
+) -> None:
+    conn.execute("CREATE TABLE articles (id int PRIMARY KEY, body text)")
+    conn.execute("SELECT vk.attach('articles', 'id', 'body')")
+    conn.execute("GRANT SELECT ON articles TO vk_app")
+    with psycopg.connect(login("vk_app"), autocommit=True) as app:
+        for weight in ("keyword_weight", "vector_weight"):
+            for shown, bad in BAD_WEIGHTS.items():
+                with pytest.raises(errors.InvalidParameterValue) as refused:
+                    app.execute(f"SELECT * FROM vk.hybrid_search('articles', 'bread', 3, {weight} => %s)", (bad,))
+                assert refused.value.diag.message_primary == f"vectorkeep: {weight} => {shown} is not a weight"
+                assert "finite numbers >= 0" in (refused.value.diag.message_hint or "")

@@ -204,7 +204,8 @@ def test_an_unreachable_database_reads_as_down_and_the_server_keeps_serving() ->
 def test_the_console_script_serves_metrics_until_sigterm(db_url: str) -> None:
     port = free_port()
     command = [str(Path(sys.executable).parent / "vectorkeep"), "--database-url", db_url, "worker"]
-    command += ["--no-jobs", "--no-text-queries", "--metrics-host", "127.0.0.1", "--metrics-port", str(port)]
+    # No --metrics-host: by default only this machine may scrape (the log line below says where).
+    command += ["--no-jobs", "--no-text-queries", "--metrics-port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
 

@@ -36,8 +36,9 @@ from vectorkeep.db import probes
 
 log = logging.getLogger(__name__)
 
-# Every interface, as Prometheus exporters do: the scraper runs on another host (or reads the pod's IP).
-DEFAULT_HOST = "0.0.0.0"
+# This machine only: nothing is reachable from outside unless asked for (--metrics-host 0.0.0.0,
+# e.g. in a container whose port is published), though the metrics hold no text and no secret.
+DEFAULT_HOST = "127.0.0.1"
 
 # From a no-op encoder's few milliseconds to a large model's minutes on a CPU.
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)

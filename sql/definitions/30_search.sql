@@ -302,13 +302,23 @@ DECLARE
     m     vk.models := vk._collection_model(c, model);
     depth integer;
     v     vector;
+    w     record;
+    allowed CONSTANT text := 'Weights are finite numbers >= 0 (0: leave that list out; default 1), not both 0.';
 BEGIN
     PERFORM vk._check_k(k);
-    IF keyword_weight IS NULL OR vector_weight IS NULL OR keyword_weight < 0 OR vector_weight < 0
-       OR keyword_weight + vector_weight = 0 THEN
-        RAISE EXCEPTION 'vectorkeep: weights must be >= 0, not both 0 (keyword %, vector %)',
-                coalesce(keyword_weight::text, 'NULL'), coalesce(vector_weight::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
+    FOR w IN SELECT * FROM (VALUES ('keyword_weight', keyword_weight), ('vector_weight', vector_weight)) t (name, value)
+    LOOP
+        -- Not "< 0": 'NaN' compares above every number (NaN < 0 is false), and NaN or Infinity
+        -- makes every score NaN or infinite. NULL fails through the coalesce.
+        IF NOT coalesce(w.value >= 0 AND w.value < 'Infinity', false) THEN
+            RAISE EXCEPTION 'vectorkeep: % => % is not a weight', w.name, coalesce(w.value::text, 'NULL')
+                USING ERRCODE = 'invalid_parameter_value', HINT = allowed;
+        END IF;
+    END LOOP;
+    -- Not "keyword_weight + vector_weight = 0": two huge weights would overflow the sum.
+    IF keyword_weight = 0 AND vector_weight = 0 THEN
+        RAISE EXCEPTION 'vectorkeep: the weights are both 0: nothing would rank the rows'
+            USING ERRCODE = 'invalid_parameter_value', HINT = allowed;
     END IF;
     depth := least(greatest(k * 5, 50), 1000);
     IF vector_weight > 0 THEN

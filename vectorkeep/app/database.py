@@ -14,8 +14,21 @@ class Stopped(NamedTuple):
 
 
 def database_url(explicit: str | None = None) -> str:
-    """The URL given, else $VECTORKEEP_DATABASE_URL, else the embedded server's (started if needed)."""
-    return explicit or settings.database_url()
+    """The URL given, else $VECTORKEEP_DATABASE_URL, else the embedded server's (started if needed);
+    SQLAlchemy's postgresql+psycopg:// form is taken too (and returned as postgresql://)."""
+    return settings.libpq_url(explicit) if explicit else settings.database_url()
+
+
+def redact(text: str, *urls: str | None) -> str:
+    """text with every password in it shown as *** (those of urls and of $VECTORKEEP_DATABASE_URL
+    included): for whatever may print or log a URL or an error about one."""
+    return settings.redact(text, *urls)
+
+
+def printable_url(url: str) -> str:
+    """The URL to print for psql: without its password, which psql then takes from PGPASSWORD or
+    ~/.pgpass or asks for (a terminal's scrollback and a CI log keep what is printed)."""
+    return settings.without_password(url)
 
 
 def psql_command(url: str) -> str | None:

@@ -8,7 +8,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from vectorkeep.app import search, status
-from vectorkeep.app.database import psql_command
+from vectorkeep.app.database import psql_command, redact
 from vectorkeep.db import migrate
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
@@ -107,7 +107,7 @@ def up(
     hits = search.search(url, "documents", SAMPLE_QUERY, k=3, encoders=worker.encoders)
     similar_to = str(hits[0]["pk"]) if hits else None
     return UpReport(
-        database_url=url,
+        database_url=redact(url),
         psql=psql_command(url),
         embedded=worker.stats.embedded,
         sample_query=SAMPLE_QUERY,

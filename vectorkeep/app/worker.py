@@ -5,6 +5,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from vectorkeep.db.connect import check_url
 from vectorkeep.workers import device as devices
 from vectorkeep.workers.embed import RetryPolicy
 from vectorkeep.workers.encoder_cache import EncoderCache
@@ -89,7 +90,10 @@ def serve(
     With text_queries, an embedding worker also answers text queries (its interactive lane).
     With a metrics_port (0 or None: none), Prometheus metrics are served at
     http://metrics_host:metrics_port/metrics until the service stops.
+    A URL that does not parse raises psycopg.ProgrammingError at once; an unreachable server is
+    retried until stopped (it may be starting too).
     """
+    check_url(url)
     service = Service(
         url,
         settings,

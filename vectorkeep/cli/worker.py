@@ -88,7 +88,7 @@ def register(commands: Commands) -> None:
         "--metrics-host",
         default=worker.DEFAULT_METRICS_HOST,
         metavar="HOST",
-        help=f"the address metrics are served on (default {worker.DEFAULT_METRICS_HOST}: every interface; "
-        "127.0.0.1: this machine only)",
+        help=f"the address metrics are served on (default {worker.DEFAULT_METRICS_HOST}: this machine only; "
+        "0.0.0.0: every interface, e.g. in a container whose port is published)",
     )
     worker_options(p)
