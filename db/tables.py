@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     Table,
     Text,
 )
@@ -121,6 +122,7 @@ queue = Table(
     Column("last_error", Text),
     Column("dead", Boolean, nullable=False),
     Column("metadata", JSONB),
+    Column("priority", SmallInteger, nullable=False),
 )
 
 embed_requests = Table(
@@ -132,6 +134,11 @@ embed_requests = Table(
     Column("input", Text, nullable=False),
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("error", Text),
+    Column("asked_by", Text, nullable=False),
+    Column("caller_pid", Integer, nullable=False),
+    Column("link_pid", Integer, nullable=False),
+    Column("claimed_by", Integer),
+    Column("answer", VECTOR()),
 )
 
 embed_cache = Table(
@@ -141,6 +148,7 @@ embed_cache = Table(
     Column("text_sha256", LargeBinary, primary_key=True),
     Column("embedding", VECTOR(), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("asked_by", Text, primary_key=True),
 )
 
 jobs = Table(

@@ -9,6 +9,14 @@
 -- Lock a batch of ready queue rows with their current text (see vk.claim_v1).
 SELECT collection_id, pk, model_id, attempts, body FROM vk.claim_v1(%(batch_size)s);
 
+-- name: claim_live
+-- The same, only the rows the application wrote for its searched versions (see vk.claim_live_v1).
+SELECT collection_id, pk, model_id, attempts, body FROM vk.claim_live_v1(%(batch_size)s);
+
+-- name: has_live_claim
+-- Schemas before revision 0015 have no separate claim for the application's rows.
+SELECT to_regprocedure('vk.claim_live_v1(integer)') IS NOT NULL;
+
 -- name: upsert_chunk
 -- One chunk's vector (chunk 0 of an unchunked row) and the exact text it came
 -- from, its offsets in the row's text, the hash of that whole text.
@@ -454,6 +462,10 @@ SELECT id, model_id, input FROM vk.claim_embed_requests_v1(%(batch_size)s);
 
 -- name: answer_embed_request
 SELECT vk.answer_embed_request_v1(%(id)s, %(embedding)s);
+
+-- name: release_embed_requests
+-- The claim's advisory locks, held until the answers are committed: their callers wake now.
+SELECT pg_advisory_unlock_all();
 
 -- name: fail_embed_request
 SELECT vk.fail_embed_request_v1(%(id)s, %(error)s);

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from vectorkeep.db import embedded, migrate, registry
 from vectorkeep.db.connect import connect
@@ -87,8 +88,26 @@ def template_url(server_url: str, encoders: EncoderCache) -> str:
 def fresh_database(server_url: str, template: str | None) -> tuple[str, str]:
     name = f"vk_test_{os.getpid()}_{next(_counter)}"
     with admin(server_url) as conn:
-        conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+        create_database(conn, name, template)
     return name, url_with_database(server_url, name)
+
+
+def create_database(conn: psycopg.Connection, name: str, template: str | None) -> None:
+    """CREATE DATABASE, with the template's per-database settings, which CREATE DATABASE does not copy
+    and a migrated database has (revision 0015's client_connection_check_interval)."""
+    conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    settings = conn.execute(
+        "SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+        "WHERE d.datname = %s AND s.setrole = 0",
+        (template,),
+    ).fetchall()
+    for (setting,) in settings:
+        key, value = setting.split("=", 1)
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                sql.Identifier(name), sql.Identifier(key), sql.Literal(value)
+            )
+        )
 
 
 def drop_database(server_url: str, name: str) -> None:
@@ -131,7 +150,7 @@ def corpus_template(server_url: str, template_url: str, encoders: EncoderCache) 
 
     with admin(server_url) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {CORPUS_TEMPLATE}")
-        conn.execute(f"CREATE DATABASE {CORPUS_TEMPLATE} TEMPLATE {TEMPLATE}")
+        create_database(conn, CORPUS_TEMPLATE, TEMPLATE)
     url = url_with_database(server_url, CORPUS_TEMPLATE)
     texts = [text for _, text in paragraphs()][:CORPUS_ROWS]
     with connect(url, autocommit=True) as conn, conn.cursor() as cur:

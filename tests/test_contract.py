@@ -6,6 +6,8 @@ jobs, upgrades without losing or re-embedding anything."""
 import functools
 import hashlib
 import re
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from vectorkeep.workers.encoders import Encoder, load_encoder
 from vectorkeep.workers.encoders.sentence_transformers import MINILM
 from vectorkeep.workers.worker import Worker, WorkerSettings
 
-PREVIOUS = "0013_recovery"
+PREVIOUS = "0014_scale"
 # The last release whose schema had no worker contract version.
 BEFORE_CONTRACTS = "0008_maps_sequences"
 _HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
@@ -227,3 +229,38 @@ def test_a_worker_refuses_a_schema_that_no_longer_serves_its_contract(db_url: st
         Worker(db_url, WorkerSettings(), encoders=encoders).run(until_idle=True)
     with connect(db_url, autocommit=True) as conn:
         assert one(conn, "SELECT count(*) FROM vk.queue") == 1  # nothing claimed
+
+
+def test_the_previous_release_lane_answers_todays_text_queries(db_url: str) -> None:
+    """A lane of the previous release claims, answers and commits in one transaction, and releases no
+    lock: today's caller still gets its vector (it backs off rather than waits on the lock), and the
+    locks that lane leaves go at its next claim."""
+    answer: list[object] = []
+
+    def ask() -> None:
+        with connect(db_url, autocommit=True) as c:
+            c.execute("SET vk.embed_timeout = '20s'")
+            answer.append(one(c, "SELECT vk.embed('minilm@1', %s)", (TEXTS[2],)))
+
+    with (
+        psycopg.connect(db_url, autocommit=True, application_name="vectorkeep interactive old"),
+        connect(db_url) as lane,
+    ):
+        caller = threading.Thread(target=ask)
+        caller.start()
+        answered = 0
+        deadline = time.monotonic() + 20
+        while not answered and time.monotonic() < deadline:
+            with lane.transaction():
+                for request_id, _model_id, text in lane.execute(Q["claim_embed_requests"], {"batch_size": 32}):
+                    vector = minilm().encode([text])[0]
+                    lane.execute(Q["answer_embed_request"], {"id": request_id, "embedding": vector})
+                    answered += 1
+            time.sleep(0.01)
+        caller.join(20)
+        assert answered == 1 and len(answer) == 1
+        held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        with lane.transaction():
+            assert one(lane, held) == 1
+            lane.execute(Q["claim_embed_requests"], {"batch_size": 32}).fetchall()
+            assert one(lane, held) == 0

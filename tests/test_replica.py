@@ -125,11 +125,11 @@ def test_search_similar_and_recover_run_on_a_hot_standby(conn: psycopg.Connectio
         newest = np.sin(np.arange(1, DIM + 1) + 201 * 7).astype(np.float32)
         assert standby.execute(search, (newest,)).fetchone() == ("201", pytest.approx(0.0, abs=1e-6))
 
-        # A text query answered on the primary within the hour is in the cache (vk.embed_cache, as a
-        # worker's answer leaves it), which the standby replays: served there with no worker.
+        # A text query this role asked on the primary within the hour is in the cache (vk.embed_cache, as
+        # a worker's answer leaves it), which the standby replays: served there with no worker.
         conn.execute(
-            "INSERT INTO vk.embed_cache (model_id, text_sha256, embedding) "
-            "VALUES ((vk.model('synth_ext@1')).id, sha256(convert_to('row 42', 'UTF8')), %s)",
+            "INSERT INTO vk.embed_cache (model_id, text_sha256, embedding, asked_by) "
+            "VALUES ((vk.model('synth_ext@1')).id, sha256(convert_to('row 42', 'UTF8')), %s, session_user)",
             (query,),
         )
         _caught_up(conn, standby)

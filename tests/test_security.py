@@ -107,7 +107,7 @@ def test_a_metadata_expression_runs_with_its_authors_rights_only(
     )
     # Nor can an application reach the owner's loopback or its helpers.
     app = login("vk_app")
-    for statement in ("SELECT * FROM vk._embed_link()", "SELECT vk._request_embedding(1, 'x')",
+    for statement in ("SELECT * FROM vk._embed_link()", "SELECT vk._request_embedding(1, 'x', 'postgres', 1)",
                       "SELECT vk._refresh_metadata(1, NULL)"):  # fmt: skip
         assert "permission denied" in refused(app, statement), statement
     # The honest expression works and runs as the admin; the owner's worker writes what it returns.

@@ -155,7 +155,7 @@ def test_an_application_text_searches_only_what_it_can_read(
                 with pytest.raises(errors.InsufficientPrivilege):
                     conn.execute(f"SELECT * FROM vk.{table}")
             with pytest.raises(errors.InsufficientPrivilege):
-                conn.execute("SELECT vk._request_embedding(1, 'spam')")
+                conn.execute("SELECT vk._request_embedding(1, 'spam', current_user, pg_backend_pid())")
     finally:
         app.drop()  # type: ignore[attr-defined]
     assert lane.answered == 1

@@ -178,13 +178,14 @@ def process_batch(
     *,
     batch_size: int = 64,
     retry: RetryPolicy = RetryPolicy(),
+    claim: str = "claim",
 ) -> BatchResult:
     """Claim up to batch_size queue rows and settle each of them, one transaction; returns the counts.
 
     claim_batch, then Batch.commit on the same connection (the worker's
     overlapped loop runs the two halves of consecutive batches side by side).
     """
-    batch = claim_batch(conn, encoders, batch_size=batch_size, retry=retry)
+    batch = claim_batch(conn, encoders, batch_size=batch_size, retry=retry, claim=claim)
     return batch.commit(conn)
 
 
@@ -194,9 +195,13 @@ def claim_batch(
     *,
     batch_size: int = 64,
     retry: RetryPolicy = RetryPolicy(),
+    claim: str = "claim",
 ) -> Batch:
     """Claim up to batch_size queue rows and encode them; their writes wait in the Batch returned,
     its transaction open on conn (a connection not in autocommit, idle) until Batch.commit.
+
+    claim names the claiming query: "claim" (every ready row, the application's first) or
+    "claim_live" (only the application's rows for searched versions: the interactive lane's).
 
     No encoder is loaded while queue rows are locked: an application that
     rewrites one of those rows would wait for the load. A claim that finds
@@ -211,11 +216,11 @@ def claim_batch(
         raise ValueError("claim_batch needs an idle connection that is not in autocommit")
     loads: dict[int, str | None] = {}
     try:
-        claimed = _claim_and_encode(conn, encoders, batch_size, retry, loads, may_give_back=True)
+        claimed = _claim_and_encode(conn, encoders, batch_size, retry, loads, claim, may_give_back=True)
         if isinstance(claimed, Batch):
             return claimed
         _load(conn, encoders, claimed, loads)
-        again = _claim_and_encode(conn, encoders, batch_size, retry, loads, may_give_back=False)
+        again = _claim_and_encode(conn, encoders, batch_size, retry, loads, claim, may_give_back=False)
         assert isinstance(again, Batch)
         return again
     except BaseException:
@@ -237,6 +242,7 @@ def _claim_and_encode(
     batch_size: int,
     retry: RetryPolicy,
     loads: dict[int, str | None],
+    claim: str,
     *,
     may_give_back: bool,
 ) -> Batch | list[ModelVersion]:
@@ -251,7 +257,7 @@ def _claim_and_encode(
     encoder before claiming them.
     """
     with conn.cursor(row_factory=class_row(Claimed)) as cur:
-        rows = cur.execute(query("claim"), {"batch_size": batch_size}).fetchall()
+        rows = cur.execute(query(claim), {"batch_size": batch_size}).fetchall()
     by_model: dict[int, list[Claimed]] = defaultdict(list)
     for row in rows:
         by_model[row.model_id].append(row)

@@ -44,8 +44,13 @@ class Service:
         self.metrics = Metrics(url) if metrics is not None else None
         self.worker = Worker(url, self.settings, encoders=self.encoders, metrics=self.metrics)
         self.runner = JobRunner(url, lease_seconds=lease_seconds, stop_event=self.worker.stop_event)
-        # Its own encoders: one encoder is never called from two threads.
-        self.lane = InteractiveLane(url, self.worker.stop_event) if queue and interactive else None
+        # Its own encoders: one encoder is never called from two threads. It embeds the application's
+        # new rows too, so that they never wait behind the main loop's backfill or bulk batch.
+        self.lane = (
+            InteractiveLane(url, self.worker.stop_event, live_rows=True, retry=self.settings.retry)
+            if queue and interactive
+            else None
+        )
 
     def stop(self) -> None:
         self.worker.stop()

@@ -51,27 +51,79 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = vk._usable_models_hint();
     END IF;
-    RETURN m;
+    -- Refused here, before any other check can answer (not ready, not
+    -- embedded for a collection) for a version the caller may not use.
+    RETURN vk._require_may_use(m);
 END
 $$;
 COMMENT ON FUNCTION vk.model(text) IS
-    'Resolve "name@version", or "name" (its active version, else its newest ready one), to a vk.models row; unknown models raise.';
+    'Resolve "name@version", or "name" (its active version, else its newest ready one), to a vk.models row; unknown models raise, and so does a version trained on a table the caller may not read (vk._may_use).';
 
--- Hints list what can be used, not every version ever registered.
-CREATE OR REPLACE FUNCTION vk._usable_models_hint() RETURNS text
+-- A trained version carries what it learned from its table (a tfidf
+-- vocabulary answers which words occur there, a model's vectors how rows
+-- relate), so it is for the roles that may read that table. Operators use
+-- every version: they train, embed and activate them. A version not trained
+-- here (registered or adopted) has learned nothing of vk's tables.
+--
+-- No owner-run helper is needed to read the training job: row security on
+-- vk.jobs (98_row_security.sql) shows a train job to the roles that may read
+-- its collection, the same test as this one, so a role that may use the
+-- version sees the job; called from an owner-run function (who =
+-- session_user), it reads every job. A plain function also keeps vk_app off
+-- one more function that runs as its owner.
+CREATE OR REPLACE FUNCTION vk._may_use(m vk.models, who name) RETURNS boolean
 LANGUAGE sql STABLE
-RETURN 'Usable versions: ' || coalesce(
-    (SELECT string_agg(format('%s (%s)', vk.model_label(x), x.kind), ', ' ORDER BY x.name, x.version)
-     FROM vk.models x WHERE x.status IN ('active', 'ready')), 'none')
-    || coalesce(' (' || (SELECT nullif(count(*), 0) FROM vk.models x WHERE x.status NOT IN ('active', 'ready'))
-                || ' more are training, failed or retired: SELECT name, version, status FROM vk.models)', '')
-    || '.';
+RETURN coalesce(
+    m.trained_by_job IS NULL
+    OR pg_has_role(who, 'vk_worker', 'USAGE') OR pg_has_role(who, 'vk_admin', 'USAGE')
+    OR pg_has_role(who, (SELECT t.relowner FROM pg_class t WHERE t.oid = 'vk.jobs'::regclass), 'USAGE')
+    -- no row once the collection is detached (its jobs keep a NULL collection)
+    OR (SELECT has_table_privilege(who, c.source, 'SELECT')
+        FROM vk.jobs j JOIN vk.collections c ON c.id = j.collection_id WHERE j.id = m.trained_by_job),
+    false);
+COMMENT ON FUNCTION vk._may_use(vk.models, name) IS
+    'Internal: whether role who may use a model version: one not trained here (registered, adopted) always; a trained one if who may SELECT the table of the collection it was trained on (never once that collection is detached); every version for members of vk_worker and vk_admin and for vk''s owner. Pass current_user, or session_user inside a SECURITY DEFINER function (whose current_user is the owner).';
+
+CREATE OR REPLACE FUNCTION vk._require_may_use(m vk.models) RETURNS vk.models
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF NOT vk._may_use(m, current_user) THEN
+        RAISE EXCEPTION 'vectorkeep: permission denied for model %: % may not read the table it was trained on',
+                vk.model_label(m), current_user
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A trained version answers only the roles that may SELECT the table it was trained on: '
+                      || 'ask an operator to GRANT SELECT on that table to this role (vk.jobs shows it to them), '
+                      || 'or use another version. ' || vk._usable_models_hint();
+    END IF;
+    RETURN m;
+END
+$$;
+COMMENT ON FUNCTION vk._require_may_use(vk.models) IS
+    'Internal: the version itself when the caller (current_user) may use it (vk._may_use); raises insufficient_privilege otherwise.';
+
+-- Hints list what the caller can use, not every version ever registered: a
+-- version trained on a table it may not read is not named, nor counted.
+-- A quoted body, not a SQL-standard one: revision 0014's definition, which a
+-- downgrade restores, has no vk._may_use, and a SQL-standard body would keep
+-- that function from being dropped first.
+CREATE OR REPLACE FUNCTION vk._usable_models_hint() RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT 'Usable versions: ' || coalesce(
+        (SELECT string_agg(format('%s (%s)', vk.model_label(x), x.kind), ', ' ORDER BY x.name, x.version)
+         FROM vk.models x WHERE x.status IN ('active', 'ready') AND vk._may_use(x, current_user)), 'none')
+        || coalesce(' (' || (SELECT nullif(count(*), 0) FROM vk.models x
+                             WHERE x.status NOT IN ('active', 'ready') AND vk._may_use(x, current_user))
+                    || ' more are training, failed or retired: SELECT name, version, status FROM vk.models)', '')
+        || '.'
+$$;
 COMMENT ON FUNCTION vk._usable_models_hint() IS
-    'Internal: the hint of errors that name a model: the ready and active versions, and how many others there are.';
+    'Internal: the hint of errors that name a model: the ready and active versions the caller may use, and how many others of those there are.';
 
 CREATE OR REPLACE FUNCTION vk._require_usable(m vk.models) RETURNS vk.models
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
+    -- Before the status: a version the caller may not use tells it nothing more.
+    PERFORM vk._require_may_use(m);
     IF m.status NOT IN ('active', 'ready') THEN
         RAISE EXCEPTION 'vectorkeep: model % is not ready (status %)', vk.model_label(m), m.status
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -84,7 +136,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vk._require_usable(vk.models) IS
-    'Internal: the version itself when it is ready or active; raises otherwise.';
+    'Internal: the version itself when it is ready or active and the caller may use it (vk._may_use); raises otherwise.';
 
 CREATE OR REPLACE FUNCTION vk._check_dimension(v vector, m vk.models) RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$

@@ -240,9 +240,9 @@ DECLARE
 BEGIN
     IF vk._embed_with(c, m, NOT backfill) THEN
         EXECUTE format(
-            'INSERT INTO vk.queue (collection_id, pk, model_id) SELECT $1, s.%I::text, $2 FROM %s s '
+            'INSERT INTO vk.queue (collection_id, pk, model_id, priority) SELECT $1, s.%I::text, $2, $3 FROM %s s '
             'ON CONFLICT DO NOTHING', c.pk_column, c.source)
-            USING c.id, m.id;
+            USING c.id, m.id, CASE WHEN backfill THEN 2 ELSE 1 END;
         GET DIAGNOSTICS queued = ROW_COUNT;
         PERFORM vk._enqueued(c.id, queued);
         IF backfill THEN
@@ -686,11 +686,15 @@ BEGIN
         $f$CREATE OR REPLACE FUNCTION %1$s() RETURNS trigger
         LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
         BEGIN
-            INSERT INTO vk.queue AS q (collection_id, pk, model_id)
-            SELECT %2$s, n.%3$I::text, cm.model_id FROM vk_new n
+            -- A statement of more than 1,000 rows is a bulk load: its rows wait
+            -- behind single writes, of this collection and every other.
+            INSERT INTO vk.queue AS q (collection_id, pk, model_id, priority)
+            SELECT %2$s, n.%3$I::text, cm.model_id, CASE WHEN (SELECT count(*) FROM vk_new) > 1000 THEN 1 ELSE 0 END
+            FROM vk_new n
             CROSS JOIN vk.collection_models cm WHERE cm.collection_id = %2$s
             ON CONFLICT (collection_id, pk, model_id) DO UPDATE
-            SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false;
+            SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false,
+                priority = least(q.priority, EXCLUDED.priority);
             IF FOUND THEN
                 PERFORM vk._enqueued(%2$s, 1);
             END IF;
@@ -738,18 +742,21 @@ DECLARE
     gone   text[];
     t_pk   text[];
     t_body text[];
+    bulk   smallint;
 BEGIN
     SELECT * INTO c FROM vk.collections WHERE id = TG_ARGV[0]::bigint;
     -- Transition tables are visible to this function only, so the keys travel as arrays.
     EXECUTE format('SELECT array_agg(n.%1$I::text) FROM vk_new n', c.pk_column) INTO keys;
+    -- As for INSERT: a statement of more than 1,000 rows waits behind single writes.
+    bulk := CASE WHEN cardinality(keys) > 1000 THEN 1 ELSE 0 END;
     EXECUTE format('SELECT array_agg(k) FROM (SELECT o.%1$I::text AS k FROM vk_old o '
                    'EXCEPT SELECT n.%1$I::text FROM vk_new n) gone', c.pk_column)
         INTO gone;
     BEGIN
         EXECUTE format('SELECT array_agg(t.pk), array_agg(t.body) FROM vk_expr.%I($1) t', 'text_c' || c.id)
             INTO t_pk, t_body USING keys;
-        INSERT INTO vk.queue AS q (collection_id, pk, model_id)
-        SELECT c.id, t.pk, cm.model_id
+        INSERT INTO vk.queue AS q (collection_id, pk, model_id, priority)
+        SELECT c.id, t.pk, cm.model_id, bulk
         FROM unnest(t_pk, t_body) AS t(pk, body)
         CROSS JOIN vk.collection_models cm
         WHERE cm.collection_id = c.id
@@ -761,14 +768,16 @@ BEGIN
                                                  WHERE e.collection_id = c.id AND e.pk = t.pk
                                                    AND e.model_id = cm.model_id))
         ON CONFLICT (collection_id, pk, model_id) DO UPDATE
-        SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false;
+        SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false,
+            priority = least(q.priority, EXCLUDED.priority);
         GET DIAGNOSTICS queued = ROW_COUNT;
     EXCEPTION WHEN OTHERS THEN
-        INSERT INTO vk.queue AS q (collection_id, pk, model_id)
-        SELECT c.id, k.pk, cm.model_id FROM unnest(keys) AS k(pk)
+        INSERT INTO vk.queue AS q (collection_id, pk, model_id, priority)
+        SELECT c.id, k.pk, cm.model_id, bulk FROM unnest(keys) AS k(pk)
         CROSS JOIN vk.collection_models cm WHERE cm.collection_id = c.id
         ON CONFLICT (collection_id, pk, model_id) DO UPDATE
-        SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false;
+        SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false,
+            priority = least(q.priority, EXCLUDED.priority);
         GET DIAGNOSTICS queued = ROW_COUNT;
     END;
     IF c.metadata_expression IS NOT NULL THEN
@@ -776,11 +785,12 @@ BEGIN
             PERFORM vk._refresh_metadata(c.id, keys);
         EXCEPTION WHEN OTHERS THEN
             -- The claim computes it again and fails the bad rows alone.
-            INSERT INTO vk.queue AS q (collection_id, pk, model_id)
-            SELECT c.id, k.pk, cm.model_id FROM unnest(keys) AS k(pk)
+            INSERT INTO vk.queue AS q (collection_id, pk, model_id, priority)
+            SELECT c.id, k.pk, cm.model_id, bulk FROM unnest(keys) AS k(pk)
             CROSS JOIN vk.collection_models cm WHERE cm.collection_id = c.id
             ON CONFLICT (collection_id, pk, model_id) DO UPDATE
-            SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false;
+            SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false,
+                priority = least(q.priority, EXCLUDED.priority);
             queued := queued + 1;
         END;
     END IF;
@@ -856,8 +866,8 @@ BEGIN
         DELETE FROM vk.embeddings e WHERE e.collection_id = c.id AND e.chunk > 0;
     END IF;
     EXECUTE format(
-        'INSERT INTO vk.queue AS q (collection_id, pk, model_id) '
-        'SELECT $1, s.%I::text, cm.model_id FROM %s s '
+        'INSERT INTO vk.queue AS q (collection_id, pk, model_id, priority) '
+        'SELECT $1, s.%I::text, cm.model_id, 1 FROM %s s '
         'CROSS JOIN vk.collection_models cm WHERE cm.collection_id = $1 '
         'ON CONFLICT (collection_id, pk, model_id) DO UPDATE '
         'SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false',

@@ -69,7 +69,11 @@ COMMENT ON FUNCTION vk._expression_values(text, text[]) IS
 -- author's rights. A row whose text expression raises fails alone, here: it
 -- gets the error, a retry after a backoff, and is dead after 5 attempts (like
 -- a row the encoder fails), and is not returned.
-CREATE OR REPLACE FUNCTION vk.claim_v1(batch_size integer)
+--
+-- live_only: only rows the application wrote (priority 0) for a version its
+-- collection searches with or has active: what a worker's interactive lane
+-- takes, beside a main loop busy with a backfill (vk.claim_live_v1).
+CREATE OR REPLACE FUNCTION vk._claim(batch_size integer, live_only boolean)
 RETURNS TABLE (collection_id bigint, pk text, model_id bigint, attempts integer, body text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
 DECLARE
@@ -91,7 +95,12 @@ BEGIN
     FROM (SELECT x.collection_id, x.pk, x.model_id, x.attempts
           FROM vk.queue x
           WHERE NOT x.dead AND x.run_after <= now()
-          ORDER BY x.run_after
+            AND (NOT live_only
+                 OR x.priority = 0 AND EXISTS (SELECT 1 FROM vk.collections s JOIN vk.models m ON m.id = x.model_id
+                                               WHERE s.id = x.collection_id
+                                                 AND (s.default_model_id = m.id OR m.status = 'active')))
+          -- What the application wrote first, then bulk loads, then backfills.
+          ORDER BY x.priority, x.run_after
           LIMIT batch_size
           FOR UPDATE SKIP LOCKED) q;
     IF k_coll IS NULL THEN
@@ -134,8 +143,24 @@ BEGIN
     END LOOP;
 END
 $$;
+COMMENT ON FUNCTION vk._claim(integer, boolean) IS
+    'Internal: lock up to batch_size ready queue rows (FOR UPDATE SKIP LOCKED), the application''s first, and return them with their current text (vk.claim_v1, vk.claim_live_v1).';
+
+CREATE OR REPLACE FUNCTION vk.claim_v1(batch_size integer)
+RETURNS TABLE (collection_id bigint, pk text, model_id bigint, attempts integer, body text)
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM vk._claim(batch_size, false);
+$$;
 COMMENT ON FUNCTION vk.claim_v1(integer) IS
-    'Worker contract 1: lock up to batch_size ready queue rows (FOR UPDATE SKIP LOCKED) and return them with their current text; a row whose text expression raises is failed (retried, dead after 5 attempts) and not returned.';
+    'Worker contract 1: lock up to batch_size ready queue rows (FOR UPDATE SKIP LOCKED) and return them with their current text: rows the application wrote first, then bulk statements'' rows, then backfills''; a row whose text expression raises is failed (retried, dead after 5 attempts) and not returned.';
+
+CREATE OR REPLACE FUNCTION vk.claim_live_v1(batch_size integer)
+RETURNS TABLE (collection_id bigint, pk text, model_id bigint, attempts integer, body text)
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM vk._claim(batch_size, true);
+$$;
+COMMENT ON FUNCTION vk.claim_live_v1(integer) IS
+    'Worker contract 1 (revision 0015): as vk.claim_v1, only rows the application wrote (not a bulk statement''s or a backfill''s) for versions their collection searches with or has active: a worker''s interactive lane embeds them while its main loop works through a backfill.';
 
 CREATE OR REPLACE FUNCTION vk.chunking_v1(collection_id bigint) RETURNS jsonb
 LANGUAGE sql STABLE

@@ -262,7 +262,7 @@ BEGIN
         '        SELECT 1 FROM vk.embeddings e WHERE e.collection_id = $1 AND e.model_id = $2 '
         '        AND e.pk = p.pk AND e.text_sha256 = sha256(convert_to(p.body, ''UTF8'')))), '
         'ins AS ('
-        '    INSERT INTO vk.queue (collection_id, pk, model_id) SELECT $1, t.pk, $2 FROM todo t '
+        '    INSERT INTO vk.queue (collection_id, pk, model_id, priority) SELECT $1, t.pk, $2, 2 FROM todo t '
         '    ON CONFLICT DO NOTHING RETURNING 1) '
         'SELECT (SELECT p.pk FROM page p ORDER BY p.n DESC LIMIT 1), '
         '       (SELECT count(*) FROM page)::integer, (SELECT count(*) FROM ins)::integer',

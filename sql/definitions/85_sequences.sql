@@ -187,6 +187,15 @@ BEGIN
     IF group_key IS NULL THEN
         RAISE EXCEPTION 'vectorkeep: a group key is required' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    -- This runs as vk's owner (to queue the job): the checks above were the
+    -- owner's, so the caller's are made here, for its login role. Operators
+    -- and workers see every collection's copies.
+    IF NOT (pg_has_role(session_user, 'vk_worker', 'USAGE') OR pg_has_role(session_user, 'vk_admin', 'USAGE')
+            OR has_table_privilege(session_user, c.source, 'SELECT') AND vk._may_use(m, session_user)) THEN
+        RAISE EXCEPTION 'vectorkeep: permission denied for collection "%": % may not SELECT % (or use %)',
+                c.name, session_user, c.source, vk.model_label(m)
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     RETURN vk.submit_job_v1('predict', jsonb_build_object('group_key', group_key), c.id, m.id);
 END
 $$;

@@ -2,7 +2,8 @@
 -- (vectors with their text and chunks, map coordinates, predictions) are
 -- visible to a role only if it may SELECT the collection's
 -- table; text recovered for an adopted table, only if it may SELECT that
--- table. Workers and operators see every row: they embed and manage them.
+-- table; a job, only if it may read what the job read (below). Workers and
+-- operators see every row: they embed and manage them.
 -- The schema owner bypasses these policies (its functions check for callers).
 --
 -- Current definitions: every upgrade re-applies this file.
@@ -17,19 +18,50 @@ LANGUAGE sql STABLE
 RETURN coalesce((SELECT has_table_privilege(a.source, 'SELECT') FROM vk.adopted a WHERE a.id = a_id), false);
 COMMENT ON FUNCTION vk._may_read_adopted(bigint) IS 'Internal: whether the caller may SELECT an adopted table.';
 
+-- A job records what it read: its snapshot (row count, largest key), its
+-- progress (the last key), its log and error (which may quote a row), its
+-- metrics (a prediction's text). So a role sees a job only if it may read the
+-- table the job read (its collection's; a recover job's adopted table) and
+-- may use each model version the job names (vk._may_use: a version trained
+-- on a table it may not read). A job over neither (its collection detached)
+-- is for operators only: nothing says any more what it read.
+-- A train job's own version is judged by the job's collection alone: it was
+-- trained there, and vk._may_use reads this very row to decide (through this
+-- policy: judging the version again would never end).
+-- vk.schedules needs no policy: a schedule holds only what an operator typed
+-- (model name, kind and parameters, the collection, the interval).
+CREATE OR REPLACE FUNCTION vk._may_read_job(
+    job_id bigint, job_kind text, job_params jsonb, c_id bigint, m_id bigint
+) RETURNS boolean
+LANGUAGE sql STABLE
+RETURN coalesce(
+    CASE WHEN c_id IS NOT NULL THEN vk._may_read(c_id)
+         WHEN job_kind = 'recover' THEN (SELECT vk._may_read_adopted(a.id) FROM vk.adopted a
+                                         WHERE a.name = job_params ->> 'adopted')
+         ELSE false END
+    AND NOT EXISTS (
+        SELECT 1 FROM vk.models m
+        WHERE (m.id = m_id OR m.id::text IN (job_params ->> 'inverter_model_id', job_params ->> 'reference_model_id'))
+          AND m.trained_by_job IS DISTINCT FROM job_id
+          AND NOT vk._may_use(m, current_user)),
+    false);
+COMMENT ON FUNCTION vk._may_read_job(bigint, text, jsonb, bigint, bigint) IS
+    'Internal: whether the caller may see a job (the row security of vk.jobs): it may read the job''s collection (a recover job: its adopted table) and use every model version the job names.';
+
 DO $$
 DECLARE
     t text;
 BEGIN
     -- Not vk.queue, which every INSERT of an attached table writes: applications
     -- may not read it at all (99_privileges.sql), and it stays off this path.
-    FOREACH t IN ARRAY ARRAY['embeddings', 'coordinates', 'predictions', 'recovered'] LOOP
+    FOREACH t IN ARRAY ARRAY['embeddings', 'coordinates', 'predictions', 'recovered', 'jobs'] LOOP
         EXECUTE format('ALTER TABLE vk.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('DROP POLICY IF EXISTS operators ON vk.%I', t);
         EXECUTE format('CREATE POLICY operators ON vk.%I TO vk_worker, vk_admin USING (true) WITH CHECK (true)', t);
         EXECUTE format('DROP POLICY IF EXISTS readers ON vk.%I', t);
         EXECUTE format('CREATE POLICY readers ON vk.%I FOR SELECT USING (%s)', t,
                        CASE t WHEN 'recovered' THEN 'vk._may_read_adopted(adopted_id)'
+                              WHEN 'jobs' THEN 'vk._may_read_job(id, kind, params, collection_id, model_id)'
                               ELSE 'vk._may_read(collection_id)' END);
     END LOOP;
 END

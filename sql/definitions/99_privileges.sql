@@ -42,6 +42,8 @@ GRANT INSERT, UPDATE, DELETE ON vk.queue, vk.embeddings, vk.jobs, vk.model_artif
     vk.maps, vk.coordinates, vk.predictions TO vk_worker;
 GRANT INSERT, UPDATE ON vk.models, vk.schedules TO vk_worker;
 GRANT UPDATE (default_model_id) ON vk.collections TO vk_worker;
+-- vk.activate of a map or next-vector model (a job's params.activate too) deploys it.
+GRANT INSERT, UPDATE ON vk.deployments TO vk_worker;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA vk TO vk_worker;
 
 -- The read API, for applications, workers and operators alike.
@@ -62,17 +64,19 @@ GRANT EXECUTE ON FUNCTION
     vk._nearest(vk.collections, vk.models, vector, integer, jsonb, boolean),
     vk._nearest_sql(vk.collections, vk.models, boolean, boolean, boolean), vk._exact_bound(integer),
     vk._chunks_for_rows(integer), vk._keyword_sql(vk.collections, vk.models), vk._any_word(regconfig, text),
+    vk._keyword_index_name(bigint, bigint),
     vk._query_vector(vk.models, text), vk._embed_vector(bigint, text),
     vk._operator(text), vk._similarity(double precision, text),
     vk._collection_stats(bigint, bigint), vk._index_state(bigint, vk.models), vk._indexable(vk.models),
     vk._hnsw_index_name(bigint, bigint), vk._map(text), vk._ordered(vk.collections), vk._readable(vk.collections),
-    vk._may_read(bigint), vk._may_read_adopted(bigint),
+    vk._may_read(bigint), vk._may_read_adopted(bigint), vk._may_read_job(bigint, text, jsonb, bigint, bigint),
+    vk._may_use(vk.models, name), vk._require_may_use(vk.models),
     vk._next_vector_model(vk.collections, text)
 TO vk_app, vk_worker;
 
 -- Workers: the worker contract and what a job does.
 GRANT EXECUTE ON FUNCTION
-    vk.worker_contract(), vk.claim_v1(integer), vk.chunking_v1(bigint),
+    vk.worker_contract(), vk.claim_v1(integer), vk.claim_live_v1(integer), vk.chunking_v1(bigint),
     vk.put_chunk_v1(bigint, text, bigint, integer, integer, integer, vector, text, bytea, boolean),
     vk.finish_row_v1(bigint, text, bigint, integer),
     vk.fail_row_v1(bigint, text, bigint, text, integer, double precision),
@@ -101,12 +105,11 @@ GRANT EXECUTE ON FUNCTION
     vk.claim_embed_requests_v1(integer), vk.answer_embed_request_v1(bigint, vector),
     vk.fail_embed_request_v1(bigint, text), vk.prune_embed_cache_v1(), vk.search_models_v1(),
     -- operations a job or a worker's command performs
-    vk.attach(regclass, text, text, text, text, text, text, regconfig), vk.set_metadata(text, text),
     vk.set_text_search(text, regconfig), vk.add_model(text, text, boolean), vk.retry_dead(text),
     vk.train(text, text, jsonb, text), vk.reembed(text, text), vk.cancel_job(bigint),
     vk.schedule_train(text, text, interval, jsonb, text), vk.unschedule(text, text), vk.retire(text, text),
     vk.activate(text, text, jsonb), vk.set_chunking(text, text, integer, integer), vk.set_order(text, text, text),
-    vk.adopt(regclass, text, text, text, text), vk.recover_adopted(text, text, text, jsonb),
+    vk.recover_adopted(text, text, text, jsonb),
     vk.evaluate_recovery(text, text, text, jsonb),
     -- what those call
     vk.set_storage(text, text),

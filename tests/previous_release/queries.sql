@@ -158,8 +158,26 @@ SELECT vk.model_failed_v1(%(id)s);
 -- name: submit_reembed
 SELECT vk.submit_job_v1('reembed', %(params)s, %(collection_id)s, %(model_id)s);
 
--- name: embed_with
-SELECT vk.embed_with_v1(vk.collection_v1(%(collection_id)s), vk.model_v1(%(model_id)s));
+-- name: backfill
+SELECT vk.backfill_v1(%(collection_id)s, %(model_id)s);
+
+-- name: index_plan
+SELECT state, statements, concurrent FROM vk.index_plan_v1(%(collection_id)s, %(model_id)s);
+
+-- name: build_index
+SELECT vk.build_index_v1(%(collection_id)s, %(model_id)s);
+
+-- name: index_build_settings
+-- At least the job's figures: a larger maintenance_work_mem set for the role or the server stays.
+SELECT set_config('maintenance_work_mem',
+                  CASE WHEN pg_size_bytes(current_setting('maintenance_work_mem')) >= pg_size_bytes(%(maintenance_work_mem)s)
+                       THEN current_setting('maintenance_work_mem') ELSE %(maintenance_work_mem)s END, false),
+       set_config('max_parallel_maintenance_workers',
+                  greatest(current_setting('max_parallel_maintenance_workers')::integer, %(parallel_workers)s::integer)::text,
+                  false);
+
+-- name: set_storage
+SELECT vk.model_label(m) FROM vk.set_storage(%(model)s, %(storage)s) m;
 
 -- name: activate
 SELECT vk.model_label(m) FROM vk.activate(%(collection)s, %(model)s, %(gates)s) m;
@@ -477,3 +495,23 @@ SELECT vk.keep_newest_v1(%(collection_id)s, %(name)s, %(keep)s);
 
 -- name: unschedule
 SELECT vk.unschedule(%(model)s, %(collection)s);
+
+-- name: set_statement_timeout
+-- A probe's statements give up after this many milliseconds (as text) rather than hang a health check or a scrape.
+SELECT set_config('statement_timeout', %(ms)s, false);
+
+-- name: queue_state
+-- Per collection and model version: rows queued, dead, and the ages of the oldest queued and oldest
+-- ready rows; read by `vectorkeep health` and by workers' metrics at scrape time (db/probes.py).
+SELECT collection, model, queued, dead, oldest_seconds, oldest_ready_seconds FROM vk.queue_state_v1();
+
+-- name: running_jobs
+-- Running jobs and the progress they last saved, for workers' metrics at scrape time (db/probes.py).
+SELECT id, kind, phase, done, total FROM vk.running_jobs_v1();
+
+-- name: has_alembic_version
+-- Whether alembic has recorded a revision here (vectorkeep was migrated into this database).
+SELECT to_regclass('alembic_version') IS NOT NULL;
+
+-- name: alembic_revision
+SELECT version_num FROM alembic_version;

@@ -6,6 +6,12 @@ job already exported from the same database (a run tagged with its
 ``vectorkeep.job_id`` and ``vectorkeep.database``) is skipped, so exporting
 again, or as each job ends (``vectorkeep jobs wait --export-mlflow URI``), adds
 nothing twice.
+
+It exports what its role may read, nothing more: it reads vk.jobs, whose row
+security shows a role only the jobs over tables it may SELECT (and with model
+versions it may use), so a run never carries another table's keys, counts,
+log lines or errors. Export as an operator (a member of vk_worker or
+vk_admin) to export every job.
 """
 
 import datetime as dt
@@ -165,7 +171,11 @@ def _read_jobs(url: str, job_ids: Sequence[int] | None) -> list[dict[str, Any]]:
         found = {row["id"]: row for row in rows}
         missing = sorted(set(job_ids) - set(found))
         if missing:
-            raise LookupError(f"no job {', '.join(map(str, missing))}")
+            # A job over a table this role may not read is hidden from it: the same answer as none.
+            raise LookupError(
+                f"no job {', '.join(map(str, missing))} that this role may read "
+                "(jobs over tables it may not SELECT are shown to vk_worker and vk_admin members only)"
+            )
         running = [f"job {row['id']} is {row['status']}" for row in rows if row["status"] not in FINISHED]
         if running:
             raise ValueError(f"only finished jobs are exported: {', '.join(running)}")
@@ -253,6 +263,7 @@ def export_jobs(
     kind, status, collection, model, model kind, artifact sha256, snapshot, database as host/dbname); the job's
     start and end times; status FINISHED, FAILED or KILLED; the error and the log tail as text artifacts.
     A job exported before (a run with its job id and database tags) is skipped: exporting twice adds nothing.
+    Only the jobs the connecting role may read are exported (see the module's docstring).
     """
     mlflow = require_mlflow()
     jobs = _read_jobs(url, job_ids)
