@@ -3,6 +3,7 @@
 python -m bench                      # all sections (about 27 minutes on 2 cores)
 python -m bench --only ingest latency --rows 5000
 python -m bench --only textquery filters relevance
+python -m bench --only textload      # text queries under load (about 3 minutes)
 python -m bench --json               # the JSON only, on stdout
 """
 
@@ -16,7 +17,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import filters, ingest, latency, memory, recovery, relevance, scale, search, text_queries, triggers
+from bench import (
+    filters,
+    ingest,
+    latency,
+    memory,
+    recovery,
+    relevance,
+    scale,
+    search,
+    text_queries,
+    text_query_load,
+    triggers,
+)
 from bench.database import bench_database
 
 # figure -> (comparison, goal); every other figure is printed as information.
@@ -40,6 +53,8 @@ GOALS: dict[str, tuple[str, float]] = {
     "textquery.miss_over_baseline_p50": ("<=", 1.3),
     "textquery.miss_over_baseline_p95": ("<=", 1.3),
     "textquery.hit_over_vector_p50": ("<=", 1.1),
+    "textload.storm_p95_over_quiet_p95": ("<=", 5),
+    "textload.new_row_p95_during_backfill_over_idle": ("<=", 2),
     "filters.p10_rows_min": (">=", 10),
     "filters.p1_rows_min": (">=", 10),
     "filters.p01_rows_min": (">=", 10),
@@ -63,6 +78,7 @@ SECTIONS = (
     "bulkload",
     "halfvec",
     "textquery",
+    "textload",
     "filters",
     "relevance",
     "recovery",
@@ -111,6 +127,7 @@ def main() -> int:
         "bulkload": lambda: _in_database(lambda url: scale.bulkload(url, rows=args.bulk_rows)),
         "halfvec": lambda: _in_database(lambda url: scale.halfvec(url, vectors=args.vectors, queries=200)),
         "textquery": lambda: _in_database(lambda url: text_queries.run(url, queries=args.text_queries)),
+        "textload": lambda: _in_database(text_query_load.run),
         "filters": lambda: _in_database(lambda url: filters.run(url, vectors=args.vectors, queries=100)),
         "relevance": lambda: _in_database(relevance.run),
         "recovery": lambda: _in_database(recovery.run),

@@ -55,8 +55,9 @@ TEMPLATES = ("how do I {}", "what does {} mean", "why is {}", "an example of {}"
 
 
 @contextmanager
-def running_worker(url: str, *, model: str = "minilm@1", timeout: float = 120.0) -> Iterator[None]:
-    """A `vectorkeep worker` process for this database, ready for text queries; SIGTERM at the end.
+def running_worker(url: str, *, model: str = "minilm@1", timeout: float = 120.0) -> Iterator[subprocess.Popen[bytes]]:
+    """A `vectorkeep worker` process for this database, ready for text queries (yielded, for its pid); SIGTERM
+    at the end.
 
     Ready means its interactive lane is connected and has answered a first
     text (the lane connects before it loads its encoders, so the first answer
@@ -71,7 +72,7 @@ def running_worker(url: str, *, model: str = "minilm@1", timeout: float = 120.0)
         )
         try:
             _wait_until_ready(url, process, log, model, timeout)
-            yield
+            yield process
         finally:
             process.send_signal(signal.SIGTERM)  # finishes what it has in hand, then exits
             try:
@@ -90,8 +91,9 @@ def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Any, mode
                 tail = log.read()[-4000:].decode(errors="replace")
                 raise RuntimeError(f"the worker's interactive lane did not start (exit {process.poll()}):\n{tail}")
             time.sleep(0.2)
-        # Long enough for the lane's first model load; a ready lane answers in milliseconds.
-        conn.execute("SELECT set_config('vk.embed_timeout', %s, false)", (f"{int(timeout)}s",))
+        # Long enough for the lane's first model load; a ready lane answers in milliseconds. (The schema may
+        # refuse a setting over 60 s.)
+        conn.execute("SELECT set_config('vk.embed_timeout', %s, false)", (f"{int(min(timeout, 60))}s",))
         conn.execute("SELECT vk.embed(%s, 'warm-up: is the worker ready?')", (model,))
 
 

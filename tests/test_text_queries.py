@@ -106,7 +106,7 @@ def test_bad_text_queries_get_clear_errors(corpus_url: str, lane: InteractiveLan
     cases: list[tuple[str, object, type[Exception], str]] = [
         ("SELECT vk.embed('minilm', %s)", None, errors.InvalidParameterValue, "query text is NULL"),
         ("SELECT vk.embed('minilm', %s)", "   ", errors.InvalidParameterValue, "query text is empty"),
-        ("SELECT vk.embed('minilm', %s)", "x" * 100_001, errors.ProgramLimitExceeded, "over the limit"),
+        ("SELECT vk.embed('minilm', %s)", "x" * 20_001, errors.ProgramLimitExceeded, "over the limit"),
         ("SELECT vk.embed('nope', %s)", "text", errors.UndefinedObject, "unknown model"),
         ("SELECT * FROM vk.search('documents', %s::text, 0)", "text", errors.InvalidParameterValue, "k must be"),
         ("SELECT * FROM vk.search('documents', %s, 3)", "[1, 2, 3]", errors.InvalidParameterValue, "3 dimensions"),

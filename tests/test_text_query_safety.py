@@ -176,16 +176,17 @@ def test_one_role_cannot_crowd_out_another(db_url: str, login: Callable[[str], s
         b_text = fresh("b")
         threads.append(in_thread(b, b_text, seen))
         wait_for(lambda: waiting_requests(db_url) == 9, 20, "role b's request")
-        threads.append(in_thread(c, "c " * 50_000, seen))
+        threads.append(in_thread(c, "c " * 9_990, seen))
         wait_for(lambda: waiting_requests(db_url) == 10, 20, "role c's long request")
         with psycopg.connect(worker) as w:
             two = [text for (text,) in w.execute("SELECT input FROM vk.claim_embed_requests_v1(2)")]
             w.rollback()
             assert len(two) == 2 and b_text in two and two[0].startswith("a")  # b's turn beside a's oldest
-            # Each role's first, then the budget (20,000 characters) stops the batch: not ten requests.
+            # Each role's first in turn, within the budget (20,000 characters): c's 19,980 characters wait
+            # for a batch of their own, when theirs is the oldest request, and nothing after them goes first.
             batch = [text for (text,) in w.execute("SELECT input FROM vk.claim_embed_requests_v1(16)")]
             w.rollback()
-            assert len(batch) == 3 and {t[0] for t in batch} == {"a", "b", "c"}
+            assert len(batch) == 2 and {t[0] for t in batch} == {"a", "b"}
         for thread in threads:
             thread.join(10)
     assert seen == ["57014"] * 10  # nobody answered: each timed out, none waited past its timeout

@@ -60,7 +60,7 @@ class InteractiveLane:
         stop_event: threading.Event,
         *,
         encoders: EncoderCache | None = None,
-        batch_size: int = 16,
+        batch_size: int = 8,
         live_rows: bool = False,
         retry: RetryPolicy | None = None,
     ) -> None:

@@ -45,9 +45,9 @@ COMMENT ON FUNCTION vk._embed_cache_ttl() IS 'Internal: how long a text query''s
 CREATE OR REPLACE FUNCTION vk._embed_limits(OUT waiting_per_role integer, OUT max_chars integer,
                                             OUT batch_chars integer)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN ROW(8, 100000, 20000);
+RETURN ROW(8, 20000, 20000);
 COMMENT ON FUNCTION vk._embed_limits() IS
-    'Internal: text query bounds: requests one login role may have waiting (8), characters of one query text (100,000), characters a lane encodes in one batch (20,000).';
+    'Internal: text query bounds: requests one login role may have waiting (8), characters of one query text (20,000: an encoder reads only its window anyway, and tokenizing 100,000 takes a lane 0.1 s), characters a lane encodes in one batch (20,000).';
 
 CREATE OR REPLACE FUNCTION vk._embed_timeout() RETURNS interval
 LANGUAGE plpgsql STABLE AS $$
@@ -74,6 +74,19 @@ END
 $$;
 COMMENT ON FUNCTION vk._embed_timeout() IS
     'Internal: how long a text query waits for a worker: the setting vk.embed_timeout (SET vk.embed_timeout = ''10s''), 5 seconds by default, at most 60.';
+
+CREATE OR REPLACE FUNCTION vk._too_many_waiting(asked_by name) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'vectorkeep: role % already has % text queries waiting, the most one role may have',
+            asked_by, (vk._embed_limits()).waiting_per_role
+        USING ERRCODE = 'configuration_limit_exceeded',
+              HINT = 'Wait for their answers before sending more (the workers answer every role in turn), '
+                  || 'or spread the queries over more roles.';
+END
+$$;
+COMMENT ON FUNCTION vk._too_many_waiting(name) IS
+    'Internal: the error of a text query over its login role''s limit of waiting requests (vk._embed_limits).';
 
 -- Whether a backend's role may serve text queries: a lane's session is how
 -- callers know a worker is there, and any session can name itself like one.
@@ -194,6 +207,15 @@ BEGIN
     IF v IS NOT NULL THEN
         RETURN v;
     END IF;
+    -- The limit is the loopback's to enforce (vk._request_embedding); counted here
+    -- first, a refusal costs no round trip. Refusals wait 100 ms: a client that
+    -- retries at once would otherwise spin the server.
+    IF (SELECT count(*) FROM vk.embed_requests r
+        WHERE r.asked_by = session_user AND r.answer IS NULL AND r.error IS NULL)
+       >= (vk._embed_limits()).waiting_per_role THEN
+        PERFORM pg_sleep(0.1);
+        PERFORM vk._too_many_waiting(session_user);
+    END IF;
     SELECT * INTO route FROM vk._embed_link();
     BEGIN
         EXECUTE format('SELECT r FROM %I.dblink($1, $2) AS t(r bigint)', route.schema_name) INTO request
@@ -208,12 +230,20 @@ BEGIN
                                          clock_timestamp() >= deadline);
             EXIT WHEN answer IS NOT NULL OR problem IS NOT NULL;
         END LOOP;
-    EXCEPTION WHEN OTHERS OR query_canceled THEN
-        -- Cancelled mid-statement the connection is busy, and whatever the
-        -- error, nobody may find it open: its backend ends, and with it the
-        -- request (the lanes delete requests whose backends are gone).
-        EXECUTE format('SELECT %I.dblink_disconnect($1)', route.schema_name) USING route.link;
-        RAISE;
+    EXCEPTION
+        WHEN query_canceled THEN
+            -- Cancelled mid-statement, the connection is busy: it goes, whoever
+            -- the caller, and with its backend the request (the lanes delete
+            -- requests whose backend has gone).
+            EXECUTE format('SELECT %I.dblink_disconnect($1)', route.schema_name) USING route.link;
+            RAISE;
+        WHEN OTHERS THEN
+            -- An error of the statement on the loopback (a limit, no worker)
+            -- leaves the connection sound: it is kept only where it always is.
+            IF NOT route.kept THEN
+                EXECUTE format('SELECT %I.dblink_disconnect($1)', route.schema_name) USING route.link;
+            END IF;
+            RAISE;
     END;
     IF NOT route.kept THEN
         EXECUTE format('SELECT %I.dblink_disconnect($1)', route.schema_name) USING route.link;
@@ -240,7 +270,6 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     id      bigint;
     waiting integer;
-    lim     integer := (vk._embed_limits()).waiting_per_role;
 BEGIN
     -- On a hot standby nothing can be queued, and workers are on the primary.
     IF pg_is_in_recovery() THEN
@@ -261,11 +290,9 @@ BEGIN
     PERFORM pg_advisory_xact_lock(1987012936, hashtext(asked_by));
     SELECT count(*) INTO waiting FROM vk.embed_requests r
     WHERE r.asked_by = _request_embedding.asked_by AND r.answer IS NULL AND r.error IS NULL;
-    IF waiting >= lim THEN
-        RAISE EXCEPTION 'vectorkeep: role % already has % text queries waiting, the most one role may have', asked_by, lim
-            USING ERRCODE = 'configuration_limit_exceeded',
-                  HINT = 'Wait for their answers before sending more (the workers answer every role in turn), '
-                      || 'or spread the queries over more roles.';
+    IF waiting >= (vk._embed_limits()).waiting_per_role THEN
+        PERFORM pg_sleep(0.1);  -- as in vk._embed_vector
+        PERFORM vk._too_many_waiting(asked_by);
     END IF;
     -- A request is worth nothing after a crash (its caller is gone with it):
     -- no wait for the WAL flush at commit.
@@ -387,13 +414,13 @@ BEGIN
     -- In turn across roles (each one's oldest first), within a text budget
     -- (a batch answers together), always at least one.
     SELECT array_agg(t.id) INTO picked
-    FROM (SELECT r.id, sum(length(r.input)) OVER w - length(r.input) AS before, row_number() OVER w AS n
+    FROM (SELECT r.id, r.input, sum(length(r.input)) OVER w - length(r.input) AS before, row_number() OVER w AS n
           FROM (SELECT x.id, x.input, row_number() OVER (PARTITION BY x.asked_by ORDER BY x.id) AS turn
                 FROM vk.embed_requests x
                 WHERE x.answer IS NULL AND x.error IS NULL
                   AND (x.claimed_by IS NULL OR NOT vk._backend_alive(x.claimed_by))) r
           WINDOW w AS (ORDER BY r.turn, r.id)) t
-    WHERE t.n <= batch_size AND (t.n = 1 OR t.before < (vk._embed_limits()).batch_chars);
+    WHERE t.n <= batch_size AND (t.n = 1 OR t.before + length(t.input) <= (vk._embed_limits()).batch_chars);
     IF picked IS NULL THEN
         RETURN;
     END IF;
