@@ -50,15 +50,19 @@ def test_an_upgrade_refuses_a_pgvector_schema_others_may_create_in(
     with psycopg.connect(empty_db_url, autocommit=True) as owner:
         owner.execute("CREATE EXTENSION vector")
         owner.execute(f"GRANT CREATE ON SCHEMA public TO {attacker}")
-        with pytest.raises(
-            psycopg.errors.InsufficientPrivilege, match=f"{attacker} may create objects in schema public"
-        ) as refused:
-            migrate.upgrade(empty_db_url)
-        assert f"REVOKE CREATE ON SCHEMA public FROM {attacker}" in (refused.value.diag.message_hint or "")
+        try:
+            with pytest.raises(
+                psycopg.errors.InsufficientPrivilege, match=f"{attacker} may create objects in schema public"
+            ) as refused:
+                migrate.upgrade(empty_db_url)
+            assert f"REVOKE CREATE ON SCHEMA public FROM {attacker}" in (refused.value.diag.message_hint or "")
+        finally:
+            owner.execute(f"REVOKE CREATE ON SCHEMA public FROM {attacker}")  # its role can go at teardown
         owner.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
-        owner.execute(f"REVOKE CREATE ON SCHEMA public FROM {attacker}")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=r"PUBLIC.* may create objects"):
-            migrate.upgrade(empty_db_url)
-        owner.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        try:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match=r"PUBLIC.* may create objects"):
+                migrate.upgrade(empty_db_url)
+        finally:
+            owner.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         migrate.upgrade(empty_db_url)
         assert one(owner, "SELECT count(*) FROM vk.models") >= 1
