@@ -1,5 +1,5 @@
 """What health checks and metrics read from the database: the queue per collection and model
-version, running jobs' progress, the schema's alembic revision.
+version, the workers serving the queue, running jobs' progress, the schema's alembic revision.
 
 A probe connection waits at most a few seconds for the server and for each statement, so
 that an orchestrator's probe or a Prometheus scrape answers "down" rather than hang.
@@ -55,6 +55,12 @@ def queue_state(conn: psycopg.Connection) -> list[QueueState]:
     """Queued rows, dead rows and the oldest rows' ages of every collection and model version."""
     with conn.cursor(row_factory=class_row(QueueState)) as cur:
         return cur.execute(query("queue_state")).fetchall()
+
+
+def queue_workers(conn: psycopg.Connection) -> int:
+    """How many workers' main loops (`vectorkeep worker`, not --jobs-only) are connected to this database now."""
+    row = conn.execute(query("queue_workers")).fetchone()
+    return int(row[0]) if row else 0
 
 
 def running_jobs(conn: psycopg.Connection) -> list[JobProgress]:

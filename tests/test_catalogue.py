@@ -3,17 +3,22 @@ call exactly what the README documents for it, functions that read source tables
 dynamic SQL running with the rights and search_path the design gives them; and
 `vectorkeep schema check|show` finding drift in a live database."""
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
 
-from helpers import cli
+from helpers import cli, one, serve
 from vectorkeep.app import schema
 from vectorkeep.db import catalogue, migrate
+from vectorkeep.workers import kinds
+from vectorkeep.workers.encoder_cache import EncoderCache
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 ROLES = ("vk_app", "vk_worker", "vk_admin")
@@ -103,23 +108,152 @@ def test_no_function_that_runs_as_its_owner_evaluates_a_stored_expression(conn: 
     assert loose == []
 
 
-def test_schema_check_passes_on_a_fresh_install_and_finds_drift(db_url: str) -> None:
+class HashedWords:
+    """A bag of hashed words in 8 dimensions: an encoder with no model to load."""
+
+    def __init__(self, params: dict[str, Any], artifact: bytes | None = None) -> None:
+        pass
+
+    @property
+    def dim(self) -> int:
+        return 8
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 8), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in text.split():
+                out[i, hashlib.blake2b(word.encode(), digest_size=1).digest()[0] % 8] += 1.0
+            out[i] /= max(float(np.linalg.norm(out[i])), 1e-9)
+        return out
+
+
+@pytest.fixture
+def collections(conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> psycopg.Connection:
+    """Beside vk.documents: shop.notes (metadata, an order, a second version backfilled by vk.add_model and
+    a third trained by vk.train: both their jobs queued, their indexes not built yet) and shop.pages
+    (chunked)."""
+    monkeypatch.setitem(kinds.EXTRA_LOADERS, "hashed-test", HashedWords)
+    conn.execute(
+        "INSERT INTO vk.model_kinds (kind, role, trainable, loadable, description) "
+        "VALUES ('hashed-test', 'encoder', false, true, 'hashed bag of words')"
+    )
+    conn.execute("INSERT INTO vk.models (name, version, kind, dim) VALUES ('hashed', 1, 'hashed-test', 8)")
+    conn.execute("INSERT INTO vk.models (name, version, kind, dim) VALUES ('hashed', 2, 'hashed-test', 8)")
+    # In a schema of their own: the checks print their names qualified whatever pgvector's schema is.
+    conn.execute("CREATE SCHEMA shop")
+    conn.execute("CREATE TABLE shop.notes (id int PRIMARY KEY, doc int, body text)")
+    conn.execute(
+        "INSERT INTO shop.notes SELECT g, g % 5, 'note ' || g || ' about ' "
+        "|| (ARRAY['cats', 'dogs', 'birds'])[g % 3 + 1] || ' in the ' || (ARRAY['rain', 'sun'])[g % 2 + 1] "
+        "FROM generate_series(1, 60) g"
+    )
+    conn.execute(
+        "SELECT vk.attach('shop.notes', 'id', 'body', 'hashed@1', metadata => 'jsonb_build_object(''doc'', doc)')"
+    )
+    conn.execute("SELECT vk.set_order('notes', 'doc', 'id')")
+    conn.execute("SELECT vk.add_model('notes', 'hashed@2')")
+    conn.execute("SELECT vk.train('words', 'tfidf', '{\"dim\": 8}', 'notes')")
+    conn.execute("CREATE TABLE shop.pages (id int PRIMARY KEY, body text)")
+    conn.execute(
+        "INSERT INTO shop.pages SELECT g, repeat('A sentence of page ' || g || '. ', 5) FROM generate_series(1, 5) g"
+    )
+    conn.execute("SELECT vk.attach('shop.pages', 'id', 'body', 'hashed@1')")
+    conn.execute("SELECT vk.set_chunking('pages', 'sentences', 64)")
+    return conn
+
+
+def test_schema_check_passes_with_collections_of_every_kind(
+    collections: psycopg.Connection, db_url: str, encoders: EncoderCache
+) -> None:
+    """Finding 1: each collection's keyword index was extra, so `schema check` failed wherever a
+    table was attached. A backfill's indexes are not missing while its job is still to build them."""
+    conn = collections
+    assert one(conn, "SELECT count(*) FROM vk.status WHERE index = 'deferred'") == 1  # hashed@2 on notes
+    assert schema.check(db_url).drift.lines() == []
+
+    serve(db_url, encoders)
+    states = conn.execute("SELECT collection, model, index FROM vk.status ORDER BY 1, 2").fetchall()
+    assert states == [
+        ("documents", "minilm@1", "valid"),
+        ("notes", "hashed@1", "valid"),
+        ("notes", "hashed@2", "valid"),
+        ("notes", "words@1", "valid"),
+        ("pages", "hashed@1", "valid"),
+    ]
+    # What a version or a collection brought goes with it.
+    conn.execute("SELECT vk.retire('hashed@2', 'notes')")
+    conn.execute("CREATE TABLE shop.drafts (id int PRIMARY KEY, body text)")
+    conn.execute("SELECT vk.attach('shop.drafts', 'id', 'body', 'hashed@1', metadata => 'jsonb_build_object()')")
+    conn.execute("SELECT vk.detach('drafts')")
+    done = cli(db_url, "schema", "check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the schema matches the catalogue of revision" in done.stdout
+
+
+def test_schema_check_finds_drift_in_the_schema_and_in_collections(
+    collections: psycopg.Connection, db_url: str, encoders: EncoderCache
+) -> None:
+    """Each kind of drift the check found before, and the collections' own: missing, extra, changed."""
+    conn = collections
+    serve(db_url, encoders)
     assert not schema.check(db_url).drift
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        # The drift of revision 0006 (a re-created function lost SECURITY DEFINER), a lost
-        # comment, a function nobody defined, and a grant too many.
-        conn.execute("ALTER FUNCTION vk._coverage(vk.collections, vk.models) SECURITY INVOKER")
-        conn.execute("COMMENT ON FUNCTION vk.search(text, vector, integer, text, jsonb) IS NULL")
-        conn.execute("CREATE FUNCTION vk.stray() RETURNS int LANGUAGE sql RETURN 1")
-        conn.execute("GRANT EXECUTE ON FUNCTION vk.retire(text, text) TO vk_app")
+    notes = one(conn, "SELECT vk.collection_id('notes')")
+    hashed = one(conn, "SELECT id FROM vk.models WHERE name = 'hashed' AND version = 1")
+    # A backfill's indexes, left unbuilt by its cancelled job, are missing.
+    third = one(
+        conn, "INSERT INTO vk.models (name, version, kind, dim) VALUES ('hashed', 3, 'hashed-test', 8) RETURNING id"
+    )
+    conn.execute("SELECT vk.add_model('notes', 'hashed@3')")
+    assert not schema.check(db_url).drift
+    conn.execute("SELECT vk.cancel_job(id) FROM vk.jobs WHERE status = 'queued'")
+    # The drift of revision 0006 (a re-created function lost SECURITY DEFINER), a lost comment, a
+    # function nobody defined, a grant too many, a lost index, a changed table, a lost trigger.
+    conn.execute("ALTER FUNCTION vk._coverage(vk.collections, vk.models) SECURITY INVOKER")
+    conn.execute("COMMENT ON FUNCTION vk.search(text, vector, integer, text, jsonb) IS NULL")
+    conn.execute("CREATE FUNCTION vk.stray() RETURNS int LANGUAGE sql RETURN 1")
+    conn.execute("GRANT EXECUTE ON FUNCTION vk.retire(text, text) TO vk_app")
+    conn.execute("DROP INDEX vk.embeddings_metadata")
+    conn.execute("ALTER TABLE vk.jobs ADD COLUMN note text")
+    conn.execute("DROP TRIGGER documents_touch ON vk.documents")
+    # And in the collections: a version's lost index, a stray one, a disabled queue trigger and a lost
+    # one, an expression function given to another role, and a function nobody's expression wrote.
+    conn.execute(f"DROP INDEX vk.embeddings_c{notes}_m{hashed}_hnsw")
+    conn.execute(
+        "CREATE INDEX embeddings_c99_m1_fts ON vk.embeddings USING gin (to_tsvector('simple', body)) "
+        "WHERE collection_id = 99 AND model_id = 1"
+    )
+    conn.execute("ALTER TABLE shop.notes DISABLE TRIGGER vk_queue_insert")
+    conn.execute("DROP TRIGGER vk_forget_delete ON shop.pages")
+    conn.execute(f"ALTER FUNCTION vk_expr.meta_c{notes}(text[]) OWNER TO vk_worker")
+    conn.execute("CREATE FUNCTION vk_expr.peek() RETURNS int LANGUAGE sql RETURN 1")
     done = cli(db_url, "schema", "check")
     assert done.returncode == 1
-    assert "changed  function vk._coverage(vk.collections,vk.models): definition, security" in done.stdout
-    assert "changed  function vk.search(text,vector,integer,text,jsonb): comment" in done.stdout
-    assert "extra    function vk.stray()" in done.stdout
-    assert "changed  function vk.retire(text,text): grants" in done.stdout
+    assert sorted(done.stdout.splitlines()[1:]) == sorted(
+        [
+            "changed  function vk._coverage(vk.collections,vk.models): definition, security",
+            "changed  function vk.search(text,vector,integer,text,jsonb): comment",
+            "extra    function vk.stray()",
+            "changed  function vk.retire(text,text): grants",
+            "missing  index vk.embeddings_metadata",
+            "changed  table vk.jobs: columns",
+            "missing  trigger documents_touch ON vk.documents",
+            f"missing  index vk.embeddings_c{notes}_m{hashed}_hnsw",
+            f"missing  index vk.embeddings_c{notes}_m{third}_fts",
+            f"missing  index vk.embeddings_c{notes}_m{third}_hnsw",
+            "extra    index vk.embeddings_c99_m1_fts",
+            "changed  trigger vk_queue_insert ON shop.notes: enabled",
+            "missing  trigger vk_forget_delete ON shop.pages",
+            f"changed  function vk_expr.meta_c{notes}(text[]): owner",
+            "extra    function vk_expr.peek()",
+        ]
+    )
     done = cli(db_url, "schema", "check", "--json")
-    assert done.returncode == 1 and json.loads(done.stdout)["extra"] == ["function vk.stray()"]
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["extra"] == [
+        "function vk.stray()",
+        "function vk_expr.peek()",
+        "index vk.embeddings_c99_m1_fts",
+    ]
 
 
 def test_schema_show_prints_the_current_definition_from_its_file(db_url: str) -> None:

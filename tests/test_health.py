@@ -1,5 +1,6 @@
 """`vectorkeep health` against real databases: healthy, unreachable, behind or beside this release's
-schema, with dead rows, with a row waiting too long; and the console script's exit code."""
+schema, with dead rows, with a row waiting too long, with rows ready and no worker; and the console
+script's exit code."""
 
 import json
 import re
@@ -10,8 +11,11 @@ from pathlib import Path
 
 import psycopg
 
+from helpers import background_worker, queue_size, wait_for
 from vectorkeep.app import health
 from vectorkeep.db import migrate
+from vectorkeep.workers.encoder_cache import EncoderCache
+from vectorkeep.workers.worker import WorkerSettings
 
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/nothing"
 CONSOLE_SCRIPT = str(Path(sys.executable).parent / "vectorkeep")
@@ -47,6 +51,7 @@ def test_a_healthy_database_exits_0(db_url: str) -> None:
         "contract": "ok",
         "dead": "ok",
         "queue": "ok",
+        "workers": "ok",
     }
 
 
@@ -55,7 +60,7 @@ def test_an_unreachable_database_exits_1_and_says_what_to_check() -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].split()[:2] == ["fail", "database"] and "check the URL" in lines[0]
-    assert [line.split()[0] for line in lines[1:]] == ["skipped"] * 4
+    assert [line.split()[0] for line in lines[1:]] == ["skipped"] * 5
 
 
 def test_a_schema_behind_this_release_fails_and_one_ahead_warns(conn: psycopg.Connection, db_url: str) -> None:
@@ -90,6 +95,7 @@ def test_a_database_without_vectorkeep_fails(empty_db_url: str) -> None:
         "contract": "fail",
         "dead": "skipped",
         "queue": "skipped",
+        "workers": "skipped",
     }
     assert "vectorkeep migrate" in detail(result, "schema")
 
@@ -111,8 +117,9 @@ def test_a_row_waiting_longer_than_allowed_fails(conn: psycopg.Connection, db_ur
     conn.execute(
         "UPDATE vk.queue SET enqueued_at = now() - interval '1 hour' WHERE pk = (SELECT min(pk) FROM vk.queue)"
     )
-    assert health.check(db_url).healthy  # no threshold: the age is reported only
-    assert health.check(db_url, max_queue_age=7200).healthy
+    # (No worker here either: that check is the next test's.)
+    assert health.check(db_url, max_idle_queue=None).healthy  # no threshold: the age is reported only
+    assert health.check(db_url, max_queue_age=7200, max_idle_queue=None).healthy
 
     done = vectorkeep(db_url, "--max-queue-age", "60")
     assert done.returncode == 1, done.stdout + done.stderr
@@ -125,6 +132,41 @@ def test_a_row_waiting_longer_than_allowed_fails(conn: psycopg.Connection, db_ur
     assert health.check(db_url, max_queue_age=60).healthy
 
 
+def test_rows_ready_with_no_worker_fail_until_a_worker_drains_them(
+    conn: psycopg.Connection, db_url: str, encoders: EncoderCache
+) -> None:
+    """Finding 2: health was green with no worker running and rows queued for hours."""
+    conn.execute("INSERT INTO vk.documents (body) SELECT 'queued ' || g FROM generate_series(1, 3) g")
+    fresh = health.check(db_url)  # worth knowing, not a failure yet: a worker may be restarting
+    assert fresh.healthy and statuses(fresh)["workers"] == "warn"
+    assert "no worker connected" in detail(fresh, "workers") and "a failure after 300s" in detail(fresh, "workers")
+
+    conn.execute(
+        "UPDATE vk.queue SET enqueued_at = now() - interval '10 minutes', run_after = now() - interval '10 minutes'"
+    )
+    done = vectorkeep(db_url)
+    assert done.returncode == 1, done.stdout + done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.split()[1] == "workers")
+    assert line.startswith("fail") and "vectorkeep worker" in line
+    assert re.search(
+        r"no worker connected; 3 rows queued, the oldest ready row \(documents/minilm@1\) waiting 60\ds, "
+        r"more than 300s",
+        line,
+    )
+    assert vectorkeep(db_url, "--max-idle-queue", "3600").returncode == 0
+
+    # A worker's main loop is known by its sessions' name, queue or no queue.
+    with psycopg.connect(db_url, application_name="vectorkeep worker elsewhere-1"):
+        connected = health.check(db_url)
+    assert connected.healthy and detail(connected, "workers") == "1 worker serving the queue"
+    with background_worker(db_url, encoders, WorkerSettings(poll_interval=0.2)):
+        wait_for(lambda: queue_size(conn) == 0, 30, "the worker to drain the queue")
+        serving = health.check(db_url)
+    assert serving.healthy and detail(serving, "workers") == "1 worker serving the queue"
+    after = health.check(db_url)  # the worker gone, nothing to claim: healthy
+    assert after.healthy and statuses(after)["workers"] == "ok"
+
+
 def test_roles(login: Callable[[str], str]) -> None:
     """A worker's role checks all but the revision (it may not read alembic_version); an application's
     may not read the queue, and is told which role to use."""
@@ -135,3 +177,4 @@ def test_roles(login: Callable[[str], str]) -> None:
     app = health.check(login("vk_app"))
     assert not app.healthy and statuses(app)["dead"] == "fail"
     assert "vk_worker or vk_admin" in detail(app, "dead")
+    assert statuses(app)["workers"] == "skipped"

@@ -21,7 +21,7 @@ from vectorkeep.workers import kinds
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.metrics import Metrics, MetricsAddress, MetricsServer
 from vectorkeep.workers.service import Service
-from vectorkeep.workers.worker import WorkerSettings
+from vectorkeep.workers.worker import Worker, WorkerSettings
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -149,6 +149,36 @@ def test_a_dead_row_shows_with_its_collection_and_model(
     assert value(samples, "vectorkeep_rows_failed_total", model="refuser@1") == FAST_RETRY.max_attempts
     # The other collection is listed too, with nothing queued.
     assert value(samples, "vectorkeep_queue_dead", collection="documents", model="minilm@1") == 0
+
+
+# A row the claim fails is dead after this many attempts (vk._claim), whatever the worker's retry policy.
+CLAIM_ATTEMPTS = 5
+
+
+def test_rows_failed_inside_the_claim_are_counted(conn: psycopg.Connection, db_url: str) -> None:
+    """Finding 3: a row whose text (or metadata) expression raises fails inside vk.claim_v1, which never
+    returns it; vectorkeep_rows_failed_total stayed empty after such rows failed 5 times each. The claims'
+    metadata writes to the rows they return are no failures, and a claim rolled back to load an encoder
+    (a fresh cache) fails nothing."""
+    conn.execute("CREATE TABLE t (id int PRIMARY KEY, body text)")
+    conn.execute("INSERT INTO t VALUES (1, 'one'), (2, 'two')")
+    metadata = "jsonb_build_object('x', 10 / (id - 4))"
+    conn.execute(
+        "SELECT vk.attach('t', 'id', '(10 / (id - 3))::text || body', 'minilm@1', metadata => %s)", (metadata,)
+    )
+    conn.execute("INSERT INTO t VALUES (3, 'text raises'), (4, 'metadata raises')")
+    metrics = Metrics()
+    for _ in range(CLAIM_ATTEMPTS):
+        conn.execute("UPDATE vk.queue SET run_after = now() WHERE NOT dead")
+        Worker(db_url, WorkerSettings(retry=FAST_RETRY), encoders=EncoderCache(), metrics=metrics).run(until_idle=True)
+    dead = conn.execute("SELECT pk, attempts, dead, last_error FROM vk.queue ORDER BY pk").fetchall()
+    assert dead == [
+        ("3", 5, True, "text expression: division by zero"),
+        ("4", 5, True, "metadata expression: division by zero"),
+    ]
+    samples = parse(generate_latest(metrics.registry).decode())
+    assert value(samples, "vectorkeep_rows_failed_total", model="minilm@1") == 2 * CLAIM_ATTEMPTS
+    assert value(samples, "vectorkeep_rows_embedded_total", model="minilm@1") == 2
 
 
 def test_running_jobs_progress(conn: psycopg.Connection, db_url: str) -> None:

@@ -154,6 +154,9 @@ class Batch:
     result: BatchResult
     parts: list[Encoded] = field(default_factory=list)
     record: metrics.BatchMetrics = field(default_factory=metrics.BatchMetrics)  # its worker's metrics
+    # Rows the claim itself failed (their text or metadata expression raised), per version: settled
+    # in the database already, counted in the metrics once the batch commits.
+    claim_failed: dict[str, int] = field(default_factory=dict)
 
     def commit(self, conn: psycopg.Connection) -> BatchResult:
         """Write the vectors, settle the empty rows, fail the others, and commit (all or nothing:
@@ -168,7 +171,11 @@ class Batch:
         except BaseException:
             _rollback(conn)
             raise
-        self.record.committed({p.model.label: (len(p.done), len(p.failed)) for p in self.parts})
+        rows = {p.model.label: (len(p.done), len(p.failed)) for p in self.parts}
+        for label, failed in self.claim_failed.items():
+            embedded, failed_here = rows.get(label, (0, 0))
+            rows[label] = (embedded, failed_here + failed)
+        self.record.committed(rows)
         return self.result
 
 
@@ -256,6 +263,10 @@ def _claim_and_encode(
     in the queue: their locks go at the commit, and the next batch loads their
     encoder before claiming them.
     """
+    # The rows the claim fails never reach Python: a worker with metrics reads how many (two short
+    # statements in the claim's transaction, sql/queries.sql claim_failures).
+    counting = metrics.recording_now()
+    updates_before = _queue_updates(conn) if counting else 0
     with conn.cursor(row_factory=class_row(Claimed)) as cur:
         rows = cur.execute(query(claim), {"batch_size": batch_size}).fetchall()
     by_model: dict[int, list[Claimed]] = defaultdict(list)
@@ -267,6 +278,9 @@ def _claim_and_encode(
         conn.rollback()
         return missing
     batch = Batch(retry, BatchResult(claimed=len(rows)))
+    # A claim that returns a full batch failed none: it locks at most batch_size rows.
+    if counting and len(rows) < batch_size:
+        batch.claim_failed = _claim_failures(conn, rows, updates_before)
     for model in models:
         if any(m.id == model.id for m in missing):
             log.info(
@@ -277,6 +291,24 @@ def _claim_and_encode(
             continue
         batch.parts.append(_encode(conn, encoders, model, by_model[model.id], loads.get(model.id)))
     return batch
+
+
+def _queue_updates(conn: psycopg.Connection) -> int:
+    """The queue rows this session has updated so far, statistics not yet reported; read in the batch's
+    transaction (its first statement), where the count only grows."""
+    row = conn.execute(query("queue_updates")).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _claim_failures(conn: psycopg.Connection, rows: list[Claimed], updates_before: int) -> dict[str, int]:
+    """Per version (name@version), the rows the claim just failed, in its transaction (sql/queries.sql)."""
+    params = {
+        "collection_ids": [r.collection_id for r in rows],
+        "pks": [r.pk for r in rows],
+        "model_ids": [r.model_id for r in rows],
+        "updates_before": updates_before,
+    }
+    return {str(label): int(n) for label, n in conn.execute(query("claim_failures"), params).fetchall()}
 
 
 @contextlib.contextmanager

@@ -4,7 +4,9 @@ Two kinds of numbers, in one CollectorRegistry per worker (never the global one,
 so that one process may run several workers, as the tests do):
 
 - what this worker did, updated from the batch loop: rows embedded and rows
-  failed (per model version), batches, seconds per batch and seconds encoding.
+  failed (per model version: failed by the encoder, and failed inside the
+  claim, whose text or metadata expression raised), batches, seconds per
+  batch and seconds encoding.
   The worker binds its Metrics to its thread's context (`recording`); the batch
   code times its encoding (`encoding`) and takes a `BatchMetrics` when it
   claims, which keeps that worker's Metrics, so the counts land there even when
@@ -142,7 +144,7 @@ class Metrics:
         )
         self.rows_failed = Counter(
             "vectorkeep_rows_failed",
-            "Queue rows this worker could not embed (each failed attempt; retried until dead)",
+            "Queue rows this worker could not embed, its claim's included (each failed attempt; retried until dead)",
             ["model"],
             registry=r,
         )
@@ -175,6 +177,11 @@ def recording(metrics: Metrics | None) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+def recording_now() -> bool:
+    """Whether this thread's batches record into a worker's metrics (and what only metrics need is worth reading)."""
+    return _current.get() is not None
 
 
 class BatchMetrics:

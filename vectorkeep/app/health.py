@@ -3,8 +3,18 @@
 The checks, in order: the database answers; its schema is at the revision this
 vectorkeep expects and serves this release's worker contract; no queue row is
 dead (unless allowed); the oldest row ready to claim has not waited longer
-than a threshold (when one is given). Each failing check says what to do.
-Run it as a role that may read vk.queue (a worker's or an operator's).
+than a threshold (when one is given); and rows ready to claim have a worker
+to claim them. Each failing check says what to do. Run it as a role that may
+read vk.queue (a worker's or an operator's).
+
+"No worker" is what the database can see: no session named as a worker's main
+loop names its connections ('vectorkeep worker <host>-<pid>', the name the
+interactive lane's callers rely on too) is connected to this database. That
+alone is no failure (workers may be scaled to zero while nothing is queued),
+nor is an old ready row alone (a backfill's rows rightly wait behind the
+application's for hours while workers run): the check fails when both hold,
+rows ready to claim for longer than max_idle_queue and no worker there to
+claim them. A worker that is connected but stuck is what --max-queue-age is for.
 """
 
 from dataclasses import asdict, dataclass
@@ -15,6 +25,10 @@ import psycopg
 from vectorkeep.db import contract, migrate, probes
 
 Status = Literal["ok", "warn", "fail", "skipped"]
+
+# How long a row may be ready with no worker connected before the probe fails: a worker's restart,
+# or a rolling upgrade, leaves the queue unserved for seconds, not minutes.
+MAX_IDLE_QUEUE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -47,9 +61,11 @@ def check(
     *,
     max_queue_age: float | None = None,
     allow_dead: bool = False,
+    max_idle_queue: float | None = MAX_IDLE_QUEUE_SECONDS,
     timeout: float = probes.PROBE_TIMEOUT_SECONDS,
 ) -> Health:
-    """Every check's outcome; healthy when none failed."""
+    """Every check's outcome; healthy when none failed. max_idle_queue None: whether a worker is
+    there is reported, never a failure."""
     try:
         conn = probes.probe_connection(url, application_name="vectorkeep health", timeout=timeout)
     except psycopg.Error as exc:
@@ -64,7 +80,7 @@ def check(
                 ),
                 *(
                     Check(name, "skipped", "the database did not answer")
-                    for name in ("schema", "contract", "dead", "queue")
+                    for name in ("schema", "contract", "dead", "queue", "workers")
                 ),
             ]
         )
@@ -73,7 +89,9 @@ def check(
         schema, installed = _schema(conn)
         checks += [schema, _contract(conn)]
         if not installed:
-            checks += [Check(name, "skipped", "vectorkeep is not installed here") for name in ("dead", "queue")]
+            checks += [
+                Check(name, "skipped", "vectorkeep is not installed here") for name in ("dead", "queue", "workers")
+            ]
             return Health(checks)
         try:
             queue = probes.queue_state(conn)
@@ -83,8 +101,10 @@ def check(
                 "(a member of vk_worker or vk_admin)"
             )
             checks += [Check("dead", "fail", why), Check("queue", "fail", why)]
+            checks.append(Check("workers", "skipped", "the queue could not be read"))
             return Health(checks)
         checks += [_dead(queue, allow_dead), _queue_age(queue, max_queue_age)]
+        checks.append(_workers(queue, probes.queue_workers(conn), max_idle_queue))
     return Health(checks)
 
 
@@ -172,4 +192,28 @@ def _queue_age(queue: list[probes.QueueState], max_queue_age: float | None) -> C
         "fail",
         f"the oldest ready row ({where}) has waited {age:.0f}s, more than {max_queue_age:g}s ({queued} queued): "
         "check that workers run (`vectorkeep worker`) and reach this database, or add workers",
+    )
+
+
+def _workers(queue: list[probes.QueueState], workers: int, max_idle_queue: float | None) -> Check:
+    """Rows ready to claim, and whether a worker is connected to claim them."""
+    ready = [s for s in queue if s.oldest_ready_seconds is not None]
+    if workers:
+        return Check("workers", "ok", f"{workers} worker{'s' if workers > 1 else ''} serving the queue")
+    if not ready:
+        return Check("workers", "ok", "no worker connected, and no row is ready to claim")
+    oldest = max(ready, key=lambda s: s.oldest_ready_seconds or 0.0)
+    age = oldest.oldest_ready_seconds or 0.0
+    waiting = (
+        f"no worker connected; {sum(s.queued for s in queue)} rows queued, the oldest ready row "
+        f"({oldest.collection}/{oldest.model}) waiting {age:.0f}s"
+    )
+    if max_idle_queue is None or age <= max_idle_queue:
+        limit = "" if max_idle_queue is None else f" (a failure after {max_idle_queue:g}s)"
+        return Check("workers", "warn", waiting + limit)
+    return Check(
+        "workers",
+        "fail",
+        f"{waiting}, more than {max_idle_queue:g}s: start a worker (`vectorkeep worker`, as a member of "
+        "vk_worker) against this database, or check why the workers cannot connect",
     )

@@ -73,13 +73,15 @@ class Check:
 
 
 def check(url: str) -> Check:
-    """The database's catalogue against the one recorded for its revision (sql/releases/)."""
+    """The database's catalogue against the one recorded for its revision (sql/releases/), and its
+    collections' own objects (indexes, trigger functions, expression functions, triggers) against
+    those its collections call for (a backfill's deferred indexes are not missing)."""
     revision, head = migrate.current_revision(url), migrate.head_revision()
     if revision is None:
         raise LookupError("vectorkeep is not installed in this database: run `vectorkeep migrate`")
-    expected = migrate.release(revision).objects
+    recorded = migrate.release(revision).objects
     with connect(url, autocommit=True) as conn:
-        return Check(revision, head, catalogue.diff(expected, catalogue.read(conn)))
+        return Check(revision, head, catalogue.drift(conn, recorded))
 
 
 def record_release(server_url: str) -> Path:

@@ -8,7 +8,13 @@ from vectorkeep.cli.parsing import Commands, url
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    result = health.check(url(args), max_queue_age=args.max_queue_age, allow_dead=args.allow_dead, timeout=args.timeout)
+    result = health.check(
+        url(args),
+        max_queue_age=args.max_queue_age,
+        allow_dead=args.allow_dead,
+        max_idle_queue=args.max_idle_queue,
+        timeout=args.timeout,
+    )
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
     else:
@@ -23,8 +29,8 @@ def register(commands: Commands) -> None:
         "health",
         cmd_health,
         "Check that the database answers, its schema is the one this vectorkeep expects (revision and worker "
-        "contract), no queue row is dead and no ready row has waited too long; one line a check (--json for "
-        "scripts); exit 0 when healthy, 1 when not.",
+        "contract), no queue row is dead, no ready row has waited too long, and ready rows have a worker to "
+        "claim them; one line a check (--json for scripts); exit 0 when healthy, 1 when not.",
     )
     p.add_argument(
         "--max-queue-age",
@@ -33,6 +39,14 @@ def register(commands: Commands) -> None:
         help="fail when the oldest row ready to claim has waited longer than this (default: report its age only)",
     )
     p.add_argument("--allow-dead", action="store_true", help="dead queue rows are reported, not a failure")
+    p.add_argument(
+        "--max-idle-queue",
+        type=float,
+        default=health.MAX_IDLE_QUEUE_SECONDS,
+        metavar="SECONDS",
+        help="fail when a row has been ready to claim for longer than this and no worker is connected "
+        f"(default {health.MAX_IDLE_QUEUE_SECONDS:g})",
+    )
     p.add_argument(
         "--timeout",
         type=float,

@@ -46,7 +46,9 @@ def register(commands: Commands) -> None:
         "check",
         cmd_check,
         "Compare the installed catalogue (functions and their security, search_path, comments, grants; views, "
-        "triggers, tables) with the one recorded for its revision; exit 1 on drift.",
+        "triggers, tables) with the one recorded for its revision, and each collection's own objects (its "
+        "versions' indexes, its trigger and expression functions, the triggers on its table) with what its "
+        "collections call for; exit 1 on drift.",
     )
     group.add(
         "record",
