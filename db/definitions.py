@@ -89,7 +89,56 @@ def restore(conn: psycopg.Connection, release: Release, skip: Iterable[str] = ()
                     sql.SQL(target), sql.SQL(_name(key)), sql.Literal(props.get("comment"))
                 )
             )
-    _restore_grants(conn, want)
+    # Grants of privileges the server lacks (a release recorded on a newer PostgreSQL) are left out.
+    _restore_grants(conn, catalogue.for_server(want, conn.info.server_version))
+
+
+# vk's functions whose SQL-standard bodies use the row type of one of the tables (an argument, a result
+# or a whole-row value of it): their definitions and bodies.
+_ROW_TYPE_USERS = """
+SELECT DISTINCT p.oid::regprocedure::text, pg_get_functiondef(p.oid), pg_get_function_sqlbody(p.oid)
+FROM pg_proc p
+JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_type'::regclass
+JOIN pg_type t ON t.oid = d.refobjid
+WHERE p.pronamespace = 'vk'::regnamespace AND p.prosqlbody IS NOT NULL AND t.typrelid = ANY(%(tables)s::regclass[])
+ORDER BY 1
+"""
+
+_STANDIN_QUOTE = "$vk_standin$"
+
+
+def standin(definition: str, body: str) -> str:
+    """A function's CREATE OR REPLACE with its SQL-standard body (pg_get_function_sqlbody) as a string
+    body: the same statements, parsed when called rather than kept as a parse tree."""
+    at = definition.rfind(body)
+    if at < 0:
+        raise RuntimeError(f"the body of this definition is not where it should be:\n{definition}")
+    statements = body.strip()
+    if statements.startswith("RETURN"):
+        statements = "SELECT " + statements.removeprefix("RETURN").strip()
+    elif statements.startswith("BEGIN ATOMIC") and statements.endswith("END"):
+        statements = statements.removeprefix("BEGIN ATOMIC").removesuffix("END").strip()
+    else:
+        raise RuntimeError(f"not a SQL-standard body: {body}")
+    return f"{definition[:at]}AS {_STANDIN_QUOTE}\n{statements}\n{_STANDIN_QUOTE}\n"
+
+
+def loosen_row_type_users(conn: psycopg.Connection, *tables: str) -> list[str]:
+    """Give vk's functions whose SQL-standard bodies use the row type of one of the tables string bodies of
+    the same statements (stand-ins); their names.
+
+    PostgreSQL 15 (15.20; not 18) refuses ALTER TABLE ... ADD COLUMN ... DEFAULT on a table while a
+    SQL-standard function body uses its row type ("cannot alter table ... because function ... uses its row
+    type"), and a string body keeps no such dependency. A revision calls this before its run-once file
+    changes those tables; the definitions it applies next create the functions again, bodies and all (the
+    run-once file may drop some: they still exist, with the same signatures, comments, owner and grants).
+    Done on every server alike, so that the path is the same everywhere."""
+    if conn.info.server_version < 140000:  # no SQL-standard bodies before 14
+        return []
+    users = conn.execute(_ROW_TYPE_USERS, {"tables": list(tables)}).fetchall()
+    for _, definition, body in users:
+        conn.execute(standin(definition, body).encode())
+    return [name for name, _, _ in users]
 
 
 def _restore_grants(conn: psycopg.Connection, want: catalogue.Catalogue) -> None:

@@ -8,6 +8,8 @@ Revises: 0009_sql_centre
 Create Date: 2026-11-26
 """
 
+from alembic import op
+from vectorkeep.db.definitions import loosen_row_type_users
 from vectorkeep.db.migrate import apply_definitions, apply_sql, restore_definitions
 
 revision: str = "0010_security"
@@ -17,6 +19,9 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
+    # 10_authors.sql adds columns with defaults to vk.collections; apply_definitions restores
+    # the functions that use its row type (see loosen_row_type_users).
+    loosen_row_type_users(op.get_bind().connection.driver_connection, "vk.collections")
     apply_sql("migrations/0010_security/10_authors.sql")
     apply_definitions(revision)
     apply_sql("migrations/0010_security/50_expressions.sql")

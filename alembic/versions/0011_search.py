@@ -7,6 +7,8 @@ Revises: 0010_security
 Create Date: 2026-11-26
 """
 
+from alembic import op
+from vectorkeep.db.definitions import loosen_row_type_users
 from vectorkeep.db.migrate import apply_definitions, apply_sql, restore_definitions
 
 revision: str = "0011_search"
@@ -16,6 +18,9 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
+    # 10_tables.sql adds a column with a default to vk.collections; apply_definitions restores
+    # the functions that use its row type (see loosen_row_type_users).
+    loosen_row_type_users(op.get_bind().connection.driver_connection, "vk.collections")
     apply_sql("migrations/0011_search/10_tables.sql")
     apply_definitions(revision)
 
