@@ -89,7 +89,10 @@ def plan(conn: psycopg.Connection, model: str) -> str:
     vector = one(conn, "SELECT vk.row_vector('notes', '1', %s)::text", (model,))
     statement = "EXPLAIN " + sql.replace("$1", "'" + vector + "'").replace("$2", "5")
     with conn.transaction():
+        # A few hundred rows: without this the planner may read them all, or (pgvector 0.7) take the
+        # (collection, model) btree and sort; the question is whether an HNSW index serves the query.
         conn.execute("SET LOCAL enable_seqscan = off")
+        conn.execute("SET LOCAL enable_sort = off")
         lines = conn.execute(statement.encode()).fetchall()
     return "\n".join(r[0] for r in lines)
 

@@ -24,7 +24,7 @@ from vectorkeep.workers.encoders import Encoder, load_encoder
 from vectorkeep.workers.encoders.sentence_transformers import MINILM
 from vectorkeep.workers.worker import Worker, WorkerSettings
 
-PREVIOUS = "0014_scale"
+PREVIOUS = "0015_safety"
 # The last release whose schema had no worker contract version.
 BEFORE_CONTRACTS = "0008_maps_sequences"
 _HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
@@ -231,6 +231,7 @@ def test_a_worker_refuses_a_schema_that_no_longer_serves_its_contract(db_url: st
         assert one(conn, "SELECT count(*) FROM vk.queue") == 1  # nothing claimed
 
 
+@pytest.mark.needs_dblink
 def test_the_previous_release_lane_answers_todays_text_queries(db_url: str) -> None:
     """A lane of the previous release claims, answers and commits in one transaction, and releases no
     lock: today's caller still gets its vector (it backs off rather than waits on the lock), and the

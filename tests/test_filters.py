@@ -143,6 +143,7 @@ def test_filtered_search_returns_k_rows_where_post_filtering_returns_fewer(conn:
     assert len(vectors) == 20_000
 
 
+@pytest.mark.needs_dblink
 def test_hybrid_finds_what_only_keywords_find_and_what_only_vectors_find(
     articles: psycopg.Connection, db_url: str, lane_encoders: EncoderCache
 ) -> None:

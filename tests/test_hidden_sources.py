@@ -177,6 +177,7 @@ def test_an_mlflow_export_carries_only_what_its_role_may_read(
     assert any(b"zanzibar" in path.read_bytes() for path in operator.rglob("error.txt"))
 
 
+@pytest.mark.needs_dblink
 def test_a_version_trained_on_a_hidden_table_answers_only_who_may_read_it(
     hidden: Hidden, conn: psycopg.Connection, login: Login
 ) -> None:

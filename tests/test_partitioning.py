@@ -64,8 +64,12 @@ def _answers(conn: psycopg.Connection) -> dict[str, list[tuple[object, ...]]]:
     params = {"q": rng.standard_normal(DIM).astype(np.float32), "q8": rng.standard_normal(8).astype(np.float32)}
     # The widest candidate list, so that HNSW over 600 rows is exact and two builds agree.
     conn.execute("SET hnsw.ef_search = 1000")
+    # Rows at the same distance (to 5 places) may come in either order: in key order here.
     return {
-        name: [tuple(round(x, 5) if isinstance(x, float) else x for x in row) for row in conn.execute(q, params)]
+        name: sorted(
+            (tuple(round(x, 5) if isinstance(x, float) else x for x in row) for row in conn.execute(q, params)),
+            key=lambda row: (row[-1], row[0]),
+        )
         for name, q in QUERIES.items()
     }
 

@@ -27,6 +27,7 @@ CONNECTING = {
     "up": "up --exit --no-corpus",
     "url": "url",
     "migrate": "migrate",
+    "doctor": "doctor",
     "schema check": "schema check",
     "schema record": "schema record",
     "health": "health --timeout 2",

@@ -16,6 +16,8 @@ from vectorkeep.db.connect import connect
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.interactive import InteractiveLane
 
+pytestmark = pytest.mark.needs_dblink
+
 QUERY = "how long should bread dough rise before baking"
 
 

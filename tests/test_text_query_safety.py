@@ -20,6 +20,8 @@ from vectorkeep.db.connect import connect
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.interactive import InteractiveLane
 
+pytestmark = pytest.mark.needs_dblink
+
 EMBED = "SELECT vk.embed('minilm@1', %s)"
 LOOPBACKS = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vectorkeep text query'"
 

@@ -38,11 +38,12 @@ class EncoderCache:
         cached = self._encoders.get(_key(model))
         if cached is not None:
             encoder, probe = cached
-            check_fingerprint(model, probe)  # the recorded fingerprint may have changed since
-            return encoder
-        artifact = artifacts.load(conn, model) if stores_artifact(model.kind) else None
-        encoder = load_encoder(model, artifact)
-        probe = encoder.encode([registry.probe_text(conn)])[0]
+        else:
+            artifact = artifacts.load(conn, model) if stores_artifact(model.kind) else None
+            encoder = load_encoder(model, artifact)
+            probe = encoder.encode([registry.probe_text(conn)])[0]
+        # Checked on every use, cached or not: the recorded fingerprint may have changed since, or (a cache
+        # that served another database of the same versions) be missing here.
         if model.fingerprint is None:
             registry.record_fingerprint(conn, model.id, probe)
             model = registry.by_id(conn, model.id)

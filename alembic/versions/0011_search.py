@@ -27,4 +27,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     apply_sql("migrations/0011_search/down.sql")
+    apply_sql("migrations/compat/0011_down_empty_dblink_schema.sql")
     restore_definitions("0010_security")

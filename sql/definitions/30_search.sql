@@ -59,11 +59,23 @@ $$;
 COMMENT ON FUNCTION vk._nearest_sql(vk.collections, vk.models, boolean, boolean, boolean) IS
     'Internal: the nearest-neighbour query of a (collection, model): rows or chunks, filtered by metadata or not, through the HNSW index or exact; $1 = vector, $2 = k, $3 = filter.';
 
+-- pgvector 0.8 brought iterative index scans (hnsw.iterative_scan); 0.7
+-- refuses the setting (its prefix hnsw. is reserved).
+CREATE OR REPLACE FUNCTION vk._iterative_scans() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT string_to_array(e.extversion, '.')::int[] >= '{0,8}' FROM pg_extension e
+                     WHERE e.extname = 'vector'), false);
+$$;
+COMMENT ON FUNCTION vk._iterative_scans() IS
+    'Internal: whether the installed pgvector (0.8 or later) has iterative index scans, which filtered search uses for broad filters.';
+
 -- The k nearest rows (or chunks) of a collection whose metadata contains
 -- filter. Without a filter: one HNSW index scan. With one: a filter that
 -- matches few vectors is ranked exactly; a broader one through pgvector's
 -- iterative index scan, which reads on past rejected rows; and if that still
 -- finds fewer than k, exactly. So k rows come back whenever k rows match.
+-- With pgvector 0.7 a broad filter reads the plain index scan's ef_search
+-- nearest and keeps those that match: fewer than k sends it to exact too.
 CREATE OR REPLACE FUNCTION vk._nearest(
     c vk.collections, m vk.models, query vector, k integer, filter jsonb, chunks boolean DEFAULT false
 ) RETURNS TABLE (pk text, chunk integer, start_char integer, end_char integer, body text, distance double precision)
@@ -72,7 +84,8 @@ DECLARE
     per_row  boolean := NOT chunks AND c.chunking->>'method' <> 'none';
     matching bigint;
     found    vk._neighbour[];
-    scan     text := coalesce(nullif(current_setting('hnsw.iterative_scan', true), ''), 'off');
+    scan      text := coalesce(nullif(current_setting('hnsw.iterative_scan', true), ''), 'off');
+    iterative boolean := vk._iterative_scans();
 BEGIN
     PERFORM vk._widen_ef_search(CASE WHEN per_row THEN vk._chunks_for_rows(k) ELSE k END);
     IF filter IS NULL THEN
@@ -92,10 +105,14 @@ BEGIN
         RETURN;
     END IF;
     -- For this query only: the caller's later statements keep their setting.
-    PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
+    IF iterative THEN
+        PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
+    END IF;
     EXECUTE 'SELECT array_agg(ROW(n.*)::vk._neighbour) FROM (' || vk._nearest_sql(c, m, chunks, true, false) || ') n'
         INTO found USING query, k, filter;
-    PERFORM set_config('hnsw.iterative_scan', scan, true);
+    IF iterative THEN
+        PERFORM set_config('hnsw.iterative_scan', scan, true);
+    END IF;
     IF coalesce(cardinality(found), 0) < k THEN
         RETURN QUERY EXECUTE vk._nearest_sql(c, m, chunks, true, true) USING query, k, filter;
         RETURN;

@@ -100,9 +100,12 @@ COMMENT ON FUNCTION vk._may_serve(oid) IS
 
 -- Whether a backend is still there. Only the pid: its start time is hidden
 -- from a role (vk's owner on a managed service) without pg_read_all_stats.
+-- A quoted body: a SQL-standard one would be stored with the server's own
+-- list of pg_stat_get_activity's columns, which differs between versions.
 CREATE OR REPLACE FUNCTION vk._backend_alive(backend integer) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-RETURN EXISTS (SELECT 1 FROM pg_stat_get_activity(backend));
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_stat_get_activity(backend));
+$$;
 COMMENT ON FUNCTION vk._backend_alive(integer) IS 'Internal: whether a backend (pid) still runs.';
 
 -- The connection that carries requests out of the caller's transaction,
@@ -141,17 +144,20 @@ BEGIN
         EXECUTE format('SELECT %I.dblink_connect(%L, %L)', schema_name, link, 'vk_loopback');
         RETURN;
     END IF;
-    conninfo := format('host=%s port=%s dbname=%s user=%s application_name=%s',
-                       split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'),
-                       quote_literal(current_database()), quote_literal(current_user),
-                       quote_literal('vectorkeep text query'));
+    -- Without the loopback server only a superuser can connect back (dblink_connect_u, over the
+    -- socket); anyone else may not even read unix_socket_directories: both get the hint.
     BEGIN
+        conninfo := format('host=%s port=%s dbname=%s user=%s application_name=%s',
+                           split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'),
+                           quote_literal(current_database()), quote_literal(current_user),
+                           quote_literal('vectorkeep text query'));
         EXECUTE format('SELECT %I.dblink_connect_u(%L, %L)', schema_name, link, conninfo);
     EXCEPTION WHEN OTHERS THEN
         RAISE EXCEPTION 'vectorkeep: text queries cannot connect back to this database: %', SQLERRM
             USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection',
-                  HINT = 'Where a password is required, create the loopback server: CREATE SERVER vk_loopback '
-                      || 'FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host ''...'', dbname ''...''); CREATE USER MAPPING FOR '
+                  HINT = 'Where vk''s owner is not a superuser or a password is required, create the loopback server: '
+                      || 'CREATE SERVER vk_loopback FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host ''...'', port ''...'', '
+                      || 'dbname ''...''); CREATE USER MAPPING FOR '
                       || current_user || ' SERVER vk_loopback OPTIONS (user ''...'', password ''...''); (README, "Text queries").';
     END;
 END

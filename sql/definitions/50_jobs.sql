@@ -489,11 +489,13 @@ COMMENT ON FUNCTION vk.collection_pairs_v1(bigint, bigint) IS
     'Worker contract 1: the (text, vector) pairs of a collection under a version, in key order: what a distilled model learns from.';
 
 -- One vector a row (the mean of its chunks' vectors), with the hash of its
--- text, in key order; pks NULL means every row.
+-- text, in key order; pks NULL means every row. Every chunk of a row carries
+-- its row's hash: the first chunk's is taken (min(bytea) exists only from
+-- PostgreSQL 18).
 CREATE OR REPLACE FUNCTION vk.row_vectors_v1(collection_id bigint, model_id bigint, pks text[])
 RETURNS TABLE (pk text, embedding vector, text_sha256 bytea)
 LANGUAGE sql STABLE AS $$
-    SELECT e.pk, avg(e.embedding), min(e.text_sha256) FROM vk.embeddings e
+    SELECT e.pk, avg(e.embedding), (array_agg(e.text_sha256 ORDER BY e.chunk))[1] FROM vk.embeddings e
     WHERE e.collection_id = row_vectors_v1.collection_id AND e.model_id = row_vectors_v1.model_id
       AND (pks IS NULL OR e.pk = ANY (pks))
     GROUP BY e.pk ORDER BY e.pk;

@@ -62,7 +62,7 @@ GRANT EXECUTE ON FUNCTION
     vk._usable_models_hint(), vk._row_vector(vk.collections, vk.models, text), vk._require_role(vk.models, text[], text),
     vk._check_dimension(vector, vk.models), vk._check_k(integer), vk._widen_ef_search(integer),
     vk._nearest(vk.collections, vk.models, vector, integer, jsonb, boolean),
-    vk._nearest_sql(vk.collections, vk.models, boolean, boolean, boolean), vk._exact_bound(integer),
+    vk._nearest_sql(vk.collections, vk.models, boolean, boolean, boolean), vk._exact_bound(integer), vk._iterative_scans(),
     vk._chunks_for_rows(integer), vk._keyword_sql(vk.collections, vk.models), vk._any_word(regconfig, text),
     vk._keyword_index_name(bigint, bigint),
     vk._query_vector(vk.models, text), vk._embed_vector(bigint, text),

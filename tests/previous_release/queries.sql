@@ -9,6 +9,46 @@
 -- Lock a batch of ready queue rows with their current text (see vk.claim_v1).
 SELECT collection_id, pk, model_id, attempts, body FROM vk.claim_v1(%(batch_size)s);
 
+-- name: claim_live
+-- The same, only the rows the application wrote for its searched versions (see vk.claim_live_v1).
+SELECT collection_id, pk, model_id, attempts, body FROM vk.claim_live_v1(%(batch_size)s);
+
+-- name: has_live_claim
+-- Schemas before revision 0015 have no separate claim for the application's rows.
+SELECT to_regprocedure('vk.claim_live_v1(integer)') IS NOT NULL;
+
+-- name: queue_updates
+-- Queue rows this session has updated and not yet reported to the statistics, which PostgreSQL does only
+-- between transactions: read first in a batch's transaction, it is what claim_failures counts the
+-- claim's updates from.
+SELECT pg_stat_get_xact_tuples_updated('vk.queue'::regclass);
+
+-- name: claim_failures
+-- Per model version (name@version), the rows that the claim of this transaction failed: vk.claim_v1
+-- fails a row whose text or metadata expression raises (attempts + 1, dead after 5) and does not return
+-- it. They are the queue rows this transaction changed (xmin) that the claim did not return (a plain
+-- read of vk.queue, which workers may SELECT). The queue
+-- is searched only when the claim updated more rows than those of its rows it returned (their metadata:
+-- the one other update a claim makes), or when track_counts is off; so a claim that failed none reads
+-- only its own rows (by key).
+WITH returned AS (
+    SELECT * FROM unnest(%(collection_ids)s::bigint[], %(pks)s::text[], %(model_ids)s::bigint[])
+                  AS r(collection_id, pk, model_id)
+), mine AS (
+    SELECT pg_current_xact_id_if_assigned()::xid AS xid
+), gate AS (
+    SELECT NOT current_setting('track_counts')::boolean
+           OR pg_stat_get_xact_tuples_updated('vk.queue'::regclass) - %(updates_before)s
+              > (SELECT count(*) FROM vk.queue q JOIN returned r USING (collection_id, pk, model_id)
+                 WHERE q.xmin = (SELECT xid FROM mine)) AS failed_some
+)
+SELECT vk.model_label(m) AS model, count(*) AS failed
+FROM vk.queue q JOIN vk.models m ON m.id = q.model_id
+WHERE (SELECT failed_some FROM gate) AND q.xmin = (SELECT xid FROM mine)
+  AND NOT EXISTS (SELECT 1 FROM returned r
+                  WHERE r.collection_id = q.collection_id AND r.pk = q.pk AND r.model_id = q.model_id)
+GROUP BY vk.model_label(m);
+
 -- name: upsert_chunk
 -- One chunk's vector (chunk 0 of an unchunked row) and the exact text it came
 -- from, its offsets in the row's text, the hash of that whole text.
@@ -441,6 +481,101 @@ FROM pg_proc p
 LEFT JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_proc'::regclass
 WHERE p.pronamespace = 'vk'::regnamespace AND p.proname !~ '^_?on_insert_c[0-9]+$';
 
+-- name: has_collection_catalogue
+-- Schemas before revision 0014 cannot say which indexes a collection's versions should have (vk._index_builds).
+SELECT to_regprocedure('vk._index_builds(vk.collections,vk.models,boolean)') IS NOT NULL;
+
+-- name: catalogue_collection_objects
+-- What each collection brought with it, as (key, properties), keyed as the catalogue query keys them: the
+-- indexes of its versions, its INSERT trigger function, its expression functions (every function of
+-- schema vk_expr, so that a stray one shows) and the triggers on its table (any trigger running one of
+-- vk's queue trigger functions, or named as one).
+SELECT 'index ' || c.oid::regclass::text,
+       jsonb_build_object('table', i.indrelid::regclass::text, 'method', a.amname,
+                          'valid', i.indisvalid AND i.indisready)
+FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_am a ON a.oid = c.relam
+WHERE c.relnamespace = 'vk'::regnamespace AND c.relname ~ '^embeddings_c[0-9]+_m[0-9]+_(hnsw|fts)$'
+UNION ALL
+SELECT 'function ' || p.oid::regprocedure::text,
+       jsonb_build_object('security', CASE WHEN p.prosecdef THEN 'definer' ELSE 'invoker' END,
+                          'search_path', (SELECT substr(s, 13) FROM unnest(p.proconfig) s WHERE s LIKE 'search_path=%'))
+FROM pg_proc p
+WHERE p.pronamespace = 'vk'::regnamespace AND p.proname ~ '^_?on_insert_c[0-9]+$'
+UNION ALL
+SELECT 'function ' || p.oid::regprocedure::text,
+       jsonb_build_object('owner', p.proowner::regrole::text,
+                          'security', CASE WHEN p.prosecdef THEN 'definer' ELSE 'invoker' END,
+                          'grants', (SELECT coalesce(jsonb_agg(g ORDER BY g), '[]') FROM (
+                                         SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                                                              ELSE a.grantee::regrole::text END
+                                                         || ':' || a.privilege_type AS g
+                                         FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                                         WHERE a.grantee <> p.proowner) x))
+FROM pg_proc p
+WHERE p.pronamespace = 'vk_expr'::regnamespace
+UNION ALL
+SELECT 'trigger ' || t.tgname || ' ON ' || t.tgrelid::regclass::text,
+       jsonb_build_object('executes', substring(pg_get_triggerdef(t.oid) FROM 'EXECUTE FUNCTION (.*)$'),
+                          'enabled', t.tgenabled IN ('O', 'A'))
+FROM pg_trigger t
+WHERE NOT t.tgisinternal
+  AND (t.tgname IN ('vk_queue_insert', 'vk_queue_update', 'vk_forget_delete', 'vk_forget_truncate')
+       OR t.tgfoid IN (SELECT p.oid FROM pg_proc p WHERE p.pronamespace = 'vk'::regnamespace
+                                                     AND p.proname ~ '^_?on_(insert_c[0-9]+|update|delete|truncate)$'));
+
+-- name: catalogue_collection_objects_expected
+-- What each collection should have brought with it, as vk.collections and vk.collection_models say (and
+-- vk._index_builds, the statements a version's indexes are built with): (key, properties, settled), as
+-- catalogue_collection_objects reads them. settled is false for an index that a queued or running
+-- reembed job is still to build (a backfill defers them) or that a session is building now: absent or
+-- invalid, it is no drift then. An expression function is its author's, who alone (and vk's owner, to
+-- evaluate it) may call it; a queue trigger runs vk's function with the collection's id.
+WITH vk_owner AS (
+    SELECT pg_get_userbyid(n.nspowner) AS name FROM pg_namespace n WHERE n.nspname = 'vk'
+), pair AS (
+    -- By id: with whole-row references to joined rows, PostgreSQL 18 fails to plan the inlined
+    -- vk._index_builds ("variable not found in subplan target list").
+    SELECT cm.collection_id, cm.model_id,
+           EXISTS (SELECT 1 FROM vk.jobs j
+                   WHERE j.kind = 'reembed' AND j.status IN ('queued', 'running')
+                     AND j.collection_id = cm.collection_id AND j.model_id = cm.model_id) AS deferred
+    FROM vk.collection_models cm
+), expression AS (
+    SELECT f.signature, f.author
+    FROM vk.collections c
+    CROSS JOIN LATERAL (VALUES (format('text_c%s(text[])', c.id), c.registered_by),
+                               (format('texts_c%s(text,integer)', c.id), c.registered_by),
+                               (format('meta_c%s(text[])', c.id), c.metadata_registered_by),
+                               (format('order_c%s()', c.id), c.order_registered_by)) f(signature, author)
+    WHERE f.signature LIKE 'text%'
+       OR f.signature LIKE 'meta%' AND c.metadata_expression IS NOT NULL
+       OR f.signature LIKE 'order%' AND c.group_expression IS NOT NULL
+)
+SELECT 'index vk.' || quote_ident(b.index_name),
+       jsonb_build_object('table', 'vk.embeddings', 'method', substring(b.statement FROM 'USING (\w+)'), 'valid', true),
+       NOT (p.deferred OR b.in_progress)
+FROM pair p
+CROSS JOIN LATERAL vk._index_builds(vk.collection_v1(p.collection_id), vk.model_v1(p.model_id), false) b
+UNION ALL
+SELECT 'function ' || vk._insert_trigger_name(c.id) || '()',
+       jsonb_build_object('security', 'definer', 'search_path', 'pg_catalog, pg_temp'), true
+FROM vk.collections c
+UNION ALL
+SELECT 'function vk_expr.' || e.signature,
+       jsonb_build_object('owner', quote_ident(e.author), 'security', 'definer',
+                          'grants', CASE WHEN e.author = o.name THEN '[]'::jsonb
+                                         ELSE jsonb_build_array(quote_ident(o.name) || ':EXECUTE') END),
+       true
+FROM expression e CROSS JOIN vk_owner o
+UNION ALL
+SELECT 'trigger ' || t.name || ' ON ' || c.source::text,
+       jsonb_build_object('executes', t.executes, 'enabled', true), true
+FROM vk.collections c
+CROSS JOIN LATERAL (VALUES ('vk_queue_insert', vk._insert_trigger_name(c.id) || '()'),
+                           ('vk_queue_update', format('vk._on_update(%L)', c.id)),
+                           ('vk_forget_delete', format('vk._on_delete(%L)', c.id)),
+                           ('vk_forget_truncate', format('vk._on_truncate(%L)', c.id))) t(name, executes);
+
 -- name: has_interactive_lane
 -- Schemas before revision 0011 serve no text queries.
 SELECT to_regprocedure('vk.claim_embed_requests_v1(integer)') IS NOT NULL;
@@ -454,6 +589,10 @@ SELECT id, model_id, input FROM vk.claim_embed_requests_v1(%(batch_size)s);
 
 -- name: answer_embed_request
 SELECT vk.answer_embed_request_v1(%(id)s, %(embedding)s);
+
+-- name: release_embed_requests
+-- The claim's advisory locks, held until the answers are committed: their callers wake now.
+SELECT pg_advisory_unlock_all();
 
 -- name: fail_embed_request
 SELECT vk.fail_embed_request_v1(%(id)s, %(error)s);
@@ -504,6 +643,13 @@ SELECT set_config('statement_timeout', %(ms)s, false);
 -- Per collection and model version: rows queued, dead, and the ages of the oldest queued and oldest
 -- ready rows; read by `vectorkeep health` and by workers' metrics at scrape time (db/probes.py).
 SELECT collection, model, queued, dead, oldest_seconds, oldest_ready_seconds FROM vk.queue_state_v1();
+
+-- name: queue_workers
+-- Workers whose main loop serves this database's queue now: sessions named as workers/worker.py names them
+-- ('vectorkeep worker <host>-<pid>'; one or two connections a worker, by one name). Every role may read the
+-- application_name of every session; read by `vectorkeep health` (db/probes.py).
+SELECT count(DISTINCT application_name) FROM pg_stat_activity
+WHERE datname = current_database() AND application_name LIKE 'vectorkeep worker %';
 
 -- name: running_jobs
 -- Running jobs and the progress they last saved, for workers' metrics at scrape time (db/probes.py).

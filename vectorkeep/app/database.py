@@ -1,11 +1,19 @@
-"""The database itself: its URL, the embedded server, the schema's revision."""
+"""The database itself: its URL, the embedded server, the schema's revision, what migrating it needs."""
 
 from pathlib import Path
 from typing import NamedTuple
 
-from vectorkeep.db import embedded, migrate, settings
+from vectorkeep.db import embedded, migrate, preflight, probes, settings
+
+# What `migrate --check` and `doctor` return, for the CLI (re-exported: it imports only this layer).
+from vectorkeep.db.preflight import Check as Check
+from vectorkeep.db.preflight import Report as Report
 
 DATABASE_URL_ENV = settings.DATABASE_URL_ENV
+
+# The preflight gives up on connecting, and on each statement, after about this long: it reads the catalogue
+# and tries one loopback connection, which a wrong host could otherwise leave hanging.
+PREFLIGHT_TIMEOUT_SECONDS = 20.0
 
 
 class Stopped(NamedTuple):
@@ -51,3 +59,12 @@ def migrate_to(url: str, revision: str = "head", *, downgrade: bool = False) -> 
     else:
         migrate.upgrade(url, revision)
     return migrate.current_revision(url)
+
+
+def check_migrate(url: str, revision: str = "head") -> Report:
+    """What an upgrade to `revision` needs of the server and of the role of `url`, checked as that role: each
+    check ok, warn or fail, with what to do. Changes nothing; `passed` when migrate may run."""
+    with probes.probe_connection(
+        url, application_name=preflight.APPLICATION_NAME, timeout=PREFLIGHT_TIMEOUT_SECONDS
+    ) as conn:
+        return preflight.run(conn, revision)
