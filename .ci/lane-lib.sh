@@ -61,7 +61,7 @@ start_cluster() {
     cat >>"$pgdata/postgresql.conf" <<CONF
 
 # ${LANE}
-listen_addresses = '127.0.0.1,127.0.0.2'
+listen_addresses = '127.0.0.1'
 port = ${PORT}
 unix_socket_directories = '$base/run'
 password_encryption = 'scram-sha-256'
@@ -73,19 +73,19 @@ full_page_writes = off
 CONF
     # The tests make login roles without passwords (tests/conftest.py `login`, and a few tests of
     # their own), always in one of vectorkeep's groups: those are trusted on 127.0.0.1. Everyone
-    # else (the superuser) gives a scram-sha-256 password. On 127.0.0.2 every role does: the
-    # managed-mode tests (tests/test_managed.py) connect there, as a managed service would have them.
-    # Groups are looked up per connection, so they need not exist yet.
+    # else (the superuser) gives a scram-sha-256 password, and so does every role in database
+    # vk_managed, where the managed-mode tests (tests/test_managed.py) install vectorkeep as a
+    # managed service would have it. Groups are looked up per connection, so they need not exist yet.
     cat >"$pgdata/pg_hba.conf" <<HBA
-# TYPE  DATABASE  USER                          ADDRESS        METHOD
-local   all       all                                          peer
-host    all       all                           127.0.0.2/32   scram-sha-256
-host    all       +vk_app,+vk_worker,+vk_admin  127.0.0.1/32   trust
-host    all       all                           127.0.0.1/32   scram-sha-256
+# TYPE  DATABASE    USER                          ADDRESS        METHOD
+local   all         all                                          peer
+host    vk_managed  all                           127.0.0.1/32   scram-sha-256
+host    all         +vk_app,+vk_worker,+vk_admin  127.0.0.1/32   trust
+host    all         all                           127.0.0.1/32   scram-sha-256
 HBA
     as_postgres "$BIN/pg_ctl" -D "$pgdata" -l "$base/server.log" -w -t 60 start >/dev/null
     export VECTORKEEP_TEST_ADMIN_URL="postgresql://postgres:${password}@127.0.0.1:${PORT}/postgres"
-    export VECTORKEEP_TEST_SCRAM_URL="postgresql://postgres:${password}@127.0.0.2:${PORT}/postgres"
+    export VECTORKEEP_TEST_SCRAM_URL="$VECTORKEEP_TEST_ADMIN_URL"
     # As on a password-authenticated server of one's own: libpq finds the password in a passfile
     # where a connection string has none (psycopg's conn.info.dsn leaves it out).
     install -m 0600 /dev/null "$base/pgpass"

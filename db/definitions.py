@@ -8,7 +8,6 @@ exactly the schema that release had.
 """
 
 import logging
-import re
 from collections.abc import Iterable
 
 import psycopg
@@ -28,18 +27,6 @@ def fill_vector_schema(text: str, schema: str) -> str:
     return text.replace(VECTOR_SCHEMA, schema)
 
 
-# In a SQL-standard body PostgreSQL keeps a set-returning function's output columns as the recording
-# server had them: "FROM pg_stat_get_activity(x) pg_stat_get_activity(datid, pid, ...)", 31 names on 18,
-# 30 on 15 and 16, which refuse the longer list. Release 0015's vk._backend_alive has one.
-_COLUMN_LIST = re.compile(r"((?:FROM|JOIN|,)\s+(?:pg_catalog\.)?(\w+)\([^()]*\)\s+\2)\([\w\s,]*\)")
-
-
-def portable(definition: str) -> str:
-    """A recorded definition without the column lists that its server printed after a function in FROM:
-    the restoring server names the columns its own way (the same on the recording server)."""
-    return _COLUMN_LIST.sub(r"\1", definition)
-
-
 def _name(key: str) -> str:
     """'function vk.search(text, …)' -> 'vk.search(text, …)'; 'view vk.status' -> 'vk.status'."""
     return key.split(" ", 1)[1]
@@ -55,7 +42,9 @@ def restore(conn: psycopg.Connection, release: Release, skip: Iterable[str] = ()
     want = {key: props for key, props in release.objects.items() if key not in set(skip)}
 
     def run(text: str) -> None:
-        conn.execute(fill_vector_schema(portable(text), schema).encode())
+        # Without the column lists the recording server printed after a function in FROM (release 0015's
+        # vk._backend_alive names 31 columns of pg_stat_get_activity, PostgreSQL 15 and 16 have 30).
+        conn.execute(fill_vector_schema(catalogue.comparable_definition(text), schema).encode())
 
     def drop(kind: str, name: str) -> None:
         # Names as the catalogue printed them: qualified and quoted already.

@@ -247,8 +247,8 @@ def _role(role: _Role) -> Check:
 def _pgvector(role: _Role, vector: _Extension) -> Check:
     tested = "0.7 and 0.8 are tested"
     slower = (
-        "which has no iterative index scans: a search with a broad filter is ranked exactly, slower on large "
-        "collections"
+        "which has no iterative index scans: a search with a broad filter keeps the matches among the HNSW "
+        "index's ef_search nearest (lower recall; exact when fewer than k match)"
     )
     available = _version(vector.available) if vector.available else None
     if vector.installed is not None:

@@ -5,8 +5,8 @@ An administrator (the superuser here) makes a role with CREATEROLE that owns the
 database and creates the extensions; that owner migrates, makes the login roles of
 its applications and workers, and gives text queries their loopback (a foreign
 server and a user mapping). Every connection gives a scram-sha-256 password over TCP:
-on a cluster of its own (tests/scram_server.py), or on a server lane's address where
-every role must (VECTORKEEP_TEST_SCRAM_URL, .ci/lane-lib.sh).
+on a cluster of its own (tests/scram_server.py), or on a server lane, whose pg_hba.conf asks
+every role for one in database vk_managed (VECTORKEEP_TEST_SCRAM_URL, .ci/lane-lib.sh).
 """
 
 import os
@@ -26,6 +26,8 @@ from vectorkeep.db import migrate
 from vectorkeep.workers.encoder_cache import EncoderCache
 
 PREVIOUS = "0015_safety"
+# The server lanes ask every role for its password in this database (.ci/lane-lib.sh).
+DATABASE = "vk_managed"
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,10 @@ class Install:
 def scram_server(embedded_pgdata: Path | None) -> Iterator[Server]:
     url = os.environ.get("VECTORKEEP_TEST_SCRAM_URL")
     if url is None and os.environ.get("VECTORKEEP_TEST_ADMIN_URL"):
-        pytest.skip("this server has no address where every role gives a password: set VECTORKEEP_TEST_SCRAM_URL")
+        pytest.skip(
+            f"nothing says this server asks every role in database {DATABASE} for a password: "
+            "set VECTORKEEP_TEST_SCRAM_URL"
+        )
     if url is not None:
         yield _server(url)
         return
@@ -81,8 +86,9 @@ def _admin(url: str) -> psycopg.Connection:
 def install(scram_server: Server) -> Iterator[Install]:
     """What the README asks an administrator for, done by the superuser; nothing migrated yet."""
     suffix = f"{os.getpid()}_{secrets.token_hex(3)}"
-    owner, database, password = f"vkm_owner_{suffix}", f"vkm_{suffix}", secrets.token_urlsafe(16)
+    owner, database, password = f"vkm_owner_{suffix}", DATABASE, secrets.token_urlsafe(16)
     with _admin(scram_server.admin) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(sql.Identifier(owner), password))
         conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(owner)))
         dblink = one(conn, "SELECT count(*) FROM pg_available_extensions WHERE name = 'dblink'") == 1
@@ -112,7 +118,8 @@ def install(scram_server: Server) -> Iterator[Install]:
 
 
 def login(install: Install, group: str) -> str:
-    """A login role with a password that the owner makes in one of vectorkeep's groups; its URL."""
+    """A login role with a password that the owner makes in one of vectorkeep's groups; its URL.
+    It gives its password like everyone else here."""
     name, password = f"vkm_{group}_{install.owner.removeprefix('vkm_owner_')}", secrets.token_urlsafe(16)
     with psycopg.connect(install.as_owner(), autocommit=True) as conn:
         conn.execute(
@@ -120,6 +127,8 @@ def login(install: Install, group: str) -> str:
                 sql.Identifier(name), password, sql.Identifier(group)
             )
         )
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(install.server.url(name, "not-the-password", install.database)).close()
     return install.server.url(name, password, install.database)
 
 

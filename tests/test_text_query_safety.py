@@ -82,18 +82,15 @@ def test_the_cache_tells_no_role_what_another_asked(
 ) -> None:
     alice, mallory = login("vk_app"), login("vk_app")
     secret = "alice's query: the merger with Initech closes on Friday"
-    with running_lane(db_url, lane_encoders):
-        with connect(alice, autocommit=True) as c:
-            asked = one(c, EMBED, (secret,))
-        with connect(mallory, autocommit=True) as c:
-            # With no time to wait, only a cache hit could answer: mallory's guess is a miss like any other.
-            c.execute("SET vk.embed_timeout = '0'")
-            for guess in (secret, "alice's query: something else entirely"):
-                with pytest.raises(errors.QueryCanceled):
-                    c.execute(EMBED, (guess,))
-        with connect(alice, autocommit=True) as c:
-            c.execute("SET vk.embed_timeout = '0'")
-            assert one(c, EMBED, (secret,)) == asked  # her own repeat is still a hit
+    with running_lane(db_url, lane_encoders), connect(alice, autocommit=True) as c:
+        asked = one(c, EMBED, (secret,))
+    # No worker now: only a cache hit could answer, and mallory's guess is a miss like any other.
+    with connect(mallory, autocommit=True) as c:
+        for guess in (secret, "alice's query: something else entirely"):
+            with pytest.raises(errors.ObjectNotInPrerequisiteState, match="no worker is running"):
+                c.execute(EMBED, (guess,))
+    with connect(alice, autocommit=True) as c:
+        assert one(c, EMBED, (secret,)) == asked  # her own repeat is still a hit
 
 
 def test_a_cancelled_text_query_leaves_no_link_open_and_is_prompt(db_url: str, login: Callable[[str], str]) -> None:
