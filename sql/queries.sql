@@ -143,6 +143,14 @@ INSERT INTO vk.documents (body, metadata) VALUES (%(body)s, %(metadata)s);
 -- The channel the queue triggers notify (vk._enqueued).
 LISTEN vk_queue;
 
+-- name: distributed
+-- Whether vk is distributed over Citus (vk.distribute()).
+SELECT vk.distributed_v1();
+
+-- name: collect_captured
+-- On Citus: what every node's triggers captured, to the queue (its count).
+SELECT vk.collect_captured_v1();
+
 -- name: store_artifact
 SELECT vk.store_artifact_v1(%(model_id)s, %(name)s, %(data)s);
 
@@ -763,3 +771,8 @@ FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace,
      LATERAL ts_stat(format('SELECT to_tsvector(''simple'', one::text) FROM %%I.dblink(%%L, ''SELECT 1'') AS t(one integer)',
                             n.nspname, %(target)s::text))
 WHERE e.extname = 'dblink';
+
+-- name: distribute
+-- vk over Citus (sql/definitions/90_citus.sql): each table and how it is placed.
+SELECT table_name::text AS table_name, citus_table_type, distribution_column, shard_count
+FROM vk.distribute(%(shards)s, %(embeddings_by)s);

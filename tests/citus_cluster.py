@@ -9,24 +9,36 @@
         cluster.create_database("scratch")         # another database prepared the same way; its coordinator URL
         cluster.add_worker()                       # a third worker, registered in every prepared database
 
+Or as a process of its own, for the whole test suite on a cluster (.ci/lane-citus, tests/conftest.py):
+
+    python tests/citus_cluster.py serve --json-out nodes.json [--workers 2] [--setting citus.shard_count=8]
+
+writes the nodes' admin URLs and ports to nodes.json once the cluster is up, then serves until SIGTERM or
+SIGINT, and stops and deletes the cluster.
+
 Each server runs from the copy's bin/ with shared_preload_libraries = 'citus', trust authentication
 (initdb --auth=trust: a test cluster), in a data folder under .vectorkeep/ of the checkout, as the
 unprivileged `embedded_postgres` user when the tests run as root. Everything is stopped and deleted
 when the block ends, failed or not.
 """
 
+import argparse
+import json
 import logging
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import psycopg
@@ -182,6 +194,10 @@ class CitusCluster:
             except (RuntimeError, subprocess.TimeoutExpired):
                 self._run("pg_ctl", "-D", str(node.pgdata), "-w", "-m", "immediate", "stop")
 
+    def restart(self, node: Node) -> None:
+        """Restart one node (fast shutdown: its sessions are cut, as in a crash of the clients' view)."""
+        self._run("pg_ctl", "-D", str(node.pgdata), "-l", str(node.logfile), "-w", "-t", "60", "-m", "fast", "restart")
+
     # --- databases --------------------------------------------------------------------------------------
 
     @staticmethod
@@ -280,3 +296,84 @@ def citus_cluster(
         yield cluster
     finally:
         cluster.close()
+
+
+# --- serve: the cluster as a process of its own ----------------------------------------------------------
+
+# Few shards keep a two-core machine responsive with many test databases; still two per worker.
+SERVE_SETTINGS: dict[str, str] = {"citus.shard_count": "4"}
+
+
+class _Stop(Exception):
+    """Raised by the SIGTERM/SIGINT handler: unwinds citus_cluster(), which stops and deletes the cluster."""
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    # Once: a second signal must not interrupt the cleanup that the first one started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise _Stop(signal.Signals(signum).name)
+
+
+def nodes_json(cluster: CitusCluster) -> dict[str, Any]:
+    """What tests/conftest.py reads from $VECTORKEEP_TEST_CITUS_NODES: each node's maintenance database."""
+    assert cluster.coordinator is not None
+    return {
+        "coordinator": cluster.coordinator.url("postgres"),
+        "workers": [w.url("postgres") for w in cluster.workers],
+        "coordinator_port": cluster.coordinator.port,
+        "worker_ports": [w.port for w in cluster.workers],
+    }
+
+
+def serve(json_out: Path, workers: int, settings: dict[str, str]) -> None:
+    """Start a cluster, write nodes_json() to json_out, serve until SIGTERM/SIGINT, then stop and delete it."""
+    # Before the start, so that a signal during the start also cleans up what was started. SIGINT only where
+    # it is not ignored: a script's background job ignores it (as .ci/lane-citus starts this), so that Ctrl-C
+    # stops pytest first, which drops its databases, and the script's trap then stops this with SIGTERM.
+    signal.signal(signal.SIGTERM, _stop)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _stop)
+    try:
+        with citus_cluster(workers=workers, settings=settings) as cluster:
+            # Written whole, then renamed: whoever waits for the file never reads half of it.
+            partial = json_out.with_name(json_out.name + ".partial")
+            partial.write_text(json.dumps(nodes_json(cluster)) + "\n")
+            partial.replace(json_out)
+            log.info("Citus cluster up in %.1f s: coordinator %s", cluster.timings["startup_s"], cluster.url)
+            while True:
+                signal.pause()
+    except _Stop as stop:
+        log.info("%s: stopping the cluster", stop)
+    finally:
+        # A stale file would look like a live cluster.
+        json_out.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tests/citus_cluster.py", description="A throwaway Citus cluster.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="start a cluster and serve it until SIGTERM/SIGINT")
+    serve_parser.add_argument("--json-out", type=Path, required=True, help="where to write the nodes' URLs")
+    serve_parser.add_argument("--workers", type=int, default=2)
+    serve_parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a postgresql.conf line for every node, over the defaults (citus.shard_count=4)",
+    )
+    args = parser.parse_args(argv)
+    settings = dict(SERVE_SETTINGS)
+    for line in args.setting:
+        name, sep, value = line.partition("=")
+        if not sep:
+            parser.error(f"--setting {line!r}: expected NAME=VALUE")
+        settings[name.strip()] = value.strip()
+    logging.basicConfig(level=logging.INFO, format="citus_cluster: %(message)s", stream=sys.stderr)
+    serve(args.json_out, args.workers, settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

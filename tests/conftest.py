@@ -4,12 +4,21 @@ The server is the embedded one (started in a temporary folder and deleted at
 the end), or the one of VECTORKEEP_TEST_ADMIN_URL. The schema is migrated once
 into a template database; each test gets a fresh copy of it (CREATE DATABASE
 ... TEMPLATE), so tests are independent and need no cleanup.
+
+On a Citus cluster ($VECTORKEEP_TEST_CITUS_NODES, set by .ci/lane-citus from `python
+tests/citus_cluster.py serve`) the server is the coordinator, every database exists on
+every node, and the template's schema is distributed (vectorkeep.db.distribute) after
+the migration. $VECTORKEEP_TEST_CITUS_NO_DISTRIBUTE=1 leaves it undistributed: local
+tables on the coordinator, for debugging the fixtures themselves.
 """
 
 import itertools
+import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -24,11 +33,23 @@ from vectorkeep.workers.encoder_cache import EncoderCache
 TEMPLATE = "vk_template"
 _counter = itertools.count()
 
+# The Citus cluster's nodes (tests/citus_cluster.py nodes_json: "coordinator" and "workers" are the admin
+# URLs of each node's postgres database, "coordinator_port" and "worker_ports"), or None: one plain server.
+CITUS: dict[str, Any] | None = (
+    json.loads(os.environ["VECTORKEEP_TEST_CITUS_NODES"]) if os.environ.get("VECTORKEEP_TEST_CITUS_NODES") else None
+)
+
+
+@pytest.fixture(scope="session")
+def citus_nodes() -> dict[str, Any] | None:
+    """The Citus cluster's nodes (see CITUS), for tests that look at the workers; None on one plain server."""
+    return CITUS
+
 
 @pytest.fixture(scope="session")
 def embedded_pgdata() -> Iterator[Path | None]:
     """The data directory of the embedded test server (None with VECTORKEEP_TEST_ADMIN_URL)."""
-    if os.environ.get("VECTORKEEP_TEST_ADMIN_URL"):
+    if os.environ.get("VECTORKEEP_TEST_ADMIN_URL") or CITUS is not None:
         yield None
         return
     # Under the checkout rather than /tmp/pytest-of-*: when the tests run as
@@ -49,6 +70,8 @@ def embedded_pgdata() -> Iterator[Path | None]:
 @pytest.fixture(scope="session")
 def server_url(embedded_pgdata: Path | None) -> str:
     """URL of the server's maintenance database."""
+    if CITUS is not None:
+        return str(CITUS["coordinator"])
     if embedded_pgdata is None:
         return os.environ["VECTORKEEP_TEST_ADMIN_URL"]
     return embedded.start(embedded_pgdata).url
@@ -87,11 +110,20 @@ def lane_encoders(server_url: str) -> EncoderCache:
 
 @pytest.fixture(scope="session")
 def template_url(server_url: str, encoders: EncoderCache) -> str:
-    with admin(server_url) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
-        conn.execute(f"CREATE DATABASE {TEMPLATE}")
+    distribute = _citus_distribute_hook() if CITUS is not None else None
+    if CITUS is not None:
+        drop_database(server_url, TEMPLATE)
+        with admin(server_url) as conn:
+            create_database(conn, TEMPLATE, None)
+    else:
+        with admin(server_url) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
+            conn.execute(f"CREATE DATABASE {TEMPLATE}")
     url = url_with_database(server_url, TEMPLATE)
     migrate.upgrade(url)
+    if distribute is not None:
+        # Once, in the template: every test database is a copy of it on every node, shards included.
+        distribute(url)
     with connect(url) as conn:
         encoders.get(conn, registry.by_spec(conn, "minilm@1"))
         conn.commit()
@@ -107,8 +139,15 @@ def fresh_database(server_url: str, template: str | None) -> tuple[str, str]:
 
 def create_database(conn: psycopg.Connection, name: str, template: str | None) -> None:
     """CREATE DATABASE, with the template's per-database settings, which CREATE DATABASE does not copy
-    and a migrated database has (revision 0015's client_connection_check_interval)."""
+    and a migrated database has (revision 0015's client_connection_check_interval). On Citus, on every node."""
+    if CITUS is not None:
+        _citus_create_database(name, template)
+        return
     conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    _copy_database_settings(conn, name, template)
+
+
+def _copy_database_settings(conn: psycopg.Connection, name: str, template: str | None) -> None:
     settings = conn.execute(
         "SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
         "WHERE d.datname = %s AND s.setrole = 0",
@@ -124,8 +163,84 @@ def create_database(conn: psycopg.Connection, name: str, template: str | None) -
 
 
 def drop_database(server_url: str, name: str) -> None:
+    if CITUS is not None:
+        # The coordinator first: its maintenance daemon connects to the workers' copies of the database.
+        for node in [CITUS["coordinator"], *CITUS["workers"]]:
+            with admin(node) as conn:
+                # A maintenance daemon may connect again between FORCE's termination and the drop.
+                for attempt in range(20):
+                    try:
+                        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                        break
+                    except psycopg.errors.ObjectInUse:
+                        if attempt == 19:
+                            raise
+                        time.sleep(0.1)
+        return
     with admin(server_url) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# --- Citus: every database on every node ----------------------------------------------------------------
+
+
+def _citus_distribute_hook() -> Callable[[str], None] | None:
+    """vectorkeep.db.distribute.distribute, which turns the migrated template's tables into distributed
+    ones; None with VECTORKEEP_TEST_CITUS_NO_DISTRIBUTE=1 (the schema stays local on the coordinator: for
+    debugging these fixtures). Without that module the suite cannot run on Citus: skipped, said why."""
+    if os.environ.get("VECTORKEEP_TEST_CITUS_NO_DISTRIBUTE") == "1":
+        return None
+    try:
+        from vectorkeep.db.distribute import distribute
+    except ModuleNotFoundError as e:
+        if e.name != "vectorkeep.db.distribute":
+            raise  # the module is there, something it imports is not: a real error
+        pytest.skip(
+            "on Citus the template's schema is distributed by vectorkeep.db.distribute.distribute(url), and there "
+            "is no such module yet (VECTORKEEP_TEST_CITUS_NO_DISTRIBUTE=1 runs on the undistributed schema)"
+        )
+    return distribute
+
+
+def _citus_create_database(name: str, template: str | None) -> None:
+    assert CITUS is not None
+    if template is None:
+        # As CitusCluster.create_database: citus and vector on every node, the nodes registered on the coordinator.
+        for node in [*CITUS["workers"], CITUS["coordinator"]]:
+            with admin(node) as conn:
+                conn.execute(f"CREATE DATABASE {name}")
+            with admin(url_with_database(node, name)) as conn:
+                conn.execute("CREATE EXTENSION citus")
+                conn.execute("CREATE EXTENSION vector")
+        with admin(url_with_database(CITUS["coordinator"], name)) as conn:
+            conn.execute("SELECT citus_set_coordinator_host('127.0.0.1', %s)", (CITUS["coordinator_port"],))
+            for port in CITUS["worker_ports"]:
+                conn.execute("SELECT citus_add_node('127.0.0.1', %s)", (port,))
+        return
+    # A copy on every node is a consistent copy of the distributed database: shards, metadata and node
+    # registrations. The workers first: the coordinator's copy, once there, connects to theirs.
+    for node in [*CITUS["workers"], CITUS["coordinator"]]:
+        with admin(node) as conn:
+            _citus_copy_on_node(conn, name, template)
+            _copy_database_settings(conn, name, template)
+
+
+def _citus_copy_on_node(conn: psycopg.Connection, name: str, template: str) -> None:
+    """CREATE DATABASE name TEMPLATE template on the node of conn. Citus's maintenance daemon (and the
+    coordinator's cached connections, on a worker) stay connected to the template, which CREATE DATABASE
+    refuses ("is being accessed by other users"): end them, and again if one reconnects in between."""
+    for attempt in range(20):
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (template,),
+        )
+        try:
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+            return
+        except psycopg.errors.ObjectInUse:
+            if attempt == 19:
+                raise
+            time.sleep(0.1)
 
 
 @pytest.fixture
@@ -161,6 +276,8 @@ def corpus_template(server_url: str, template_url: str, encoders: EncoderCache) 
     from helpers import drain
     from vectorkeep.workers.corpus import paragraphs
 
+    if CITUS is not None:
+        drop_database(server_url, CORPUS_TEMPLATE)  # on every node
     with admin(server_url) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {CORPUS_TEMPLATE}")
         create_database(conn, CORPUS_TEMPLATE, TEMPLATE)
@@ -194,9 +311,13 @@ def login(server_url: str, db_url: str) -> Iterator[Callable[[str], str]]:
     """make(group) -> the URL of a new login role in that group, no superuser (dropped after the test)."""
     made: list[str] = []
 
+    # On Citus, roles made in a database with the citus extension are made (and dropped) on the workers too;
+    # the coordinator's postgres database has none.
+    roles_url = db_url if CITUS is not None else server_url
+
     def make(group: str) -> str:
         name = f"t_{group}_{os.getpid()}_{next(_names)}"
-        with psycopg.connect(server_url, autocommit=True) as admin:
+        with psycopg.connect(roles_url, autocommit=True) as admin:
             admin.execute(f"CREATE ROLE {name} LOGIN IN ROLE {group}")
         made.append(name)
         return as_user(db_url, name)
@@ -205,5 +326,5 @@ def login(server_url: str, db_url: str) -> Iterator[Callable[[str], str]]:
     for name in made:
         with psycopg.connect(db_url, autocommit=True) as owner:
             owner.execute(f"DROP OWNED BY {name} CASCADE")
-        with psycopg.connect(server_url, autocommit=True) as admin:
+        with psycopg.connect(roles_url, autocommit=True) as admin:
             admin.execute(f"DROP ROLE {name}")

@@ -65,11 +65,13 @@ def cli(url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProce
 
 
 def embeddings(conn: psycopg.Connection, collection: str = "documents") -> dict[str, dict[str, Any]]:
-    """The vectors of a collection by row key, with model label and text hash."""
+    """The vectors of a collection by row key, with model label and text hash (on Citus, once what the
+    nodes captured is applied, as a worker does before claiming)."""
+    conn.execute("SELECT vk.collect_captured_v1()")
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             """
-            SELECT e.pk, e.body, e.embedding, e.text_sha256, e.computed_at, vk.model_label(m) AS model
+            SELECT e.pk, e.body, e.embedding, e.text_sha256, e.computed_at, m.name || '@' || m.version AS model
             FROM vk.embeddings e
             JOIN vk.collections c ON c.id = e.collection_id
             JOIN vk.models m ON m.id = e.model_id
@@ -80,20 +82,38 @@ def embeddings(conn: psycopg.Connection, collection: str = "documents") -> dict[
     return {r["pk"]: r for r in rows}
 
 
+def on_citus(conn: psycopg.Connection) -> bool:
+    """Whether vk is distributed over Citus here (the Citus lane: .ci/lane-citus)."""
+    return bool(one(conn, "SELECT vk.distributed_v1()"))
+
+
+def app_table(conn: psycopg.Connection, table: str, key: str) -> None:
+    """What an application does on Citus before vk.attach: distribute its table by its key, so that every
+    node knows it (vk.attach refuses a table of the coordinator only). Nothing on one server."""
+    if on_citus(conn):
+        conn.execute("SELECT create_distributed_table(%s, %s)", (table, key))
+
+
 def queue_size(conn: psycopg.Connection) -> int:
+    # On Citus the triggers capture keys on the nodes; a worker moves them to the queue before claiming.
+    conn.execute("SELECT vk.collect_captured_v1()")
     row = conn.execute("SELECT count(*) FROM vk.queue").fetchone()
     assert row is not None
     return int(row[0])
 
 
-INVARIANT = """
-SELECT c.name, vk.model_label(m), cov.texts, cov.current, cov.queued,
-       (SELECT count(DISTINCT e.pk) FROM vk.embeddings e
-         WHERE e.collection_id = c.id AND e.model_id = m.id) AS vectors
+# By ids, then one (collection, model) at a time: Citus passes no whole row of its tables to a function.
+INVARIANT_PAIRS = """
+SELECT c.id, c.name, m.id, m.name || '@' || m.version
 FROM vk.collections c
 JOIN vk.collection_models cm ON cm.collection_id = c.id
 JOIN vk.models m ON m.id = cm.model_id
-CROSS JOIN LATERAL vk._coverage(c, m) cov
+"""
+INVARIANT = """
+SELECT cov.texts, cov.current, cov.queued,
+       (SELECT count(DISTINCT e.pk) FROM vk.embeddings e
+         WHERE e.collection_id = %(c)s AND e.model_id = %(m)s) AS vectors
+FROM vk._coverage(vk.collection_v1(%(c)s), vk.model_v1(%(m)s)) cov
 """
 
 # Rows whose chunks are not 0..n-1 all cut from one text.
@@ -108,13 +128,21 @@ def assert_invariant(conn: psycopg.Connection) -> None:
     """Every row with text has exactly one set of vectors (its chunks, or one) per model version of its
     collection, made from its current text (sha256), no vector is left without its row, and nothing
     is queued or claimed."""
-    for name, model, texts, current, queued, vectors in conn.execute(INVARIANT).fetchall():
+    for c_id, name, m_id, model in conn.execute(INVARIANT_PAIRS).fetchall():
+        texts, current, queued, vectors = conn.execute(INVARIANT, {"c": c_id, "m": m_id}).fetchone()  # type: ignore[misc]
         assert (current, vectors, queued) == (texts, texts, 0), (
             f"{name}/{model}: {texts} rows with text, {current} current vectors, {vectors} vectors, {queued} queued"
         )
     assert one(conn, TORN_ROWS) == 0, "a row's chunks are not one complete set from one text"
+    free = 0
     with conn.transaction():
-        free = len(conn.execute("SELECT 1 FROM vk.queue FOR UPDATE SKIP LOCKED").fetchall())
+        # One collection at a time: Citus locks rows of one shard group per statement.
+        for (c_id,) in conn.execute("SELECT id FROM vk.collections").fetchall():
+            free += len(
+                conn.execute(
+                    "SELECT 1 FROM vk.queue WHERE collection_id = %s FOR UPDATE SKIP LOCKED", (c_id,)
+                ).fetchall()
+            )
     assert free == queue_size(conn), "queue rows are still claimed"
 
 

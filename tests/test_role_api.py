@@ -44,6 +44,8 @@ class Call:
     sql: str
     roles: frozenset[str]
     rows: bool = False
+    # The SQLSTATE a permitted role gets here on purpose (vk.distribute on a server without Citus).
+    answers: str | None = None
 
 
 VEC = "%(vec)s::vector"
@@ -112,6 +114,8 @@ OPERATIONS = [
     # contradicts it.
     Call("retire", "SELECT vk.retire('spare@1')", OPS),
     Call("detach", "SELECT vk.detach('notes')", ADMIN_ONLY),
+    # Its work is tested on a Citus cluster (tests/test_citus.py); here, who may ask.
+    Call("distribute", "SELECT * FROM vk.distribute()", ADMIN_ONLY, answers="0A000"),
 ]
 
 # The worker contract table: every vk.*_v1 function, "worker, admin".
@@ -119,6 +123,9 @@ CONTRACT = [
     Call(name, sql, OPS)
     for name, sql in [
         ("worker_contract", "SELECT vk.worker_contract()"),
+        ("distributed_v1", "SELECT vk.distributed_v1()"),
+        ("collect_captured_v1", "SELECT vk.collect_captured_v1()"),
+        ("move_captured_v1", "SELECT vk.move_captured_v1()"),
         ("claim_v1", "SELECT * FROM vk.claim_v1(10)"),
         ("claim_live_v1", "SELECT * FROM vk.claim_live_v1(10)"),
         ("chunking_v1", "SELECT vk.chunking_v1(%(cid)s)"),
@@ -403,6 +410,11 @@ def test_each_role_makes_the_calls_documented_for_it_and_no_other(world: World, 
     if role not in call.roles:
         with pytest.raises(errors.InsufficientPrivilege):
             run(world, role, call)
+        return
+    if call.answers is not None:
+        with pytest.raises(psycopg.Error) as refused:
+            run(world, role, call)
+        assert refused.value.sqlstate == call.answers, refused.value
         return
     try:
         rows = run(world, role, call)

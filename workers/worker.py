@@ -89,6 +89,7 @@ class Worker:
         self._stop = threading.Event()
         self._active_at = float("-inf")
         self._served = False  # a claim went through on the current connections
+        self._collect = False  # vk is distributed over Citus: collect captured keys before idling
 
     @property
     def stop_event(self) -> threading.Event:
@@ -143,6 +144,9 @@ class Worker:
             contract.check(conn)
             listener.execute(query("listen"))
             log.info("worker %s listening on %s", self.name, CHANNEL)
+            # On Citus a distributed table's triggers capture on the node holding the shard, where no
+            # NOTIFY reaches this listener: every poll moves what they captured to the queue first.
+            self._collect = bool(listener.execute(query("distributed")).fetchone()[0])  # type: ignore[index]
             self._drain(listener, [conn] if other is None else [conn, other], until_idle)
 
     def _drain(self, listener: psycopg.Connection, conns: list[psycopg.Connection], until_idle: bool) -> None:
@@ -170,6 +174,8 @@ class Worker:
                 if previous is not None:
                     # This claim ran while the last batch was being written: its rows were locked
                     # then, and a failed one may be ready again now. Not idle yet.
+                    continue
+                if self._collect and listener.execute(query("collect_captured")).fetchone()[0]:  # type: ignore[index]
                     continue
                 if until_idle:
                     return

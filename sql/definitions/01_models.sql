@@ -20,7 +20,11 @@ COMMENT ON FUNCTION vk.model_label(vk.models) IS
 -- 'name@version' is exact; a bare 'name' means its active version, or else its
 -- newest ready one (a model registered but not yet used anywhere).
 CREATE OR REPLACE FUNCTION vk.model(spec text) RETURNS vk.models
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE
+    -- Also run on Citus's worker nodes, inside a shard's query (WHERE model_id =
+    -- (vk.model(...)).id): reading vk's reference tables there is local.
+    SET citus.allow_nested_distributed_execution = on
+AS $$
 DECLARE
     m_name    text;
     m_version integer;
@@ -71,16 +75,29 @@ COMMENT ON FUNCTION vk.model(text) IS
 -- version sees the job; called from an owner-run function (who =
 -- session_user), it reads every job. A plain function also keeps vk_app off
 -- one more function that runs as its owner.
+CREATE OR REPLACE FUNCTION vk._may_use_trained(trained_by_job bigint, who name) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    -- Also run on Citus's worker nodes, inside a shard's query (row security, a
+    -- filter on collection_id): reading vk's reference tables there is local.
+    SET citus.allow_nested_distributed_execution = on
+AS $$
+    SELECT coalesce(
+        _may_use_trained.trained_by_job IS NULL
+        OR pg_has_role(who, 'vk_worker', 'USAGE') OR pg_has_role(who, 'vk_admin', 'USAGE')
+        OR pg_has_role(who, (SELECT t.relowner FROM pg_class t WHERE t.oid = 'vk.jobs'::regclass), 'USAGE')
+        -- no row once the collection is detached (its jobs keep a NULL collection)
+        OR (SELECT has_table_privilege(who, c.source, 'SELECT')
+            FROM vk.jobs j JOIN vk.collections c ON c.id = j.collection_id WHERE j.id = _may_use_trained.trained_by_job),
+        false)
+$$;
+COMMENT ON FUNCTION vk._may_use_trained(bigint, name) IS
+    'Internal: vk._may_use of a version trained by that job (NULL: not trained here), for queries that read vk.models by columns (Citus passes no whole row of its tables to a function).';
+
 CREATE OR REPLACE FUNCTION vk._may_use(m vk.models, who name) RETURNS boolean
-LANGUAGE sql STABLE
-RETURN coalesce(
-    m.trained_by_job IS NULL
-    OR pg_has_role(who, 'vk_worker', 'USAGE') OR pg_has_role(who, 'vk_admin', 'USAGE')
-    OR pg_has_role(who, (SELECT t.relowner FROM pg_class t WHERE t.oid = 'vk.jobs'::regclass), 'USAGE')
-    -- no row once the collection is detached (its jobs keep a NULL collection)
-    OR (SELECT has_table_privilege(who, c.source, 'SELECT')
-        FROM vk.jobs j JOIN vk.collections c ON c.id = j.collection_id WHERE j.id = m.trained_by_job),
-    false);
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT vk._may_use_trained(m.trained_by_job, who)
+$$;
 COMMENT ON FUNCTION vk._may_use(vk.models, name) IS
     'Internal: whether role who may use a model version: one not trained here (registered, adopted) always; a trained one if who may SELECT the table of the collection it was trained on (never once that collection is detached); every version for members of vk_worker and vk_admin and for vk''s owner. Pass current_user, or session_user inside a SECURITY DEFINER function (whose current_user is the owner).';
 
@@ -107,12 +124,14 @@ COMMENT ON FUNCTION vk._require_may_use(vk.models) IS
 -- downgrade restores, has no vk._may_use, and a SQL-standard body would keep
 -- that function from being dropped first.
 CREATE OR REPLACE FUNCTION vk._usable_models_hint() RETURNS text
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
     SELECT 'Usable versions: ' || coalesce(
-        (SELECT string_agg(format('%s (%s)', vk.model_label(x), x.kind), ', ' ORDER BY x.name, x.version)
-         FROM vk.models x WHERE x.status IN ('active', 'ready') AND vk._may_use(x, current_user)), 'none')
+        (SELECT string_agg(format('%s@%s (%s)', x.name, x.version, x.kind), ', ' ORDER BY x.name, x.version)
+         FROM vk.models x WHERE x.status IN ('active', 'ready') AND vk._may_use_trained(x.trained_by_job, current_user)),
+        'none')
         || coalesce(' (' || (SELECT nullif(count(*), 0) FROM vk.models x
-                             WHERE x.status NOT IN ('active', 'ready') AND vk._may_use(x, current_user))
+                             WHERE x.status NOT IN ('active', 'ready')
+                               AND vk._may_use_trained(x.trained_by_job, current_user))
                     || ' more are training, failed or retired: SELECT name, version, status FROM vk.models)', '')
         || '.'
 $$;
@@ -171,9 +190,16 @@ $$;
 COMMENT ON FUNCTION vk._embeddings_check() IS
     'Trigger on vk.embeddings: a vector must have its model version''s dimension, whoever writes it.';
 
-CREATE OR REPLACE TRIGGER embeddings_check
-    BEFORE INSERT OR UPDATE OF embedding, model_id ON vk.embeddings
-    FOR EACH ROW EXECUTE FUNCTION vk._embeddings_check();
+-- A statement of its own (Citus sends a distributed table's DDL to the nodes
+-- as the text of its statement, which must not be this whole file).
+DO $$
+BEGIN
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    EXECUTE 'CREATE OR REPLACE TRIGGER embeddings_check '
+            'BEFORE INSERT OR UPDATE OF embedding, model_id ON vk.embeddings '
+            'FOR EACH ROW EXECUTE FUNCTION vk._embeddings_check()';
+END
+$$;
 
 CREATE OR REPLACE FUNCTION vk._touch_updated_at() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -219,8 +245,10 @@ COMMENT ON FUNCTION vk.set_storage(text, text) IS
 
 -- Worker contract: a model version by id (registry lookups of the worker).
 CREATE OR REPLACE FUNCTION vk.model_v1(model_id bigint) RETURNS vk.models
-LANGUAGE sql STABLE
-RETURN (SELECT m FROM vk.models m WHERE m.id = model_id);
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (SELECT m FROM vk.models m WHERE m.id = model_id)
+$$;
 COMMENT ON FUNCTION vk.model_v1(bigint) IS 'Worker contract 1: the vk.models row of that id (NULL when none).';
 
 -- Worker contract: the version a collection is searched with (its default, or the one named).

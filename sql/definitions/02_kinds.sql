@@ -22,9 +22,22 @@ END
 $$;
 COMMENT ON FUNCTION vk._kind(text) IS 'Internal: the vk.model_kinds row of a kind; unknown kinds raise with the list.';
 
+CREATE OR REPLACE FUNCTION vk._kind_role(kind text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    -- Also run on Citus's worker nodes, inside a shard's query (row security, a
+    -- filter on collection_id): reading vk's reference tables there is local.
+    SET citus.allow_nested_distributed_execution = on
+AS $$
+    SELECT k.role FROM vk.model_kinds k WHERE k.kind = _kind_role.kind
+$$;
+COMMENT ON FUNCTION vk._kind_role(text) IS
+    'Internal: the role of a kind (vk.model_role of a version of it), for queries that read vk.models by columns (Citus passes no whole row of its tables to a function).';
+
 CREATE OR REPLACE FUNCTION vk.model_role(m vk.models) RETURNS text
-LANGUAGE sql STABLE
-RETURN (SELECT k.role FROM vk.model_kinds k WHERE k.kind = m.kind);
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT vk._kind_role(m.kind)
+$$;
 COMMENT ON FUNCTION vk.model_role(vk.models) IS
     'A version''s role from its kind: encoder, inverter, map, next-vector or vectors (adopted). SELECT vk.model_label(m), vk.model_role(m) FROM vk.models m.';
 
@@ -44,7 +57,7 @@ BEGIN
                       WHEN 'next-vector' THEN 'A next-vector model predicts vectors: activate it with vk.activate, use it with vk.predict_next.'
                       WHEN 'vectors' THEN 'Adopted vectors have no encoder here: search them, or recover their text with vk.recover_adopted.'
                       ELSE '' END
-                      || ' Encoders: ' || coalesce((SELECT string_agg(vk.model_label(x), ', ' ORDER BY x.name, x.version)
+                      || ' Encoders: ' || coalesce((SELECT string_agg(x.name || '@' || x.version, ', ' ORDER BY x.name, x.version)
                                                    FROM vk.models x JOIN vk.model_kinds k ON k.kind = x.kind
                                                    WHERE k.role = 'encoder' AND k.loadable AND x.status IN ('active', 'ready')),
                                                   'none') || '.';

@@ -28,8 +28,13 @@ $$;
 COMMENT ON FUNCTION vk._collection(text) IS 'Internal: the vk.collections row of that name; unknown names raise.';
 
 CREATE OR REPLACE FUNCTION vk.collection_id(collection_name text) RETURNS bigint
-LANGUAGE sql STABLE
-RETURN (vk._collection(collection_name)).id;
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    -- Also run on Citus's worker nodes, inside a shard's query (row security, a
+    -- filter on collection_id): reading vk's reference tables there is local.
+    SET citus.allow_nested_distributed_execution = on
+AS $$
+    SELECT (vk._collection(collection_name)).id
+$$;
 COMMENT ON FUNCTION vk.collection_id(text) IS
     'The id of a collection (vk.embeddings.collection_id), e.g. WHERE collection_id = vk.collection_id(''documents''); unknown names raise.';
 
@@ -351,6 +356,12 @@ BEGIN
                   HINT = 'Give one SQL expression over the table''s columns, e.g. title || '' '' || body.';
     END IF;
 
+    IF vk._citus_table('vk.collections') AND NOT vk._citus_table(source) THEN
+        RAISE EXCEPTION 'vectorkeep: % is a table of the coordinator only, and vk is distributed over Citus', source
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = format('Every node must know the table: SELECT create_distributed_table(%L, %L); '
+                                '(or create_reference_table for a small one), then attach it.', source::text, pk_column);
+    END IF;
     INSERT INTO vk.collections (name, source, pk_column, pk_type, text_expression, registered_by, copies_row_security,
                                 text_search)
     VALUES (coalesce(collection_name, rel.relname), source, pk_column, pk_type, text_expression, current_user,
@@ -362,13 +373,7 @@ BEGIN
     END IF;
 
     PERFORM vk._install_insert_trigger(c.id);
-    EXECUTE format('CREATE TRIGGER vk_queue_update AFTER UPDATE ON %s '
-                   'REFERENCING OLD TABLE AS vk_old NEW TABLE AS vk_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION vk._on_update(%s)', source, c.id);
-    EXECUTE format('CREATE TRIGGER vk_forget_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS vk_old '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION vk._on_delete(%s)', source, c.id);
-    EXECUTE format('CREATE TRIGGER vk_forget_truncate AFTER TRUNCATE ON %s '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION vk._on_truncate(%s)', source, c.id);
+    PERFORM vk._install_change_triggers(c.id);
 
     IF model IS NOT NULL THEN
         PERFORM vk.add_model(c.name, model, true);
@@ -387,7 +392,9 @@ COMMENT ON FUNCTION vk.attach(regclass, text, text, text, text, text, text, regc
 CREATE OR REPLACE FUNCTION vk.set_metadata(collection_name text, expression text) RETURNS vk.collections
 LANGUAGE plpgsql AS $$
 DECLARE
-    c vk.collections := vk._collection(collection_name);
+    c      vk.collections := vk._collection(collection_name);
+    -- A variable: Citus refuses non-immutable functions in a CASE of an UPDATE.
+    author name := CASE WHEN expression IS NULL THEN NULL ELSE current_user END;
 BEGIN
     IF expression IS NOT NULL AND (btrim(expression) = '' OR expression ~ ';') THEN
         RAISE EXCEPTION 'vectorkeep: bad metadata expression %', quote_literal(expression)
@@ -396,7 +403,7 @@ BEGIN
                       || 'e.g. jsonb_build_object(''tenant'', tenant).';
     END IF;
     UPDATE vk.collections x SET metadata_expression = expression,
-                                metadata_registered_by = CASE WHEN expression IS NULL THEN NULL ELSE current_user END
+                                metadata_registered_by = author
     WHERE x.id = c.id RETURNING * INTO c;
     PERFORM vk._install_metadata_function(c.id);
     PERFORM vk._refresh_metadata(c.id, NULL);
@@ -632,6 +639,9 @@ BEGIN
     EXECUTE format('DROP FUNCTION IF EXISTS vk_expr.texts_c%s(text, integer)', c.id);
     EXECUTE format('DROP FUNCTION IF EXISTS vk_expr.order_c%s()', c.id);
     EXECUTE format('DROP FUNCTION IF EXISTS vk_expr.meta_c%s(text[])', c.id);
+    -- What the foreign keys cascade to on one server; on Citus these tables have none.
+    DELETE FROM vk.queue WHERE collection_id = c.id;
+    DELETE FROM vk.embeddings WHERE collection_id = c.id;
     DELETE FROM vk.collections WHERE id = c.id;
 END
 $$;
@@ -682,18 +692,32 @@ DECLARE
     fn text := vk._insert_trigger_name(collection_id);
 BEGIN
     SELECT * INTO STRICT c FROM vk.collections x WHERE x.id = collection_id;
+    IF vk._citus_table(c.source) THEN
+        -- Fires on the node holding the shard: the keys go to that node's vk.captured.
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+        EXECUTE format('DROP TRIGGER IF EXISTS vk_queue_insert ON %s', c.source);
+        EXECUTE format('CREATE TRIGGER vk_queue_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS vk_new '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION vk._capture(%s, %L)', c.source, c.id, c.pk_column);
+        EXECUTE format('DROP FUNCTION IF EXISTS %s()', fn);
+        RETURN;
+    END IF;
     EXECUTE format(
         $f$CREATE OR REPLACE FUNCTION %1$s() RETURNS trigger
         LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+        DECLARE
+            keys text[];
         BEGIN
+            -- The keys first, then the queue rows: Citus cannot insert into a
+            -- distributed vk.queue straight from a transition table.
+            SELECT array_agg(n.%3$I::text) INTO keys FROM vk_new n;
             -- A statement of more than 1,000 rows is a bulk load: its rows wait
             -- behind single writes, of this collection and every other.
             INSERT INTO vk.queue AS q (collection_id, pk, model_id, priority)
-            SELECT %2$s, n.%3$I::text, cm.model_id, CASE WHEN (SELECT count(*) FROM vk_new) > 1000 THEN 1 ELSE 0 END
-            FROM vk_new n
+            SELECT %2$s, k.pk, cm.model_id, CASE WHEN cardinality(keys) > 1000 THEN 1 ELSE 0 END
+            FROM unnest(keys) AS k(pk)
             CROSS JOIN vk.collection_models cm WHERE cm.collection_id = %2$s
             ON CONFLICT (collection_id, pk, model_id) DO UPDATE
-            SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false,
+            SET enqueued_at = EXCLUDED.enqueued_at, run_after = EXCLUDED.run_after, attempts = 0, last_error = NULL, dead = false,
                 priority = least(q.priority, EXCLUDED.priority);
             IF FOUND THEN
                 PERFORM vk._enqueued(%2$s, 1);
@@ -712,6 +736,40 @@ $$;
 COMMENT ON FUNCTION vk._install_insert_trigger(bigint) IS
     'Internal: (re)create a collection''s INSERT trigger function and point the table''s vk_queue_insert trigger at it.';
 
+-- The UPDATE, DELETE and TRUNCATE triggers of an attached table. On a Citus
+-- table they fire on the node holding the shard and capture the keys there
+-- (vk._capture); on one server they queue and forget at once. The caller
+-- creates them (vk.attach: a role that may create triggers on the table).
+CREATE OR REPLACE FUNCTION vk._install_change_triggers(collection_id bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c       vk.collections;
+    capture boolean;
+BEGIN
+    SELECT * INTO STRICT c FROM vk.collections x WHERE x.id = collection_id;
+    capture := vk._citus_table(c.source);
+    IF capture THEN
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    END IF;
+    EXECUTE format('DROP TRIGGER IF EXISTS vk_queue_update ON %s', c.source);
+    EXECUTE format('DROP TRIGGER IF EXISTS vk_forget_delete ON %s', c.source);
+    EXECUTE format('DROP TRIGGER IF EXISTS vk_forget_truncate ON %s', c.source);
+    EXECUTE format('CREATE TRIGGER vk_queue_update AFTER UPDATE ON %s '
+                   'REFERENCING OLD TABLE AS vk_old NEW TABLE AS vk_new FOR EACH STATEMENT EXECUTE FUNCTION %s',
+                   c.source, CASE WHEN capture THEN format('vk._capture(%s, %L)', c.id, c.pk_column)
+                                  ELSE format('vk._on_update(%s)', c.id) END);
+    EXECUTE format('CREATE TRIGGER vk_forget_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS vk_old '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION %s',
+                   c.source, CASE WHEN capture THEN format('vk._capture(%s, %L)', c.id, c.pk_column)
+                                  ELSE format('vk._on_delete(%s)', c.id) END);
+    EXECUTE format('CREATE TRIGGER vk_forget_truncate AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s',
+                   c.source, CASE WHEN capture THEN format('vk._capture(%s, %L)', c.id, c.pk_column)
+                                  ELSE format('vk._on_truncate(%s)', c.id) END);
+END
+$$;
+COMMENT ON FUNCTION vk._install_change_triggers(bigint) IS
+    'Internal: (re)create an attached table''s UPDATE, DELETE and TRUNCATE triggers (capturing ones on a Citus table).';
+
 -- Forget the vectors and queued work of these row keys. The queue rows go
 -- first: if a worker holds one (mid-batch), this waits for its commit before
 -- touching vk.embeddings, where the worker writes, so the two never wait on
@@ -724,78 +782,103 @@ BEGIN
     END IF;
     DELETE FROM vk.queue q WHERE q.collection_id = c_id AND q.pk = ANY (keys);
     DELETE FROM vk.embeddings e WHERE e.collection_id = c_id AND e.pk = ANY (keys);
+    PERFORM vk._forget_coordinates_of(c_id, keys, NULL);
 END
 $$;
 COMMENT ON FUNCTION vk._forget(bigint, text[]) IS 'Internal: delete the queued work and vectors of these row keys.';
 
--- Queues the updated rows whose text no longer matches their vectors, and
--- forgets vectors of keys that no longer exist. The text comes from the
--- author's function (vk_expr.text_c<id>); if it raises, every updated row is
--- queued instead (the claim then fails the bad ones alone): an application's
--- UPDATE never fails because of a vectorkeep expression.
-CREATE OR REPLACE FUNCTION vk._on_update() RETURNS trigger
+-- Queues the rows whose text no longer matches their vectors, and forgets
+-- the vectors of keys that no longer exist. The text comes from the author's
+-- function (vk_expr.text_c<id>); if it raises, every row is queued instead
+-- (the claim then fails the bad ones alone): an application's UPDATE never
+-- fails because of a vectorkeep expression. Called by the UPDATE trigger, and
+-- on Citus for what the capture triggers recorded (vk.move_captured_v1).
+CREATE OR REPLACE FUNCTION vk._requeue(c_id bigint, keys text[], gone text[]) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
 DECLARE
     c      vk.collections;
-    queued bigint;
-    keys   text[];
-    gone   text[];
+    queued bigint := 0;
     t_pk   text[];
     t_body text[];
-    bulk   smallint;
+    -- As for INSERT: a statement of more than 1,000 rows waits behind single writes.
+    bulk   smallint := CASE WHEN cardinality(keys) > 1000 THEN 1 ELSE 0 END;
+BEGIN
+    SELECT * INTO c FROM vk.collections WHERE id = c_id;
+    IF c.id IS NULL THEN
+        RETURN 0;
+    END IF;
+    IF keys IS NOT NULL THEN
+        BEGIN
+            EXECUTE format('SELECT array_agg(t.pk), array_agg(t.body) FROM vk_expr.%I($1) t', 'text_c' || c.id)
+                INTO t_pk, t_body USING keys;
+            INSERT INTO vk.queue AS q (collection_id, pk, model_id, priority)
+            SELECT c.id, t.pk, cm.model_id, bulk
+            FROM unnest(t_pk, t_body) AS t(pk, body)
+            CROSS JOIN vk.collection_models cm
+            WHERE cm.collection_id = c.id
+              AND NOT EXISTS (SELECT 1 FROM vk.embeddings e
+                              WHERE e.collection_id = c.id AND e.pk = t.pk AND e.model_id = cm.model_id AND e.chunk = 0
+                                AND e.text_sha256 = sha256(convert_to(t.body, 'UTF8')))
+              -- A row without text and without vectors has nothing to do.
+              AND (t.body ~ '[^[:space:]]' OR EXISTS (SELECT 1 FROM vk.embeddings e
+                                                     WHERE e.collection_id = c.id AND e.pk = t.pk
+                                                       AND e.model_id = cm.model_id))
+            ON CONFLICT (collection_id, pk, model_id) DO UPDATE
+            SET enqueued_at = EXCLUDED.enqueued_at, run_after = EXCLUDED.run_after, attempts = 0, last_error = NULL,
+                dead = false, priority = least(q.priority, EXCLUDED.priority);
+            GET DIAGNOSTICS queued = ROW_COUNT;
+        EXCEPTION WHEN OTHERS THEN
+            queued := vk._queue_keys(c.id, keys, bulk);
+        END;
+        IF c.metadata_expression IS NOT NULL THEN
+            BEGIN
+                PERFORM vk._refresh_metadata(c.id, keys);
+            EXCEPTION WHEN OTHERS THEN
+                -- The claim computes it again and fails the bad rows alone.
+                queued := queued + vk._queue_keys(c.id, keys, bulk);
+            END;
+        END IF;
+    END IF;
+    PERFORM vk._forget(c.id, gone);
+    RETURN queued;
+END
+$$;
+COMMENT ON FUNCTION vk._requeue(bigint, text[], text[]) IS
+    'Internal: queue the rows of these keys whose text no longer matches their vectors, forget the keys that are gone.';
+
+-- Queue these keys for every version of the collection, whatever their text.
+CREATE OR REPLACE FUNCTION vk._queue_keys(c_id bigint, keys text[], bulk smallint) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    queued bigint;
+BEGIN
+    INSERT INTO vk.queue AS q (collection_id, pk, model_id, priority)
+    SELECT c_id, k.pk, cm.model_id, bulk FROM unnest(keys) AS k(pk)
+    CROSS JOIN vk.collection_models cm WHERE cm.collection_id = c_id
+    ON CONFLICT (collection_id, pk, model_id) DO UPDATE
+    SET enqueued_at = EXCLUDED.enqueued_at, run_after = EXCLUDED.run_after, attempts = 0, last_error = NULL,
+        dead = false, priority = least(q.priority, EXCLUDED.priority);
+    GET DIAGNOSTICS queued = ROW_COUNT;
+    RETURN queued;
+END
+$$;
+COMMENT ON FUNCTION vk._queue_keys(bigint, text[], smallint) IS
+    'Internal: queue these row keys for every model version of the collection (priority 1: a bulk statement''s).';
+
+CREATE OR REPLACE FUNCTION vk._on_update() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    c    vk.collections;
+    keys text[];
+    gone text[];
 BEGIN
     SELECT * INTO c FROM vk.collections WHERE id = TG_ARGV[0]::bigint;
     -- Transition tables are visible to this function only, so the keys travel as arrays.
     EXECUTE format('SELECT array_agg(n.%1$I::text) FROM vk_new n', c.pk_column) INTO keys;
-    -- As for INSERT: a statement of more than 1,000 rows waits behind single writes.
-    bulk := CASE WHEN cardinality(keys) > 1000 THEN 1 ELSE 0 END;
     EXECUTE format('SELECT array_agg(k) FROM (SELECT o.%1$I::text AS k FROM vk_old o '
                    'EXCEPT SELECT n.%1$I::text FROM vk_new n) gone', c.pk_column)
         INTO gone;
-    BEGIN
-        EXECUTE format('SELECT array_agg(t.pk), array_agg(t.body) FROM vk_expr.%I($1) t', 'text_c' || c.id)
-            INTO t_pk, t_body USING keys;
-        INSERT INTO vk.queue AS q (collection_id, pk, model_id, priority)
-        SELECT c.id, t.pk, cm.model_id, bulk
-        FROM unnest(t_pk, t_body) AS t(pk, body)
-        CROSS JOIN vk.collection_models cm
-        WHERE cm.collection_id = c.id
-          AND NOT EXISTS (SELECT 1 FROM vk.embeddings e
-                          WHERE e.collection_id = c.id AND e.pk = t.pk AND e.model_id = cm.model_id AND e.chunk = 0
-                            AND e.text_sha256 = sha256(convert_to(t.body, 'UTF8')))
-          -- A row without text and without vectors has nothing to do.
-          AND (t.body ~ '[^[:space:]]' OR EXISTS (SELECT 1 FROM vk.embeddings e
-                                                 WHERE e.collection_id = c.id AND e.pk = t.pk
-                                                   AND e.model_id = cm.model_id))
-        ON CONFLICT (collection_id, pk, model_id) DO UPDATE
-        SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false,
-            priority = least(q.priority, EXCLUDED.priority);
-        GET DIAGNOSTICS queued = ROW_COUNT;
-    EXCEPTION WHEN OTHERS THEN
-        INSERT INTO vk.queue AS q (collection_id, pk, model_id, priority)
-        SELECT c.id, k.pk, cm.model_id, bulk FROM unnest(keys) AS k(pk)
-        CROSS JOIN vk.collection_models cm WHERE cm.collection_id = c.id
-        ON CONFLICT (collection_id, pk, model_id) DO UPDATE
-        SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false,
-            priority = least(q.priority, EXCLUDED.priority);
-        GET DIAGNOSTICS queued = ROW_COUNT;
-    END;
-    IF c.metadata_expression IS NOT NULL THEN
-        BEGIN
-            PERFORM vk._refresh_metadata(c.id, keys);
-        EXCEPTION WHEN OTHERS THEN
-            -- The claim computes it again and fails the bad rows alone.
-            INSERT INTO vk.queue AS q (collection_id, pk, model_id, priority)
-            SELECT c.id, k.pk, cm.model_id, bulk FROM unnest(keys) AS k(pk)
-            CROSS JOIN vk.collection_models cm WHERE cm.collection_id = c.id
-            ON CONFLICT (collection_id, pk, model_id) DO UPDATE
-            SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false,
-                priority = least(q.priority, EXCLUDED.priority);
-            queued := queued + 1;
-        END;
-    END IF;
-    PERFORM vk._forget(c.id, gone);
-    PERFORM vk._enqueued(c.id, queued);
+    PERFORM vk._enqueued(c.id, vk._requeue(c.id, keys, gone));
     RETURN NULL;
 END
 $$;
@@ -870,7 +953,7 @@ BEGIN
         'SELECT $1, s.%I::text, cm.model_id, 1 FROM %s s '
         'CROSS JOIN vk.collection_models cm WHERE cm.collection_id = $1 '
         'ON CONFLICT (collection_id, pk, model_id) DO UPDATE '
-        'SET enqueued_at = now(), run_after = now(), attempts = 0, last_error = NULL, dead = false',
+        'SET enqueued_at = EXCLUDED.enqueued_at, run_after = EXCLUDED.run_after, attempts = 0, last_error = NULL, dead = false',
         c.pk_column, c.source)
         USING c.id;
     GET DIAGNOSTICS queued = ROW_COUNT;

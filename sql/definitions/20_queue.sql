@@ -73,6 +73,18 @@ COMMENT ON FUNCTION vk._expression_values(text, text[]) IS
 -- live_only: only rows the application wrote (priority 0) for a version its
 -- collection searches with or has active: what a worker's interactive lane
 -- takes, beside a main loop busy with a backfill (vk.claim_live_v1).
+-- The versions a collection searches with or has active: what an
+-- interactive lane embeds (a plain list, so the claim needs no join of the
+-- queue with other tables, which Citus refuses under FOR UPDATE).
+CREATE OR REPLACE FUNCTION vk._live_models(c_id bigint) RETURNS bigint[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(array_agg(m.id), '{}')
+    FROM vk.collections s JOIN vk.collection_models cm ON cm.collection_id = s.id JOIN vk.models m ON m.id = cm.model_id
+    WHERE s.id = c_id AND (s.default_model_id = m.id OR m.status = 'active');
+$$;
+COMMENT ON FUNCTION vk._live_models(bigint) IS
+    'Internal: the model versions a collection searches with (its default) or has active: what vk.claim_live_v1 takes.';
+
 CREATE OR REPLACE FUNCTION vk._claim(batch_size integer, live_only boolean)
 RETURNS TABLE (collection_id bigint, pk text, model_id bigint, attempts integer, body text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
@@ -89,20 +101,37 @@ DECLARE
     f_error    text[];
     m_pk       text[];
     m_meta     jsonb[];
+    cid        bigint;
+    tried      bigint[] := '{}';
+    claimed_at double precision := extract(epoch FROM now());
 BEGIN
-    SELECT array_agg(q.collection_id), array_agg(q.pk), array_agg(q.model_id), array_agg(q.attempts)
-    INTO k_coll, k_pk, k_model, k_attempts
-    FROM (SELECT x.collection_id, x.pk, x.model_id, x.attempts
-          FROM vk.queue x
-          WHERE NOT x.dead AND x.run_after <= now()
-            AND (NOT live_only
-                 OR x.priority = 0 AND EXISTS (SELECT 1 FROM vk.collections s JOIN vk.models m ON m.id = x.model_id
-                                               WHERE s.id = x.collection_id
-                                                 AND (s.default_model_id = m.id OR m.status = 'active')))
-          -- What the application wrote first, then bulk loads, then backfills.
-          ORDER BY x.priority, x.run_after
-          LIMIT batch_size
-          FOR UPDATE SKIP LOCKED) q;
+    -- A batch comes from one collection: the one whose row is most urgent
+    -- (what the application wrote first, then bulk loads, then backfills).
+    -- On Citus vk.queue is distributed by collection, and FOR UPDATE is only
+    -- allowed on one shard; when another worker holds every ready row of that
+    -- collection, the next collection is tried.
+    FOR attempt IN 1..8 LOOP
+        SELECT x.collection_id INTO cid
+        FROM vk.queue x
+        WHERE NOT x.dead AND x.run_after <= now() AND x.collection_id <> ALL (tried)
+          AND (NOT live_only OR x.priority = 0)
+        ORDER BY x.priority, x.run_after
+        LIMIT 1;
+        IF cid IS NULL THEN
+            RETURN;
+        END IF;
+        tried := tried || cid;
+        SELECT array_agg(q.collection_id), array_agg(q.pk), array_agg(q.model_id), array_agg(q.attempts)
+        INTO k_coll, k_pk, k_model, k_attempts
+        FROM (SELECT x.collection_id, x.pk, x.model_id, x.attempts
+              FROM vk.queue x
+              WHERE x.collection_id = cid AND NOT x.dead AND x.run_after <= now()
+                AND (NOT live_only OR x.priority = 0 AND x.model_id = ANY (vk._live_models(cid)))
+              ORDER BY x.priority, x.run_after
+              LIMIT batch_size
+              FOR UPDATE SKIP LOCKED) q;
+        EXIT WHEN k_coll IS NOT NULL;
+    END LOOP;
     IF k_coll IS NULL THEN
         RETURN;
     END IF;
@@ -130,7 +159,9 @@ BEGIN
         END IF;
         UPDATE vk.queue q
         SET attempts = q.attempts + 1, last_error = left(f.error, 4000), dead = q.attempts + 1 >= 5,
-            run_after = now() + least(600, 2 * 2 ^ q.attempts) * interval '1 second'
+            -- In epoch seconds: Citus refuses STABLE functions (now(), timestamptz +
+            -- interval) beside column references in an UPDATE.
+            run_after = to_timestamp(claimed_at + least(600, 2 * 2 ^ q.attempts))
         FROM unnest(f_pk, f_error) AS f(pk, error)
         WHERE q.collection_id = c.id AND q.pk = f.pk
           AND q.model_id IN (SELECT k.m FROM unnest(k_coll, k_pk, k_model) AS k(c_id, pk, m)
@@ -163,9 +194,16 @@ COMMENT ON FUNCTION vk.claim_live_v1(integer) IS
     'Worker contract 1 (revision 0015): as vk.claim_v1, only rows the application wrote (not a bulk statement''s or a backfill''s) for versions their collection searches with or has active: a worker''s interactive lane embeds them while its main loop works through a backfill.';
 
 CREATE OR REPLACE FUNCTION vk.chunking_v1(collection_id bigint) RETURNS jsonb
-LANGUAGE sql STABLE
-RETURN (SELECT c.chunking FROM vk.collections c WHERE c.id = chunking_v1.collection_id);
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT c.chunking FROM vk.collections c WHERE c.id = chunking_v1.collection_id $$;
 COMMENT ON FUNCTION vk.chunking_v1(bigint) IS 'Worker contract 1: how a collection''s rows are cut before embedding.';
+
+CREATE OR REPLACE FUNCTION vk._queued_metadata(c_id bigint, row_pk text, m_id bigint) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT q.metadata FROM vk.queue q WHERE q.collection_id = c_id AND q.pk = row_pk AND q.model_id = m_id;
+$$;
+COMMENT ON FUNCTION vk._queued_metadata(bigint, text, bigint) IS
+    'Internal: the metadata the claim put on a queue row, for the vectors'' write (vk.put_chunk_v1).';
 
 -- One chunk's vector (chunk 0 of an unchunked row) and the exact text it came
 -- from, its offsets in the row's text, and the hash of that whole text.
@@ -177,17 +215,34 @@ LANGUAGE sql AS $$
     -- The row's metadata comes from its queue row, where the claim put it.
     INSERT INTO vk.embeddings AS e
         (collection_id, pk, model_id, chunk, start_char, end_char, embedding, body, text_sha256, truncated, metadata)
+    -- (A function call, not a subquery: Citus refuses subqueries in an INSERT's VALUES.)
     VALUES (collection_id, pk, model_id, chunk, start_char, end_char, embedding, body, text_sha256, truncated,
-            (SELECT q.metadata FROM vk.queue q
-             WHERE q.collection_id = put_chunk_v1.collection_id AND q.pk = put_chunk_v1.pk
-               AND q.model_id = put_chunk_v1.model_id))
+            vk._queued_metadata(collection_id, pk, model_id))
     ON CONFLICT ON CONSTRAINT embeddings_pkey DO UPDATE
     SET embedding = EXCLUDED.embedding, body = EXCLUDED.body, start_char = EXCLUDED.start_char,
         end_char = EXCLUDED.end_char, text_sha256 = EXCLUDED.text_sha256, truncated = EXCLUDED.truncated,
-        metadata = EXCLUDED.metadata, computed_at = now();
+        metadata = EXCLUDED.metadata, computed_at = EXCLUDED.computed_at;
 $$;
 COMMENT ON FUNCTION vk.put_chunk_v1(bigint, text, bigint, integer, integer, integer, vector, text, bytea, boolean) IS
     'Worker contract 1: write one chunk''s vector with its text, offsets, the hash of the row''s text and the truncation flag.';
+
+-- What trigger embeddings_forget_coordinates (80_maps.sql) does, for Citus,
+-- where it cannot (a no-op on one server, where the trigger does it): keys
+-- NULL means every row, m_id NULL every source version.
+CREATE OR REPLACE FUNCTION vk._forget_coordinates_of(c_id bigint, keys text[], m_id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT vk._citus_table('vk.embeddings') THEN
+        RETURN;
+    END IF;
+    DELETE FROM vk.coordinates c
+    USING vk.maps mp
+    WHERE c.collection_id = c_id AND mp.model_id = c.model_id
+      AND (m_id IS NULL OR mp.source_model_id = m_id) AND (keys IS NULL OR c.pk = ANY (keys));
+END
+$$;
+COMMENT ON FUNCTION vk._forget_coordinates_of(bigint, text[], bigint) IS
+    'Internal, on Citus: the coordinates of rows whose vectors went (what trigger embeddings_forget_coordinates does on one server).';
 
 -- Settle a claimed row: its chunks past the new last one belong to an older,
 -- longer text (all of them when the text is empty: chunks = 0), and its queue
@@ -201,6 +256,9 @@ LANGUAGE sql AS $$
     DELETE FROM vk.queue q
     WHERE q.collection_id = finish_row_v1.collection_id AND q.pk = finish_row_v1.pk
       AND q.model_id = finish_row_v1.model_id;
+    -- An emptied text leaves its maps (the trigger does it on one server).
+    SELECT vk._forget_coordinates_of(finish_row_v1.collection_id, ARRAY[finish_row_v1.pk], finish_row_v1.model_id)
+    WHERE finish_row_v1.chunks = 0;
 $$;
 COMMENT ON FUNCTION vk.finish_row_v1(bigint, text, bigint, integer) IS
     'Worker contract 1: a claimed row is done; its chunks numbered chunks and above go (all of them for an empty text: chunks = 0).';
@@ -210,14 +268,20 @@ COMMENT ON FUNCTION vk.finish_row_v1(bigint, text, bigint, integer) IS
 CREATE OR REPLACE FUNCTION vk.fail_row_v1(
     collection_id bigint, pk text, model_id bigint, error text, max_attempts integer, backoff_seconds double precision
 ) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+DECLARE
+    -- In epoch seconds: Citus refuses STABLE functions (now(), timestamptz +
+    -- interval) beside column references in an UPDATE.
+    failed_at double precision := extract(epoch FROM now());
+BEGIN
     UPDATE vk.queue q
     SET attempts = q.attempts + 1,
         last_error = left(error, 4000),
         dead = q.attempts + 1 >= max_attempts,
-        run_after = now() + least(600, backoff_seconds * 2 ^ q.attempts) * interval '1 second'
+        run_after = to_timestamp(failed_at + least(600, backoff_seconds * 2 ^ q.attempts))
     WHERE q.collection_id = fail_row_v1.collection_id AND q.pk = fail_row_v1.pk
       AND q.model_id = fail_row_v1.model_id;
+END
 $$;
 COMMENT ON FUNCTION vk.fail_row_v1(bigint, text, bigint, text, integer, double precision) IS
     'Worker contract 1: a claimed row failed: record the error, retry after an exponential backoff, dead after max_attempts.';
@@ -255,14 +319,14 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, @extschema:vector@, pg_temp AS
         FROM vk.queue q
         GROUP BY q.collection_id, q.model_id
     )
-    SELECT c.name AS collection, vk.model_label(m) AS model, coalesce(n.queued, 0) AS queued,
+    SELECT c.name AS collection, m.name || '@' || m.version AS model, coalesce(n.queued, 0) AS queued,
            coalesce(n.dead, 0) AS dead, n.oldest_seconds, n.oldest_ready_seconds
     FROM (SELECT cm.collection_id, cm.model_id FROM vk.collection_models cm
           UNION SELECT counts.collection_id, counts.model_id FROM counts) p
     JOIN vk.collections c ON c.id = p.collection_id
     JOIN vk.models m ON m.id = p.model_id
     LEFT JOIN counts n ON n.collection_id = p.collection_id AND n.model_id = p.model_id
-    ORDER BY c.name, vk.model_label(m)
+    ORDER BY c.name, m.name || '@' || m.version
 $$;
 COMMENT ON FUNCTION vk.queue_state_v1() IS
     'Worker contract 1 (revision 0014): per collection and model version, rows queued (not dead), dead rows, and the age in seconds of the oldest queued row and of the oldest one ready to claim now (NULL when none).';

@@ -106,12 +106,12 @@ BEGIN
     END IF;
     -- For this query only: the caller's later statements keep their setting.
     IF iterative THEN
-        PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
+        PERFORM vk._set_local('hnsw.iterative_scan', 'relaxed_order');
     END IF;
     EXECUTE 'SELECT array_agg(ROW(n.*)::vk._neighbour) FROM (' || vk._nearest_sql(c, m, chunks, true, false) || ') n'
         INTO found USING query, k, filter;
     IF iterative THEN
-        PERFORM set_config('hnsw.iterative_scan', scan, true);
+        PERFORM vk._set_local('hnsw.iterative_scan', scan);
     END IF;
     IF coalesce(cardinality(found), 0) < k THEN
         RETURN QUERY EXECUTE vk._nearest_sql(c, m, chunks, true, true) USING query, k, filter;
@@ -125,11 +125,36 @@ COMMENT ON FUNCTION vk._nearest(vk.collections, vk.models, vector, integer, json
 
 -- HNSW returns at most hnsw.ef_search rows: widen it for large k, for this
 -- transaction only, never narrowing what the session chose.
-CREATE OR REPLACE FUNCTION vk._widen_ef_search(k integer) RETURNS void
+-- A setting of pgvector's index scans for this transaction. On Citus the
+-- shards' connections get a setting only from a SET LOCAL, and only with
+-- citus.propagate_set_commands = 'local' (a plain SET or set_config stays on
+-- the coordinator): there it is sent that way.
+CREATE OR REPLACE FUNCTION vk._set_local(name text, value text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF k > coalesce(nullif(current_setting('hnsw.ef_search', true), '')::integer, 40) THEN
-        PERFORM set_config('hnsw.ef_search', least(k, 1000)::text, true);
+    IF name !~ '^hnsw\.[a-z_]+$' THEN
+        RAISE EXCEPTION 'vectorkeep: % is not a setting of pgvector''s HNSW scans', name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF vk._citus_table('vk.embeddings') THEN
+        SET LOCAL citus.propagate_set_commands = 'local';
+        EXECUTE format('SET LOCAL %s = %L', name, value);
+    ELSE
+        PERFORM set_config(name, value, true);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION vk._set_local(text, text) IS
+    'Internal: set an hnsw.* setting for this transaction, on Citus for the shards'' connections too.';
+
+CREATE OR REPLACE FUNCTION vk._widen_ef_search(k integer) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    ef integer := coalesce(nullif(current_setting('hnsw.ef_search', true), '')::integer, 40);
+BEGIN
+    IF k > ef OR vk._citus_table('vk.embeddings') THEN
+        -- On Citus always: the shards' sessions know only what this transaction sends them.
+        PERFORM vk._set_local('hnsw.ef_search', greatest(ef, least(k, 1000))::text);
     END IF;
 END
 $$;
@@ -406,21 +431,35 @@ CREATE OR REPLACE FUNCTION vk.recover(query vector, model text, k integer DEFAUL
 RETURNS TABLE (collection text, pk text, body text, similarity double precision)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    m   vk.models := vk._require_usable(vk.model(model));
-    one vk.collections;
+    m      vk.models := vk._require_usable(vk.model(model));
+    one    vk.collections;
+    c      vk.collections;
+    c_id   bigint;
+    names  text[] := '{}';
+    keys   text[] := '{}';
+    bodies text[] := '{}';
+    dists  float8[] := '{}';
 BEGIN
     PERFORM vk._check_dimension(query, m);
     PERFORM vk._check_k(k);
     IF only_collection IS NOT NULL THEN
         one := vk._collection(only_collection);
     END IF;
+    -- Each collection's k nearest, then the k nearest of those. Collection by
+    -- collection, a row read into a variable: Citus passes no whole row of
+    -- its tables to a function.
+    FOR c_id IN SELECT cm.collection_id FROM vk.collection_models cm
+                WHERE cm.model_id = m.id AND (one.id IS NULL OR cm.collection_id = one.id) ORDER BY 1 LOOP
+        SELECT * INTO c FROM vk.collections x WHERE x.id = c_id;
+        SELECT names || array_agg(c.name), keys || array_agg(n.pk), bodies || array_agg(n.body),
+               dists || array_agg(n.distance)
+        INTO names, keys, bodies, dists
+        FROM vk._nearest(c, m, query, k, NULL) n;
+    END LOOP;
     RETURN QUERY
-    SELECT x.name, n.pk, n.body, vk._similarity(n.distance, m.distance)
-    FROM vk.collections x
-    JOIN vk.collection_models cm ON cm.collection_id = x.id AND cm.model_id = m.id
-    CROSS JOIN LATERAL vk._nearest(x, m, query, k, NULL) n
-    WHERE one.id IS NULL OR x.id = one.id
-    ORDER BY n.distance
+    SELECT t.name, t.pk, t.body, vk._similarity(t.distance, m.distance)
+    FROM unnest(names, keys, bodies, dists) AS t(name, pk, body, distance)
+    ORDER BY t.distance
     LIMIT k;
 END
 $$;

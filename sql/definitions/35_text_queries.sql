@@ -450,6 +450,7 @@ CREATE OR REPLACE FUNCTION vk.answer_embed_request_v1(request_id bigint, embeddi
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
 DECLARE
     r vk.embed_requests;
+    m vk.models;
 BEGIN
     -- The answer goes on the request, where its caller reads it (and then
     -- deletes it); the text is no longer needed.
@@ -461,10 +462,12 @@ BEGIN
     END IF;
     -- The caller waits for this commit; a cached vector lost in a crash is computed again.
     PERFORM set_config('synchronous_commit', 'off', true);
-    PERFORM vk._check_dimension(embedding, m) FROM vk.models m WHERE m.id = r.model_id;
+    -- The row read into a variable: Citus passes no whole row of its tables to a function.
+    SELECT * INTO m FROM vk.models x WHERE x.id = r.model_id;
+    PERFORM vk._check_dimension(embedding, m);
     INSERT INTO vk.embed_cache AS c (model_id, asked_by, text_sha256, embedding)
     VALUES (r.model_id, r.asked_by, r.text_sha256, embedding)
-    ON CONFLICT (model_id, text_sha256, asked_by) DO UPDATE SET embedding = EXCLUDED.embedding, created_at = now();
+    ON CONFLICT (model_id, text_sha256, asked_by) DO UPDATE SET embedding = EXCLUDED.embedding, created_at = EXCLUDED.created_at;
 END
 $$;
 COMMENT ON FUNCTION vk.answer_embed_request_v1(bigint, vector) IS
@@ -498,9 +501,8 @@ COMMENT ON FUNCTION vk.prune_embed_cache_v1() IS
 
 -- The versions a worker's interactive lane loads before the first query.
 CREATE OR REPLACE FUNCTION vk.search_models_v1() RETURNS SETOF bigint
-LANGUAGE sql STABLE
-BEGIN ATOMIC
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT DISTINCT c.default_model_id FROM vk.collections c WHERE c.default_model_id IS NOT NULL;
-END;
+$$;
 COMMENT ON FUNCTION vk.search_models_v1() IS
     'Worker contract 1: the model versions collections are searched with (the interactive lane loads them at start).';

@@ -135,6 +135,9 @@ COMMENT ON FUNCTION vk.unschedule(text, text) IS
 CREATE OR REPLACE FUNCTION vk.claim_job_v1(worker_name text, lease_seconds double precision, kinds text[] DEFAULT NULL)
 RETURNS SETOF vk.jobs
 LANGUAGE plpgsql AS $$
+DECLARE
+    -- A variable: Citus refuses now() inside a COALESCE of an UPDATE.
+    claimed_at timestamptz := now();
 BEGIN
     WITH given_up AS (
         UPDATE vk.jobs j
@@ -149,7 +152,7 @@ BEGIN
     UPDATE vk.jobs j
     SET status = 'running', worker = worker_name, attempts = j.attempts + 1,
         lease_until = now() + make_interval(secs => lease_seconds), heartbeat_at = now(),
-        started_at = coalesce(j.started_at, now()), error = NULL
+        started_at = coalesce(j.started_at, claimed_at), error = NULL
     WHERE j.id = (
         SELECT x.id FROM vk.jobs x
         WHERE (x.status = 'queued' OR (x.status = 'running' AND x.lease_until < now()))
@@ -253,21 +256,35 @@ COMMENT ON FUNCTION vk.run_due_schedules_v1() IS
 CREATE OR REPLACE FUNCTION vk.enqueue_page_v1(c_id bigint, m_id bigint, after_key text, page_size integer)
 RETURNS TABLE (last_key text, scanned integer, queued integer)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    p_pk   text[];
+    p_sha  bytea[];
+    e_pk   text[];
+    e_sha  bytea[];
+    todo   text[];
+    n      integer;
 BEGIN
-    RETURN QUERY EXECUTE format(
-        'WITH page AS MATERIALIZED (SELECT row_number() OVER () AS n, t.pk, t.body FROM vk_expr.%I($3, $4) t), '
-        'todo AS ('
-        '    SELECT p.pk FROM page p '
-        '    WHERE p.body ~ ''[^[:space:]]'' AND NOT EXISTS ('
-        '        SELECT 1 FROM vk.embeddings e WHERE e.collection_id = $1 AND e.model_id = $2 '
-        '        AND e.pk = p.pk AND e.text_sha256 = sha256(convert_to(p.body, ''UTF8'')))), '
-        'ins AS ('
-        '    INSERT INTO vk.queue (collection_id, pk, model_id, priority) SELECT $1, t.pk, $2, 2 FROM todo t '
-        '    ON CONFLICT DO NOTHING RETURNING 1) '
-        'SELECT (SELECT p.pk FROM page p ORDER BY p.n DESC LIMIT 1), '
-        '       (SELECT count(*) FROM page)::integer, (SELECT count(*) FROM ins)::integer',
-        'texts_c' || c_id)
-        USING c_id, m_id, after_key, page_size;
+    -- One step at a time, the page, then its vectors, then the queue: on
+    -- Citus one statement joining them would run the text function on the
+    -- shards (and Citus takes no INSERT in a WITH).
+    EXECUTE format('SELECT array_agg(t.pk ORDER BY t.n), '
+                   '       array_agg(CASE WHEN t.body ~ ''[^[:space:]]'' THEN sha256(convert_to(t.body, ''UTF8'')) END '
+                   '                 ORDER BY t.n) '
+                   'FROM vk_expr.%I($1, $2) WITH ORDINALITY AS t(pk, body, n)', 'texts_c' || c_id)
+        INTO p_pk, p_sha USING after_key, page_size;
+    SELECT array_agg(e.pk), array_agg(e.text_sha256) INTO e_pk, e_sha
+    FROM vk.embeddings e
+    WHERE e.collection_id = c_id AND e.model_id = m_id AND e.chunk = 0 AND e.pk = ANY (p_pk);
+    -- Rows with text whose vector is missing or was made from another text.
+    SELECT array_agg(p.pk) INTO todo
+    FROM unnest(p_pk, p_sha) AS p(pk, sha)
+    WHERE p.sha IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM unnest(e_pk, e_sha) AS e(pk, sha) WHERE e.pk = p.pk AND e.sha = p.sha);
+    INSERT INTO vk.queue (collection_id, pk, model_id, priority)
+    SELECT c_id, t.pk, m_id, 2 FROM unnest(todo) AS t(pk)
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN QUERY SELECT p_pk[cardinality(p_pk)], coalesce(cardinality(p_pk), 0), n;
 END
 $$;
 COMMENT ON FUNCTION vk.enqueue_page_v1(bigint, bigint, text, integer) IS
@@ -402,22 +419,32 @@ COMMENT ON FUNCTION vk.collection_texts_v1(bigint) IS
 -- Worker contract: the jobs' other reads and writes.
 
 CREATE OR REPLACE FUNCTION vk.collection_v1(collection_id bigint) RETURNS vk.collections
-LANGUAGE sql STABLE
-RETURN (SELECT c FROM vk.collections c WHERE c.id = collection_id);
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (SELECT c FROM vk.collections c WHERE c.id = collection_id)
+$$;
 COMMENT ON FUNCTION vk.collection_v1(bigint) IS 'Worker contract 1: the vk.collections row of that id (NULL when none).';
 
 CREATE OR REPLACE FUNCTION vk.record_snapshot_v1(job_id bigint, collection_id bigint) RETURNS jsonb
-LANGUAGE sql AS $$
-    UPDATE vk.jobs SET snapshot = vk.snapshot_v1(record_snapshot_v1.collection_id)
-    WHERE id = record_snapshot_v1.job_id
-    RETURNING snapshot;
+LANGUAGE plpgsql AS $$
+DECLARE
+    snap jsonb;
+BEGIN
+    -- On Citus: the snapshot reads the distributed table, and a reference
+    -- table (vk.jobs) may be written after that only when the read went over
+    -- one connection per node.
+    PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    snap := vk.snapshot_v1(record_snapshot_v1.collection_id);
+    UPDATE vk.jobs j SET snapshot = snap WHERE j.id = record_snapshot_v1.job_id;
+    RETURN snap;
+END
 $$;
 COMMENT ON FUNCTION vk.record_snapshot_v1(bigint, bigint) IS
     'Worker contract 1: record on the job what it reads of the collection (vk.snapshot_v1); returns it.';
 
 CREATE OR REPLACE FUNCTION vk.queue_counts_v1(collection_id bigint, model_id bigint)
 RETURNS TABLE (queued bigint, dead bigint, first_error text)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
     SELECT count(*), count(*) FILTER (WHERE q.dead), min(q.last_error) FILTER (WHERE q.dead)
     FROM vk.queue q WHERE q.collection_id = queue_counts_v1.collection_id AND q.model_id = queue_counts_v1.model_id;
 $$;
@@ -428,14 +455,19 @@ COMMENT ON FUNCTION vk.queue_counts_v1(bigint, bigint) IS
 -- and recorded on the job, so that a job resumed elsewhere finishes it.
 CREATE OR REPLACE FUNCTION vk.reserve_model_v1(job_id bigint, model_name text, kind text, params jsonb)
 RETURNS bigint
-LANGUAGE sql AS $$
-    WITH m AS (
-        INSERT INTO vk.models (name, version, kind, dim, distance, params, status, trained_by_job, storage)
-        VALUES (model_name, coalesce((SELECT max(x.version) FROM vk.models x WHERE x.name = model_name), 0) + 1,
-                kind, 1, 'cosine', coalesce(params, '{}'), 'training', job_id, coalesce(params ->> 'storage', 'vector'))
-        RETURNING id)
-    UPDATE vk.jobs j SET model_id = m.id FROM m WHERE j.id = reserve_model_v1.job_id
-    RETURNING m.id;
+LANGUAGE plpgsql AS $$
+DECLARE
+    -- Computed first: Citus refuses a subquery inside an INSERT into its tables.
+    next_version integer := coalesce((SELECT max(x.version) FROM vk.models x WHERE x.name = model_name), 0) + 1;
+    reserved     bigint;
+BEGIN
+    INSERT INTO vk.models (name, version, kind, dim, distance, params, status, trained_by_job, storage)
+    VALUES (model_name, next_version, kind, 1, 'cosine', coalesce(params, '{}'), 'training', job_id,
+            coalesce(params ->> 'storage', 'vector'))
+    RETURNING id INTO reserved;
+    UPDATE vk.jobs j SET model_id = reserved WHERE j.id = reserve_model_v1.job_id;
+    RETURN reserved;
+END
 $$;
 COMMENT ON FUNCTION vk.reserve_model_v1(bigint, text, text, jsonb) IS
     'Worker contract 1: reserve the next version of model_name for a train job (status training, recorded on the job; its storage from params.storage, else vector); returns its id.';
@@ -464,14 +496,14 @@ LANGUAGE sql AS $$
     INSERT INTO vk.model_artifacts AS a (model_id, name, data, sha256, size_bytes)
     VALUES (model_id, name, data, sha256(data), length(data))
     ON CONFLICT ON CONSTRAINT model_artifacts_pkey DO UPDATE
-    SET data = EXCLUDED.data, sha256 = EXCLUDED.sha256, size_bytes = EXCLUDED.size_bytes, created_at = now()
+    SET data = EXCLUDED.data, sha256 = EXCLUDED.sha256, size_bytes = EXCLUDED.size_bytes, created_at = EXCLUDED.created_at
     RETURNING encode(a.sha256, 'hex');
 $$;
 COMMENT ON FUNCTION vk.store_artifact_v1(bigint, text, bytea) IS
     'Worker contract 1: store a trained version''s artifact; returns its sha256 (hex).';
 
 CREATE OR REPLACE FUNCTION vk.artifact_v1(model_id bigint, name text) RETURNS TABLE (data bytea, sha256 text)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
     SELECT a.data, encode(a.sha256, 'hex') FROM vk.model_artifacts a
     WHERE a.model_id = artifact_v1.model_id AND a.name = artifact_v1.name;
 $$;
@@ -480,7 +512,7 @@ COMMENT ON FUNCTION vk.artifact_v1(bigint, text) IS
 
 CREATE OR REPLACE FUNCTION vk.collection_pairs_v1(collection_id bigint, model_id bigint)
 RETURNS TABLE (pk text, body text, embedding vector)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
     SELECT e.pk, e.body, e.embedding FROM vk.embeddings e
     WHERE e.collection_id = collection_pairs_v1.collection_id AND e.model_id = collection_pairs_v1.model_id
     ORDER BY e.pk;
@@ -494,7 +526,7 @@ COMMENT ON FUNCTION vk.collection_pairs_v1(bigint, bigint) IS
 -- PostgreSQL 18).
 CREATE OR REPLACE FUNCTION vk.row_vectors_v1(collection_id bigint, model_id bigint, pks text[])
 RETURNS TABLE (pk text, embedding vector, text_sha256 bytea)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
     SELECT e.pk, avg(e.embedding), (array_agg(e.text_sha256 ORDER BY e.chunk))[1] FROM vk.embeddings e
     WHERE e.collection_id = row_vectors_v1.collection_id AND e.model_id = row_vectors_v1.model_id
       AND (pks IS NULL OR e.pk = ANY (pks))

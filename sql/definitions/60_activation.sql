@@ -9,15 +9,21 @@
 CREATE OR REPLACE FUNCTION vk._coverage(c vk.collections, m vk.models)
 RETURNS TABLE (texts bigint, current bigint, queued bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+DECLARE
+    t_pk  text[];
+    t_sha bytea[];
 BEGIN
-    RETURN QUERY EXECUTE format(
-        'SELECT count(*) FILTER (WHERE cur.body ~ ''[^[:space:]]''), '
-        '       count(e.pk) FILTER (WHERE e.text_sha256 = sha256(convert_to(cur.body, ''UTF8''))), '
-        '       (SELECT count(*) FROM vk.queue q WHERE q.collection_id = $1 AND q.model_id = $2) '
-        'FROM vk_expr.%I(NULL, NULL) cur '
-        'LEFT JOIN vk.embeddings e ON e.collection_id = $1 AND e.model_id = $2 AND e.pk = cur.pk AND e.chunk = 0',
-        'texts_c' || c.id)
-        USING c.id, m.id;
+    -- The texts first, then the vectors (as vk._collection_stats: on Citus a
+    -- query joining both would run the text function on the shards).
+    EXECUTE format('SELECT array_agg(t.pk), array_agg(sha256(convert_to(t.body, ''UTF8''))) '
+                   'FROM vk_expr.%I(NULL, NULL) t WHERE t.body ~ ''[^[:space:]]''', 'texts_c' || c.id)
+        INTO t_pk, t_sha;
+    RETURN QUERY
+    SELECT coalesce(cardinality(t_pk), 0)::bigint,
+           (SELECT count(*) FROM unnest(t_pk, t_sha) AS t(pk, sha)
+            JOIN vk.embeddings e ON e.collection_id = c.id AND e.model_id = m.id AND e.chunk = 0
+                                AND e.pk = t.pk AND e.text_sha256 = t.sha),
+           (SELECT count(*) FROM vk.queue q WHERE q.collection_id = c.id AND q.model_id = m.id);
 END
 $$;
 COMMENT ON FUNCTION vk._coverage(vk.collections, vk.models) IS
@@ -102,6 +108,7 @@ DECLARE
     cov    record;
     old    bigint;
 BEGIN
+    PERFORM vk._one_connection_per_node();
     IF serves IS NULL THEN
         SELECT * INTO cm FROM vk.collection_models x WHERE x.collection_id = c.id AND x.model_id = m.id;
         IF cm.collection_id IS NULL THEN
@@ -153,7 +160,7 @@ BEGIN
     PERFORM vk._check_gates(m, min_metrics);
     SELECT d.model_id INTO old FROM vk.deployments d WHERE d.collection_id = c.id AND d.role = serves;
     INSERT INTO vk.deployments (collection_id, role, model_id) VALUES (c.id, serves, m.id)
-    ON CONFLICT ON CONSTRAINT deployments_pkey DO UPDATE SET model_id = EXCLUDED.model_id, activated_at = now();
+    ON CONFLICT ON CONSTRAINT deployments_pkey DO UPDATE SET model_id = EXCLUDED.model_id, activated_at = EXCLUDED.activated_at;
     UPDATE vk.models SET status = 'active', updated_at = now() WHERE id = m.id;
     UPDATE vk.models x SET status = 'ready', updated_at = now()
     WHERE x.id = old AND old <> m.id AND x.status = 'active'
@@ -177,6 +184,7 @@ DECLARE
     n       bigint;
     ix      name;
 BEGIN
+    PERFORM vk._one_connection_per_node();
     IF collection IS NOT NULL THEN
         c := vk._collection(collection);
         IF NOT EXISTS (SELECT 1 FROM vk.collection_models cm WHERE cm.collection_id = c.id AND cm.model_id = m.id) THEN
@@ -205,6 +213,7 @@ BEGIN
         DELETE FROM vk.queue q WHERE q.collection_id = c.id AND q.model_id = m.id;
         DELETE FROM vk.embeddings e WHERE e.collection_id = c.id AND e.model_id = m.id;
         GET DIAGNOSTICS n = ROW_COUNT;
+        PERFORM vk._forget_coordinates_of(c.id, NULL, m.id);
         removed := removed + n;
         DELETE FROM vk.collection_models cm WHERE cm.collection_id = c.id AND cm.model_id = m.id
         RETURNING cm.index_name INTO ix;

@@ -45,7 +45,7 @@ BEGIN
     SELECT * INTO a FROM vk.adopted x WHERE x.source = adopt.source;
     IF a.id IS NOT NULL THEN
         RAISE EXCEPTION 'vectorkeep: % is already adopted, as "%" (model %)', source, a.name,
-                (SELECT vk.model_label(x) FROM vk.models x WHERE x.id = a.model_id)
+                (SELECT x.name || '@' || x.version FROM vk.models x WHERE x.id = a.model_id)
             USING ERRCODE = 'duplicate_object',
                   HINT = format('Recover its text with SELECT vk.recover_adopted(%L); its rows are read from the table as they are now.', a.name);
     END IF;
@@ -95,7 +95,7 @@ COMMENT ON FUNCTION vk.adopt(regclass, text, text, text, text) IS
 -- The versions whose vectors live in the same space as m's, proven by the
 -- fingerprint (the vector of vk.probe_text() under each encoder).
 CREATE OR REPLACE FUNCTION vk._compatible_models(m vk.models) RETURNS SETOF vk.models
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
     SELECT x.* FROM vk.models x
     WHERE x.id <> m.id AND x.dim = m.dim AND x.fingerprint IS NOT NULL AND m.fingerprint IS NOT NULL
       AND x.status IN ('active', 'ready')
@@ -131,7 +131,7 @@ BEGIN
         END IF;
     ELSE
         SELECT i.* INTO inv FROM vk.models i
-        WHERE vk.model_role(i) = 'inverter' AND i.status IN ('ready', 'active')
+        WHERE vk._kind_role(i.kind) = 'inverter' AND i.status IN ('ready', 'active')
           AND (method IS NULL OR vk._inverter_method(i.kind) = method)
           AND (i.params ->> 'encoder_model_id')::bigint IN (SELECT e.id FROM vk._compatible_models(m) e
                                                             UNION ALL SELECT m.id)
@@ -218,8 +218,8 @@ COMMENT ON FUNCTION vk.recover_adopted(text, text, text, jsonb) IS
 -- text must beat the nearest stored one by more than float noise).
 CREATE OR REPLACE FUNCTION vk.recovered_text(adopted_name text)
 RETURNS TABLE (pk text, body text, method text, model text, similarity double precision, alternatives jsonb)
-LANGUAGE sql STABLE AS $$
-    SELECT DISTINCT ON (r.pk) r.pk, r.body, r.method, vk.model_label(x), r.similarity,
+LANGUAGE sql STABLE SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+    SELECT DISTINCT ON (r.pk) r.pk, r.body, r.method, x.name || '@' || x.version, r.similarity,
            (SELECT coalesce(jsonb_agg(jsonb_build_object('method', o.method, 'similarity', o.similarity, 'body', o.body)
                                       ORDER BY o.similarity DESC), '[]')
             FROM vk.recovered o
@@ -246,7 +246,7 @@ DECLARE
     ref text;
 BEGIN
     SELECT * INTO a FROM vk.adopted x WHERE x.id = adopted_id;
-    SELECT vk.model_label(x) INTO ref FROM vk.models x WHERE x.id = reference_model_id;
+    SELECT x.name || '@' || x.version INTO ref FROM vk.models x WHERE x.id = reference_model_id;
     RETURN QUERY EXECUTE format(
         'WITH page AS ('
         '    SELECT s.%1$I AS key, s.%2$I AS v FROM %3$s s '
@@ -258,7 +258,7 @@ BEGIN
         '    FROM page p LEFT JOIN LATERAL vk.recover(p.v, $7, 1) n ON true '
         '    ON CONFLICT (adopted_id, pk, method) DO UPDATE SET body = EXCLUDED.body, similarity = EXCLUDED.similarity, '
         '        source_collection = EXCLUDED.source_collection, source_pk = EXCLUDED.source_pk, '
-        '        reference_model_id = EXCLUDED.reference_model_id, job_id = EXCLUDED.job_id, recovered_at = now() '
+        '        reference_model_id = EXCLUDED.reference_model_id, job_id = EXCLUDED.job_id, recovered_at = EXCLUDED.recovered_at '
         '    RETURNING 1) '
         'SELECT (SELECT p.key::text FROM page p ORDER BY p.key DESC LIMIT 1), (SELECT count(*) FROM ins)::integer',
         a.pk_column, a.vector_column, a.source, a.pk_type)
@@ -296,7 +296,7 @@ LANGUAGE sql AS $$
     VALUES (adopted_id, pk, 'vec2text', body, similarity, model_id, reference_model_id, job, details)
     ON CONFLICT (adopted_id, pk, method) DO UPDATE
     SET body = EXCLUDED.body, similarity = EXCLUDED.similarity, reference_model_id = EXCLUDED.reference_model_id,
-        job_id = EXCLUDED.job_id, details = EXCLUDED.details, recovered_at = now();
+        job_id = EXCLUDED.job_id, details = EXCLUDED.details, recovered_at = EXCLUDED.recovered_at;
 $$;
 COMMENT ON FUNCTION vk.put_recovered_v1(bigint, text, text, double precision, bigint, bigint, bigint, jsonb) IS
     'Worker contract 1 (workers before 0013): store one vec2text recovery with its provenance; newer workers use vk.put_recovered_v2.';
@@ -314,7 +314,7 @@ LANGUAGE sql AS $$
     ON CONFLICT (adopted_id, pk, method) DO UPDATE
     SET body = EXCLUDED.body, similarity = EXCLUDED.similarity, reference_model_id = EXCLUDED.reference_model_id,
         source_collection = EXCLUDED.source_collection, source_pk = EXCLUDED.source_pk,
-        job_id = EXCLUDED.job_id, details = EXCLUDED.details, recovered_at = now();
+        job_id = EXCLUDED.job_id, details = EXCLUDED.details, recovered_at = EXCLUDED.recovered_at;
 $$;
 COMMENT ON FUNCTION vk.put_recovered_v2(bigint, text, text, text, double precision, bigint, bigint, text, text, bigint, jsonb) IS
     'Worker contract 1: store one recovered text (method nearest, or an inverter''s) with its cosine, its model version and, for a stored text, where it came from.';
@@ -349,13 +349,15 @@ COMMENT ON FUNCTION vk.evaluate_recovery(text, text, text, jsonb) IS
     'Queue an evaluate job scoring text recovery (exact match, token F1, BLEU, cosine, seconds per vector) on held-out rows whose text is kept out of the reference: nearest other stored text (the baseline), an inverter (named, or the best ready one), and best. Returns the job id.';
 
 CREATE OR REPLACE FUNCTION vk.adopted_v1(adopted_name text) RETURNS vk.adopted
-LANGUAGE sql STABLE
-RETURN (SELECT a FROM vk.adopted a WHERE a.name = adopted_name);
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (SELECT a FROM vk.adopted a WHERE a.name = adopted_name)
+$$;
 COMMENT ON FUNCTION vk.adopted_v1(text) IS 'Worker contract 1: the vk.adopted row of that name (NULL when none).';
 
 CREATE OR REPLACE FUNCTION vk.recovered_summary_v1(adopted_id bigint, method text)
 RETURNS TABLE (recovered bigint, mean_similarity double precision, without_text bigint)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
     SELECT count(*), avg(r.similarity), count(*) FILTER (WHERE r.body IS NULL)
     FROM vk.recovered r WHERE r.adopted_id = recovered_summary_v1.adopted_id AND r.method = recovered_summary_v1.method;
 $$;
@@ -363,9 +365,9 @@ COMMENT ON FUNCTION vk.recovered_summary_v1(bigint, text) IS
     'Worker contract 1: how many rows of an adopted table a method recovered, their mean similarity, and how many found no text.';
 
 CREATE OR REPLACE FUNCTION vk.inverters_v1(encoder_model_id bigint) RETURNS SETOF bigint
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
     SELECT m.id FROM vk.models m
-    WHERE vk.model_role(m) = 'inverter' AND m.status IN ('ready', 'active')
+    WHERE vk._kind_role(m.kind) = 'inverter' AND m.status IN ('ready', 'active')
       AND (m.params ->> 'encoder_model_id')::bigint = encoder_model_id
     ORDER BY (m.metrics ->> 'inversion_mean_cosine')::float8 DESC NULLS LAST, m.id DESC;
 $$;

@@ -9,6 +9,12 @@
 CREATE OR REPLACE FUNCTION vk._forget_coordinates() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
 BEGIN
+    -- On Citus this fires on a shard (embeddings_<shard id>) on a worker node,
+    -- which may not write the distributed vk.coordinates: the functions that
+    -- delete vectors there call vk._forget_coordinates_of (20_queue.sql) instead.
+    IF TG_TABLE_NAME <> 'embeddings' THEN
+        RETURN NULL;
+    END IF;
     DELETE FROM vk.coordinates c
     USING vk_gone g, vk.maps mp
     WHERE g.chunk = 0 AND mp.model_id = c.model_id AND mp.source_model_id = g.model_id
@@ -18,9 +24,17 @@ END
 $$;
 COMMENT ON FUNCTION vk._forget_coordinates() IS
     'Trigger on vk.embeddings: a row whose vectors go leaves every map drawn from them.';
-CREATE OR REPLACE TRIGGER embeddings_forget_coordinates
-    AFTER DELETE ON vk.embeddings REFERENCING OLD TABLE AS vk_gone
-    FOR EACH STATEMENT EXECUTE FUNCTION vk._forget_coordinates();
+
+-- A statement of its own (Citus sends a distributed table's DDL to the nodes
+-- as the text of its statement, which must not be this whole file).
+DO $$
+BEGIN
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    EXECUTE 'CREATE OR REPLACE TRIGGER embeddings_forget_coordinates '
+            'AFTER DELETE ON vk.embeddings REFERENCING OLD TABLE AS vk_gone '
+            'FOR EACH STATEMENT EXECUTE FUNCTION vk._forget_coordinates()';
+END
+$$;
 
 CREATE OR REPLACE FUNCTION vk._map(map_model text) RETURNS vk.maps
 LANGUAGE plpgsql STABLE AS $$
@@ -89,7 +103,7 @@ COMMENT ON FUNCTION vk.map_gaps(text, integer, integer) IS
     'Empty regions of a map: grid cells with no point between populated cells (x, y = the cell''s centre), most enclosed first. vectorkeep map gaps --fill decodes them to vectors and text.';
 
 CREATE OR REPLACE FUNCTION vk.maps_of_v1(collection_id bigint, model_id bigint) RETURNS SETOF bigint
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
     SELECT mp.model_id FROM vk.maps mp JOIN vk.models m ON m.id = mp.model_id
     WHERE mp.collection_id = maps_of_v1.collection_id AND mp.source_model_id = maps_of_v1.model_id
       AND m.status IN ('ready', 'active');
@@ -113,7 +127,7 @@ LANGUAGE sql AS $$
     INSERT INTO vk.coordinates AS c (collection_id, pk, model_id, x, y, text_sha256)
     VALUES (collection_id, pk, model_id, x, y, text_sha256)
     ON CONFLICT ON CONSTRAINT coordinates_pkey DO UPDATE
-    SET x = EXCLUDED.x, y = EXCLUDED.y, text_sha256 = EXCLUDED.text_sha256, computed_at = now();
+    SET x = EXCLUDED.x, y = EXCLUDED.y, text_sha256 = EXCLUDED.text_sha256, computed_at = EXCLUDED.computed_at;
 $$;
 COMMENT ON FUNCTION vk.put_coordinates_v1(bigint, text, bigint, double precision, double precision, bytea) IS
     'Worker contract 1: where a row lands on a map, from the vector of the text with that hash.';

@@ -9,13 +9,23 @@
 -- Current definitions: every upgrade re-applies this file.
 
 CREATE OR REPLACE FUNCTION vk._may_read(c_id bigint) RETURNS boolean
-LANGUAGE sql STABLE
-RETURN coalesce((SELECT has_table_privilege(c.source, 'SELECT') FROM vk.collections c WHERE c.id = c_id), false);
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    -- Also run on Citus's worker nodes, inside a shard's query (row security, a
+    -- filter on collection_id): reading vk's reference tables there is local.
+    SET citus.allow_nested_distributed_execution = on
+AS $$
+    SELECT coalesce((SELECT has_table_privilege(c.source, 'SELECT') FROM vk.collections c WHERE c.id = c_id), false)
+$$;
 COMMENT ON FUNCTION vk._may_read(bigint) IS 'Internal: whether the caller may SELECT a collection''s source table.';
 
 CREATE OR REPLACE FUNCTION vk._may_read_adopted(a_id bigint) RETURNS boolean
-LANGUAGE sql STABLE
-RETURN coalesce((SELECT has_table_privilege(a.source, 'SELECT') FROM vk.adopted a WHERE a.id = a_id), false);
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    -- Also run on Citus's worker nodes, inside a shard's query (row security, a
+    -- filter on collection_id): reading vk's reference tables there is local.
+    SET citus.allow_nested_distributed_execution = on
+AS $$
+    SELECT coalesce((SELECT has_table_privilege(a.source, 'SELECT') FROM vk.adopted a WHERE a.id = a_id), false)
+$$;
 COMMENT ON FUNCTION vk._may_read_adopted(bigint) IS 'Internal: whether the caller may SELECT an adopted table.';
 
 -- A job records what it read: its snapshot (row count, largest key), its
@@ -33,18 +43,23 @@ COMMENT ON FUNCTION vk._may_read_adopted(bigint) IS 'Internal: whether the calle
 CREATE OR REPLACE FUNCTION vk._may_read_job(
     job_id bigint, job_kind text, job_params jsonb, c_id bigint, m_id bigint
 ) RETURNS boolean
-LANGUAGE sql STABLE
-RETURN coalesce(
-    CASE WHEN c_id IS NOT NULL THEN vk._may_read(c_id)
-         WHEN job_kind = 'recover' THEN (SELECT vk._may_read_adopted(a.id) FROM vk.adopted a
-                                         WHERE a.name = job_params ->> 'adopted')
-         ELSE false END
-    AND NOT EXISTS (
-        SELECT 1 FROM vk.models m
-        WHERE (m.id = m_id OR m.id::text IN (job_params ->> 'inverter_model_id', job_params ->> 'reference_model_id'))
-          AND m.trained_by_job IS DISTINCT FROM job_id
-          AND NOT vk._may_use(m, current_user)),
-    false);
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    -- Also run on Citus's worker nodes, inside a shard's query (row security, a
+    -- filter on collection_id): reading vk's reference tables there is local.
+    SET citus.allow_nested_distributed_execution = on
+AS $$
+    SELECT coalesce(
+        CASE WHEN c_id IS NOT NULL THEN vk._may_read(c_id)
+             WHEN job_kind = 'recover' THEN (SELECT vk._may_read_adopted(a.id) FROM vk.adopted a
+                                             WHERE a.name = job_params ->> 'adopted')
+             ELSE false END
+        AND NOT EXISTS (
+            SELECT 1 FROM vk.models m
+            WHERE (m.id = m_id OR m.id::text IN (job_params ->> 'inverter_model_id', job_params ->> 'reference_model_id'))
+              AND m.trained_by_job IS DISTINCT FROM job_id
+              AND NOT vk._may_use_trained(m.trained_by_job, current_user)),
+        false)
+$$;
 COMMENT ON FUNCTION vk._may_read_job(bigint, text, jsonb, bigint, bigint) IS
     'Internal: whether the caller may see a job (the row security of vk.jobs): it may read the job''s collection (a recover job: its adopted table) and use every model version the job names.';
 

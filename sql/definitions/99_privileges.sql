@@ -61,23 +61,29 @@ GRANT EXECUTE ON FUNCTION
     vk._collection(text), vk._collection_model(vk.collections, text), vk._require_usable(vk.models),
     vk._usable_models_hint(), vk._row_vector(vk.collections, vk.models, text), vk._require_role(vk.models, text[], text),
     vk._check_dimension(vector, vk.models), vk._check_k(integer), vk._widen_ef_search(integer),
+    vk._set_local(text, text), vk._citus_table(regclass),
     vk._nearest(vk.collections, vk.models, vector, integer, jsonb, boolean),
     vk._nearest_sql(vk.collections, vk.models, boolean, boolean, boolean), vk._exact_bound(integer), vk._iterative_scans(),
     vk._chunks_for_rows(integer), vk._keyword_sql(vk.collections, vk.models), vk._any_word(regconfig, text),
     vk._keyword_index_name(bigint, bigint),
     vk._query_vector(vk.models, text), vk._embed_vector(bigint, text),
     vk._operator(text), vk._similarity(double precision, text),
-    vk._collection_stats(bigint, bigint), vk._index_state(bigint, vk.models), vk._indexable(vk.models),
+    vk._status(), vk._collection_stats(bigint, bigint), vk._index_state(bigint, vk.models),
+    vk._indexable(vk.models),
     vk._hnsw_index_name(bigint, bigint), vk._map(text), vk._ordered(vk.collections), vk._readable(vk.collections),
     vk._may_read(bigint), vk._may_read_adopted(bigint), vk._may_read_job(bigint, text, jsonb, bigint, bigint),
-    vk._may_use(vk.models, name), vk._require_may_use(vk.models),
+    vk._may_use(vk.models, name), vk._may_use_trained(bigint, name), vk._kind_role(text),
+    vk._require_may_use(vk.models),
     vk._next_vector_model(vk.collections, text)
 TO vk_app, vk_worker;
 
 -- Workers: the worker contract and what a job does.
 GRANT EXECUTE ON FUNCTION
     vk.worker_contract(), vk.claim_v1(integer), vk.claim_live_v1(integer), vk.chunking_v1(bigint),
+    vk.distributed_v1(), vk.collect_captured_v1(), vk.move_captured_v1(integer),
+    vk._forget_coordinates_of(bigint, text[], bigint), vk._install_change_triggers(bigint), vk._one_connection_per_node(),
     vk.put_chunk_v1(bigint, text, bigint, integer, integer, integer, vector, text, bytea, boolean),
+    vk._queued_metadata(bigint, text, bigint),
     vk.finish_row_v1(bigint, text, bigint, integer),
     vk.fail_row_v1(bigint, text, bigint, text, integer, double precision),
     vk.model_v1(bigint), vk.collection_model_v1(text, text), vk.record_fingerprint_v1(bigint, vector),
@@ -126,5 +132,5 @@ GRANT EXECUTE ON FUNCTION
     vk._keyword_index_name(bigint, bigint), vk._install_order_function(bigint), vk._record_order(bigint, text, text, name),
     vk._expression_problem(regprocedure, regclass), vk._seal_expression_function(regprocedure, name),
     -- vk.attach creates triggers on these, which needs EXECUTE on them
-    vk._on_update(), vk._on_delete(), vk._on_truncate()
+    vk._on_update(), vk._on_delete(), vk._on_truncate(), vk._capture()
 TO vk_worker;

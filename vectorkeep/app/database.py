@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import NamedTuple
 
+from vectorkeep.db import distribute as citus
 from vectorkeep.db import embedded, migrate, preflight, probes, settings
 
 # What `migrate --check` and `doctor` return, for the CLI (re-exported: it imports only this layer).
@@ -68,3 +69,8 @@ def check_migrate(url: str, revision: str = "head") -> Report:
         url, application_name=preflight.APPLICATION_NAME, timeout=PREFLIGHT_TIMEOUT_SECONDS
     ) as conn:
         return preflight.run(conn, revision)
+
+
+def distribute(url: str, shards: int | None = None, embeddings_by: str = "collection_id") -> list[citus.Placement]:
+    """Distribute vk over the Citus cluster of this coordinator (vk.distribute); each table's placement."""
+    return citus.distribute(url, shards, embeddings_by)

@@ -1,4 +1,4 @@
-"""`down`, `url`, `migrate`, `doctor`: the database itself."""
+"""`down`, `url`, `migrate`, `doctor`, `distribute`: the database itself."""
 
 import argparse
 import json
@@ -6,6 +6,7 @@ import sys
 from typing import TextIO
 
 from vectorkeep.app import database
+from vectorkeep.cli.output import emit
 from vectorkeep.cli.parsing import Commands, url
 
 # The column the found text starts in, and the indent of what to do and its SQL under it.
@@ -92,6 +93,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distribute(args: argparse.Namespace) -> int:
+    placements = database.distribute(url(args), args.shards, args.embeddings_by)
+    emit([vars(p) for p in placements], as_json=args.json)
+    return 0
+
+
 def register(commands: Commands) -> None:
     commands.add("down", cmd_down, "Stop the embedded database.", json_flag=False)
     commands.add(
@@ -127,3 +134,18 @@ def register(commands: Commands) -> None:
         "administrator for; exit 0 when migrate may run (warnings allowed), 1 when not.",
     )
     p.add_argument("--revision", default="head", help="the revision an upgrade would go to (default head)")
+    p = commands.add(
+        "distribute",
+        cmd_distribute,
+        "On a Citus coordinator with worker nodes: make vk's small tables reference tables, vk.embeddings and "
+        "vk.queue distributed by collection (co-located), attached tables distributed by their key, and every "
+        "node ready to capture writes (vk.distribute(); idempotent); print each table and how it is placed.",
+    )
+    p.add_argument("--shards", type=int, help="shards per distributed table (default: Citus's citus.shard_count)")
+    p.add_argument(
+        "--embeddings-by",
+        choices=("collection_id", "pk"),
+        default="collection_id",
+        help="collection_id (default): a collection's vectors on one shard, a search reads one HNSW index; pk: "
+        "spread over every shard, a search asks each and the coordinator merges (docs/scale-out.md)",
+    )
