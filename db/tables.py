@@ -6,6 +6,7 @@ queries can be composed in Python (tests/test_tables.py keeps the two equal).
 
 from pgvector.sqlalchemy import VECTOR
 from sqlalchemy import (
+    CHAR,
     BigInteger,
     Boolean,
     Column,
@@ -149,6 +150,17 @@ embed_cache = Table(
     Column("embedding", VECTOR(), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("asked_by", Text, primary_key=True),
+)
+
+# On Citus, per node: the keys the capturing triggers of distributed tables recorded (vk.move_captured_v1).
+captured = Table(
+    "captured",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("collection_id", BigInteger, nullable=False),
+    Column("pk", Text, nullable=False),
+    Column("op", CHAR(1), nullable=False),
+    Column("captured_at", DateTime(timezone=True), nullable=False),
 )
 
 jobs = Table(

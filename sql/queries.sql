@@ -144,8 +144,11 @@ INSERT INTO vk.documents (body, metadata) VALUES (%(body)s, %(metadata)s);
 LISTEN vk_queue;
 
 -- name: distributed
--- Whether vk is distributed over Citus (vk.distribute()).
-SELECT vk.distributed_v1();
+-- Whether to collect what Citus nodes captured (vk.collect_captured_v1, which
+-- answers 0 unless vk is distributed): a schema older than revision 0017 and
+-- a server without Citus have nothing to collect.
+SELECT to_regprocedure('vk.collect_captured_v1()') IS NOT NULL
+   AND to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL;
 
 -- name: collect_captured
 -- On Citus: what every node's triggers captured, to the queue (its count).

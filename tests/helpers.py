@@ -67,7 +67,7 @@ def cli(url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProce
 def embeddings(conn: psycopg.Connection, collection: str = "documents") -> dict[str, dict[str, Any]]:
     """The vectors of a collection by row key, with model label and text hash (on Citus, once what the
     nodes captured is applied, as a worker does before claiming)."""
-    conn.execute("SELECT vk.collect_captured_v1()")
+    collect(conn)
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             """
@@ -94,9 +94,15 @@ def app_table(conn: psycopg.Connection, table: str, key: str) -> None:
         conn.execute("SELECT create_distributed_table(%s, %s)", (table, key))
 
 
+def collect(conn: psycopg.Connection) -> None:
+    """On Citus, move what the nodes' triggers captured to the queue, as a worker does before it idles
+    (nothing on one server; a schema older than revision 0017 has no such function)."""
+    if one(conn, "SELECT to_regprocedure('vk.collect_captured_v1()') IS NOT NULL"):
+        conn.execute("SELECT vk.collect_captured_v1()")
+
+
 def queue_size(conn: psycopg.Connection) -> int:
-    # On Citus the triggers capture keys on the nodes; a worker moves them to the queue before claiming.
-    conn.execute("SELECT vk.collect_captured_v1()")
+    collect(conn)
     row = conn.execute("SELECT count(*) FROM vk.queue").fetchone()
     assert row is not None
     return int(row[0])

@@ -28,6 +28,7 @@ CONNECTING = {
     "url": "url",
     "migrate": "migrate",
     "doctor": "doctor",
+    "distribute": "distribute",
     "schema check": "schema check",
     "schema record": "schema record",
     "health": "health --timeout 2",

@@ -145,7 +145,7 @@ class Worker:
             listener.execute(query("listen"))
             log.info("worker %s listening on %s", self.name, CHANNEL)
             # On Citus a distributed table's triggers capture on the node holding the shard, where no
-            # NOTIFY reaches this listener: every poll moves what they captured to the queue first.
+            # NOTIFY reaches this listener: before idling, a worker moves what they captured to the queue.
             self._collect = bool(listener.execute(query("distributed")).fetchone()[0])  # type: ignore[index]
             self._drain(listener, [conn] if other is None else [conn, other], until_idle)
 

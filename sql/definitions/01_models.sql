@@ -20,11 +20,7 @@ COMMENT ON FUNCTION vk.model_label(vk.models) IS
 -- 'name@version' is exact; a bare 'name' means its active version, or else its
 -- newest ready one (a model registered but not yet used anywhere).
 CREATE OR REPLACE FUNCTION vk.model(spec text) RETURNS vk.models
-LANGUAGE plpgsql STABLE
-    -- Also run on Citus's worker nodes, inside a shard's query (WHERE model_id =
-    -- (vk.model(...)).id): reading vk's reference tables there is local.
-    SET citus.allow_nested_distributed_execution = on
-AS $$
+LANGUAGE plpgsql STABLE AS $$
 DECLARE
     m_name    text;
     m_version integer;
@@ -77,9 +73,6 @@ COMMENT ON FUNCTION vk.model(text) IS
 -- one more function that runs as its owner.
 CREATE OR REPLACE FUNCTION vk._may_use_trained(trained_by_job bigint, who name) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-    -- Also run on Citus's worker nodes, inside a shard's query (row security, a
-    -- filter on collection_id): reading vk's reference tables there is local.
-    SET citus.allow_nested_distributed_execution = on
 AS $$
     SELECT coalesce(
         _may_use_trained.trained_by_job IS NULL
@@ -194,7 +187,9 @@ COMMENT ON FUNCTION vk._embeddings_check() IS
 -- as the text of its statement, which must not be this whole file).
 DO $$
 BEGIN
-    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);  -- a trigger on a Citus table
+    END IF;
     EXECUTE 'CREATE OR REPLACE TRIGGER embeddings_check '
             'BEFORE INSERT OR UPDATE OF embedding, model_id ON vk.embeddings '
             'FOR EACH ROW EXECUTE FUNCTION vk._embeddings_check()';

@@ -24,9 +24,6 @@ COMMENT ON FUNCTION vk._kind(text) IS 'Internal: the vk.model_kinds row of a kin
 
 CREATE OR REPLACE FUNCTION vk._kind_role(kind text) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-    -- Also run on Citus's worker nodes, inside a shard's query (row security, a
-    -- filter on collection_id): reading vk's reference tables there is local.
-    SET citus.allow_nested_distributed_execution = on
 AS $$
     SELECT k.role FROM vk.model_kinds k WHERE k.kind = _kind_role.kind
 $$;

@@ -29,9 +29,6 @@ COMMENT ON FUNCTION vk._collection(text) IS 'Internal: the vk.collections row of
 
 CREATE OR REPLACE FUNCTION vk.collection_id(collection_name text) RETURNS bigint
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-    -- Also run on Citus's worker nodes, inside a shard's query (row security, a
-    -- filter on collection_id): reading vk's reference tables there is local.
-    SET citus.allow_nested_distributed_execution = on
 AS $$
     SELECT (vk._collection(collection_name)).id
 $$;

@@ -430,10 +430,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
     snap jsonb;
 BEGIN
-    -- On Citus: the snapshot reads the distributed table, and a reference
-    -- table (vk.jobs) may be written after that only when the read went over
-    -- one connection per node.
-    PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    -- On Citus the snapshot reads a distributed table, then vk.jobs (a reference table) is written.
+    PERFORM vk._one_connection_per_node();
     snap := vk.snapshot_v1(record_snapshot_v1.collection_id);
     UPDATE vk.jobs j SET snapshot = snap WHERE j.id = record_snapshot_v1.job_id;
     RETURN snap;

@@ -29,7 +29,9 @@ COMMENT ON FUNCTION vk._forget_coordinates() IS
 -- as the text of its statement, which must not be this whole file).
 DO $$
 BEGIN
-    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);  -- a trigger on a Citus table
+    END IF;
     EXECUTE 'CREATE OR REPLACE TRIGGER embeddings_forget_coordinates '
             'AFTER DELETE ON vk.embeddings REFERENCING OLD TABLE AS vk_gone '
             'FOR EACH STATEMENT EXECUTE FUNCTION vk._forget_coordinates()';

@@ -42,6 +42,32 @@ $$;
 COMMENT ON FUNCTION vk._one_connection_per_node() IS
     'Internal, on Citus: read distributed tables over one connection per node for the rest of this transaction, so that it may write reference tables after.';
 
+-- The lookups that also run inside a shard's query on a worker node (row
+-- security; a filter such as collection_id = vk.collection_id('documents'))
+-- read only reference tables, whose copy on that node is local: on Citus
+-- they get citus.allow_nested_distributed_execution for their own call.
+-- Set here, by vk.distribute() and after each upgrade re-creates them
+-- (99_privileges.sql): a server without Citus refuses that setting to an
+-- owner who is not a superuser, so it cannot be on their definitions.
+CREATE OR REPLACE FUNCTION vk._citus_settings() RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    f regprocedure;
+BEGIN
+    IF NOT vk._citus_table('vk.embeddings') THEN
+        RETURN;
+    END IF;
+    FOREACH f IN ARRAY ARRAY['vk._may_read(bigint)', 'vk._may_read_adopted(bigint)',
+                             'vk._may_read_job(bigint, text, jsonb, bigint, bigint)',
+                             'vk._may_use_trained(bigint, name)', 'vk._kind_role(text)',
+                             'vk.collection_id(text)', 'vk.model(text)']::regprocedure[] LOOP
+        EXECUTE format('ALTER FUNCTION %s SET citus.allow_nested_distributed_execution = on', f);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION vk._citus_settings() IS
+    'Internal, on Citus: let the lookups that run inside a shard''s query read vk''s reference tables there (nothing on one server).';
+
 CREATE OR REPLACE FUNCTION vk.distributed_v1() RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT vk._citus_table('vk.queue')
@@ -94,10 +120,8 @@ DECLARE
     gone   text[];
     moved  bigint := 0;
 BEGIN
-    -- One connection per node for this transaction: it writes reference
-    -- tables (vk.coordinates) after distributed ones, which Citus refuses
-    -- after a parallel operation.
-    PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    -- It writes reference tables (vk.coordinates) after distributed ones.
+    PERFORM vk._one_connection_per_node();
     CREATE TEMP TABLE IF NOT EXISTS vk_moving (id bigint, collection_id bigint, pk text, op "char") ON COMMIT DROP;
     TRUNCATE vk_moving;
     WITH taken AS (
@@ -303,6 +327,7 @@ BEGIN
         '                WHERE o.classid = ''pg_proc''::regclass AND o.objid = p.oid) ORDER BY p.oid' LOOP
         PERFORM vk._create_everywhere(r.oid, r.owner, r.proacl);
     END LOOP;
+    PERFORM vk._citus_settings();
     RETURN QUERY EXECUTE
         'SELECT p.logicalrelid::regclass, CASE WHEN p.partmethod = ''n'' THEN ''reference'' ELSE ''distributed'' END, '
         '       column_to_column_name(p.logicalrelid, p.partkey), '

@@ -10,9 +10,6 @@
 
 CREATE OR REPLACE FUNCTION vk._may_read(c_id bigint) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-    -- Also run on Citus's worker nodes, inside a shard's query (row security, a
-    -- filter on collection_id): reading vk's reference tables there is local.
-    SET citus.allow_nested_distributed_execution = on
 AS $$
     SELECT coalesce((SELECT has_table_privilege(c.source, 'SELECT') FROM vk.collections c WHERE c.id = c_id), false)
 $$;
@@ -20,9 +17,6 @@ COMMENT ON FUNCTION vk._may_read(bigint) IS 'Internal: whether the caller may SE
 
 CREATE OR REPLACE FUNCTION vk._may_read_adopted(a_id bigint) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-    -- Also run on Citus's worker nodes, inside a shard's query (row security, a
-    -- filter on collection_id): reading vk's reference tables there is local.
-    SET citus.allow_nested_distributed_execution = on
 AS $$
     SELECT coalesce((SELECT has_table_privilege(a.source, 'SELECT') FROM vk.adopted a WHERE a.id = a_id), false)
 $$;
@@ -44,9 +38,6 @@ CREATE OR REPLACE FUNCTION vk._may_read_job(
     job_id bigint, job_kind text, job_params jsonb, c_id bigint, m_id bigint
 ) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-    -- Also run on Citus's worker nodes, inside a shard's query (row security, a
-    -- filter on collection_id): reading vk's reference tables there is local.
-    SET citus.allow_nested_distributed_execution = on
 AS $$
     SELECT coalesce(
         CASE WHEN c_id IS NOT NULL THEN vk._may_read(c_id)

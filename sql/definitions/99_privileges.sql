@@ -134,3 +134,7 @@ GRANT EXECUTE ON FUNCTION
     -- vk.attach creates triggers on these, which needs EXECUTE on them
     vk._on_update(), vk._on_delete(), vk._on_truncate(), vk._capture()
 TO vk_worker;
+
+-- On Citus, the settings the definitions above cannot carry (90_citus.sql);
+-- nothing on one server.
+SELECT vk._citus_settings();
