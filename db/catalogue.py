@@ -53,8 +53,14 @@ _FUNCTION_ALIAS = re.compile(rf"\b({_NAME})(\((?:[^()]|\([^()]*\))*\)) \1\({_NAM
 
 def comparable_definition(text: str) -> str:
     """A printed definition without what differs from one server version to another, to compare: the
-    column lists PostgreSQL prints after a function in FROM that the author gave no alias."""
-    return _FUNCTION_ALIAS.sub(r"\1\2", text)
+    column lists PostgreSQL prints after a function in FROM that the author gave no alias, and that
+    alias before its columns (PostgreSQL 15 prints `_status.collection` where 16 and later print
+    `collection`, in vk.status)."""
+    aliases = {match.group(1) for match in _FUNCTION_ALIAS.finditer(text)}
+    text = _FUNCTION_ALIAS.sub(r"\1\2", text)
+    for alias in aliases:
+        text = re.sub(rf"(?<![\w.$]){re.escape(alias)}\.(?={_NAME})", "", text)
+    return text
 
 
 def _comparable(objects: Catalogue) -> Catalogue:
