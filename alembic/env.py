@@ -6,6 +6,7 @@ The schema is written by hand in sql/; revisions apply those files.
 import logging.config
 
 from alembic import context
+from vectorkeep import sql
 from vectorkeep.db import migrate, settings
 
 config = context.config
@@ -30,6 +31,8 @@ def run_migrations_online() -> None:
     with engine.connect() as connection:
         context.configure(connection=connection, transactional_ddl=True)
         with context.begin_transaction():
+            # Sent as written (no parameters: no placeholder parsing of its '%'), as migrate.apply_sql does.
+            connection.connection.driver_connection.execute(sql.query("citus_roles_on_every_node").encode())
             context.run_migrations()
     engine.dispose()
 

@@ -66,8 +66,8 @@ K = 10
 SHARDS = 4  # two per worker node, as the test cluster's default
 WORKERS = 2
 BATCH_SIZE = 64  # WorkerSettings' default: what `vectorkeep worker` runs with
-EF_SEARCH = 40  # pgvector's default, on every node (a session's SET reaches no worker node)
-EF_SWEEP = (80, 120)  # recall at larger ef_search, SET LOCAL sent to the shards by Citus
+EF_SEARCH = 40  # pgvector's default, on every node
+EF_SWEEP = (80, 120)  # recall at larger ef_search: a session's SET, which vk's query carries to the shards
 
 # Every node gets these (the single server is the coordinator node, so all three databases run
 # with the same settings). maintenance_work_mem server-wide: Citus builds the shards' indexes
@@ -184,8 +184,11 @@ def _plan(conn: psycopg.Connection, query: np.ndarray) -> dict[str, Any]:
     return {"uses_hnsw_index": any(index in line for line in plan), "plan": plan}
 
 
-# vk._nearest_sql wraps the k-NN query (a subquery ordered again outside); the core alone, for the profile.
-_WRAPPER = re.compile(r"^SELECT n\.\* FROM \((?P<core>.*)\) n ORDER BY n\.distance$", re.DOTALL)
+# vk._nearest_sql's k-NN query: flat, or (a relaxed_order scan) wrapped in a subquery ordered again outside;
+# the core alone, for the profile.
+_WRAPPER = re.compile(
+    r"^(?:SELECT n\.\* FROM \((?P<core>.*)\) n ORDER BY n\.distance|(?P<flat>SELECT e\.pk, .*))$", re.DOTALL
+)
 
 
 def _search_profile(conns: dict[str, psycopg.Connection], queries: np.ndarray) -> dict[str, Any]:
@@ -206,7 +209,7 @@ def _search_profile(conns: dict[str, psycopg.Connection], queries: np.ndarray) -
         match = _WRAPPER.match(nearest)
         if match is None:  # another shape (a chunked collection): nothing to compare
             return {"skipped": "vk._nearest_sql has another shape: " + nearest[:200]}
-        cores[name] = match.group("core").replace("$1", "%(q)s").replace("$2", "%(k)s")
+        cores[name] = (match.group("core") or match.group("flat")).replace("$1", "%(q)s").replace("$2", "%(k)s")
     steps: dict[str, Callable[[psycopg.Connection, str, np.ndarray], Any]] = {
         "round_trip": lambda conn, name, q: conn.execute("SELECT 1").fetchall(),
         "lookups": lambda conn, name, q: conn.execute(
@@ -231,28 +234,24 @@ def _search_profile(conns: dict[str, psycopg.Connection], queries: np.ndarray) -
 def _ef_search_sweep(
     conns: dict[str, psycopg.Connection], queries: np.ndarray, exact: list[set[str]]
 ) -> dict[str, dict[str, Any]]:
-    """Recall@10 and median ms at each EF_SWEEP value: each search in a transaction that SETs LOCAL
-    hnsw.ef_search, which Citus sends to the shards' connections (citus.propagate_set_commands =
-    'local'; a plain SET stays on the coordinator). The median includes that propagated SET."""
-    for conn in conns.values():
-        if _one(conn, "SELECT count(*) FROM pg_extension WHERE extname = 'citus'"):
-            conn.execute("SET citus.propagate_set_commands = 'local'")
+    """Recall@10 and median ms at each EF_SWEEP value, as a user sets it: `SET hnsw.ef_search` for the
+    session, searches outside a transaction block (vk's k-NN query carries the setting to the shards,
+    vk._on_shard). Interleaved query by query as the main run; each cluster's median over the single
+    server's at the same ef_search."""
     names = list(conns)
     out: dict[str, dict[str, Any]] = {}
     for ef in EF_SWEEP:
+        for conn in conns.values():
+            conn.execute(f"SET hnsw.ef_search = {ef}")
         found: dict[str, list[set[str]]] = {name: [] for name in names}
         times: dict[str, list[float]] = {name: [] for name in names}
         for i, q in enumerate(queries):
             for name in names[i % len(names) :] + names[: i % len(names)]:
-                with conns[name].transaction():
-                    conns[name].execute(f"SET LOCAL hnsw.ef_search = {ef}")
-                    start = time.perf_counter()
-                    rows = (
-                        conns[name]
-                        .execute("SELECT pk FROM vk.search(%s, %s::vector, %s)", (COLLECTION, q, K))
-                        .fetchall()
-                    )
-                    times[name].append(time.perf_counter() - start)
+                start = time.perf_counter()
+                rows = (
+                    conns[name].execute("SELECT pk FROM vk.search(%s, %s::vector, %s)", (COLLECTION, q, K)).fetchall()
+                )
+                times[name].append(time.perf_counter() - start)
                 found[name].append({r[0] for r in rows})
         out[str(ef)] = {
             name: {
@@ -263,23 +262,33 @@ def _ef_search_sweep(
             }
             for name in names
         }
+        if "single" in out[str(ef)]:
+            for name in names:
+                out[str(ef)][name]["median_over_single"] = round(
+                    out[str(ef)][name]["median_ms"] / out[str(ef)]["single"]["median_ms"], 3
+                )
+    for conn in conns.values():
+        conn.execute("RESET hnsw.ef_search")
     return out
 
 
 def _ef_search_reaches_shards(conn: psycopg.Connection, query: np.ndarray) -> bool:
-    """Whether a SET LOCAL hnsw.ef_search reaches the index scans: with ef_search 1 an HNSW scan returns
-    at most 1 row, so the k-NN query alone (k = 10) returns one per shard scanned (4 at most), not 10."""
+    """Whether a session's hnsw.ef_search reaches the index scans outside a transaction block: with
+    ef_search 1 an HNSW scan returns at most 1 row, so the k-NN query vk._nearest_sql builds then (k = 10)
+    returns one per shard scanned (4 at most), not 10."""
     c_id, m_id = _ids(conn)
-    nearest = _one(
-        conn, "SELECT vk._nearest_sql(vk.collection_v1(%s), vk.model_v1(%s), false, false, false)", (c_id, m_id)
-    )
-    match = _WRAPPER.match(nearest)
-    if match is None:
-        return False
-    core = match.group("core").replace("$1", "%(q)s").replace("$2", "%(k)s")
-    with conn.transaction():
-        conn.execute("SET LOCAL hnsw.ef_search = 1")
+    conn.execute("SET hnsw.ef_search = 1")
+    try:
+        nearest = _one(
+            conn, "SELECT vk._nearest_sql(vk.collection_v1(%s), vk.model_v1(%s), false, false, false)", (c_id, m_id)
+        )
+        match = _WRAPPER.match(nearest)
+        if match is None:
+            return False
+        core = (match.group("core") or match.group("flat")).replace("$1", "%(q)s").replace("$2", "%(k)s")
         rows = conn.execute(core, {"q": query, "k": K}, prepare=False).fetchall()  # type: ignore[arg-type]
+    finally:
+        conn.execute("RESET hnsw.ef_search")
     return len(rows) < K
 
 
@@ -811,7 +820,11 @@ def table(result: dict[str, Any]) -> str:
         row("search: p95 / single", {**pick(s, "p95_over_single"), "single": 1})
         for ef, by_name in s.get("ef_search_sweep", {}).items():
             row(f"search: recall@10 at ef_search {ef}", {n: v["recall_at_10"] for n, v in by_name.items()})
-        row("search: SET LOCAL hnsw.ef_search reaches the shards", pick(s, "ef_search_reaches_the_shards"))
+            row(
+                f"search: median / single at ef_search {ef}",
+                {n: v.get("median_over_single", "—") for n, v in by_name.items()},
+            )
+        row("search: a session's hnsw.ef_search reaches the shards", pick(s, "ef_search_reaches_the_shards"))
         row("search: rows vk.search returns for k = 100", pick(s, "rows_for_k_100"), "100")
         row("search: the plan reads the HNSW index", pick(s, "uses_hnsw_index"))
         for step in ("round_trip", "lookups", "knn_query"):

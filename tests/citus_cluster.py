@@ -298,6 +298,25 @@ def citus_cluster(
         cluster.close()
 
 
+@contextmanager
+def own_cluster(settings: dict[str, str]) -> Iterator[CitusCluster]:
+    """A cluster of a test module's own: skipped unless VECTORKEEP_TEST_CITUS=1 (.ci/lane-citus, which
+    builds Citus first) and a tarball to build from is there."""
+    import pytest  # this module also runs as a script (serve), where pytest need not be installed
+
+    if not os.environ.get("VECTORKEEP_TEST_CITUS"):
+        pytest.skip("Citus tests run with VECTORKEEP_TEST_CITUS=1 (.ci/lane-citus): they build Citus from source first")
+    try:
+        install = citus_install()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    with citus_cluster(install, settings=settings) as cluster:
+        log.info(
+            "Citus cluster up in %.1f s (servers %.1f s)", cluster.timings["startup_s"], cluster.timings["servers_s"]
+        )
+        yield cluster
+
+
 # --- serve: the cluster as a process of its own ----------------------------------------------------------
 
 # Few shards keep a two-core machine responsive with many test databases; still two per worker.

@@ -168,14 +168,7 @@ def drop_database(server_url: str, name: str) -> None:
         for node in [CITUS["coordinator"], *CITUS["workers"]]:
             with admin(node) as conn:
                 # A maintenance daemon may connect again between FORCE's termination and the drop.
-                for attempt in range(20):
-                    try:
-                        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-                        break
-                    except psycopg.errors.ObjectInUse:
-                        if attempt == 19:
-                            raise
-                        time.sleep(0.1)
+                _while_in_use(lambda: conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         return
     with admin(server_url) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -229,16 +222,26 @@ def _citus_copy_on_node(conn: psycopg.Connection, name: str, template: str) -> N
     """CREATE DATABASE name TEMPLATE template on the node of conn. Citus's maintenance daemon (and the
     coordinator's cached connections, on a worker) stay connected to the template, which CREATE DATABASE
     refuses ("is being accessed by other users"): end them, and again if one reconnects in between."""
-    for attempt in range(20):
+
+    def copy() -> None:
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
             (template,),
         )
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+
+    _while_in_use(copy)
+
+
+def _while_in_use(action: Callable[[], object], attempts: int = 20) -> None:
+    """action, again while it is refused because another session uses the database (ObjectInUse): a
+    Citus node's maintenance daemon connects to a database at any moment."""
+    for attempt in range(attempts):
         try:
-            conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+            action()
             return
         except psycopg.errors.ObjectInUse:
-            if attempt == 19:
+            if attempt == attempts - 1:
                 raise
             time.sleep(0.1)
 

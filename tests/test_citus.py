@@ -6,6 +6,7 @@ what a single server does (vk.collect_captured_v1 finds nothing there, the trigg
 """
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -138,11 +139,17 @@ def test_the_sql_api_answers_on_the_coordinator(
     query = matrix[7] + 0.05 * matrix[11]
     exact = [keys[i] for i in np.argsort(-(matrix @ query) / np.linalg.norm(matrix, axis=1))[:10]]
 
-    # ef_search reaches the shard's HNSW index: at 400 it answers exactly.
+    # ef_search reaches the shard's HNSW index, in a transaction or not: at 400 it answers exactly.
     with conn.transaction():
         conn.execute("SET LOCAL hnsw.ef_search = 400")
         found = [r[0] for r in conn.execute("SELECT pk FROM vk.search('documents', %s, 10)", (query,)).fetchall()]
     assert found == exact
+    conn.execute("SET hnsw.ef_search = 400")
+    found = [r[0] for r in conn.execute("SELECT pk FROM vk.search('documents', %s, 10)", (query,)).fetchall()]
+    conn.execute("RESET hnsw.ef_search")
+    assert found == exact
+    # k above the worker node's ef_search (40): the shard's scan is widened to k, outside a transaction too.
+    assert len(conn.execute("SELECT pk FROM vk.search('documents', %s, 100)", (query,)).fetchall()) == 100
     similar = [r[0] for r in conn.execute("SELECT pk FROM vk.similar('documents', %s, 5)", (keys[7],))]
     assert len(similar) == 5 and keys[7] not in similar
 
@@ -152,6 +159,29 @@ def test_the_sql_api_answers_on_the_coordinator(
         "SELECT pk FROM vk.search('documents', %s, 10, filter => '{\"even\": true}')", (query,)
     ).fetchall()
     assert len(evens) == 10 and all(int(pk) % 2 == 0 for (pk,) in evens)
+
+    # A session's HNSW settings reach the node that runs the query, outside a transaction too: the shard's
+    # own settings, read in a query that carries them as vk._nearest_sql does, are the session's.
+    conn.execute("SET hnsw.ef_search = 77")
+    conn.execute("SET hnsw.iterative_scan = 'relaxed_order'")
+    c_id = one(conn, "SELECT vk.collection_id('documents')")
+    statement = one(
+        conn,
+        "SELECT vk._nearest_sql(vk.collection_v1(%s), vk.model_v1((vk.model('minilm@1')).id), false, true, false)",
+        (c_id,),
+    )
+    assert "vk._on_shard(77, 'relaxed_order')" in statement
+    shard_settings = (
+        "SELECT current_setting('hnsw.ef_search', true), current_setting('hnsw.iterative_scan', true) "
+        f"FROM vk.embeddings e WHERE e.collection_id = {c_id}"
+    )
+    # (The worker node's own: 40 and off, or none yet where its session has not loaded pgvector.)
+    assert conn.execute(shard_settings + " LIMIT 1").fetchone() in {("40", "off"), (None, None)}
+    assert conn.execute(shard_settings + " AND vk._on_shard(77, 'relaxed_order') LIMIT 1").fetchone() == (
+        "77",
+        "relaxed_order",
+    )
+    conn.execute("RESET hnsw.ef_search; RESET hnsw.iterative_scan")
 
     with running_lane(corpus_url, lane_encoders):
         by_text = conn.execute("SELECT pk, body FROM vk.search('documents', 'functions and arguments', 5)").fetchall()
@@ -234,3 +264,71 @@ def test_a_trained_version_is_reembedded_and_activated_distributed(
         (one(conn, "SELECT embedding FROM vk.embeddings WHERE model_id = (vk.model(%s)).id LIMIT 1", (model,)),),
     ).fetchall()
     assert len(hits) == 3
+
+
+def test_a_mover_killed_on_its_node_loses_and_duplicates_nothing(
+    conn: psycopg.Connection, db_url: str, encoders: EncoderCache, citus_nodes: dict[str, Any]
+) -> None:
+    """vk.move_captured_v1 (owner-run, on every node) killed while it waits to write the queue: its node
+    keeps the captured keys, the next collection moves them once."""
+    conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
+    app_table(conn, "notes", "id")
+    conn.execute("SELECT vk.attach('notes', 'id', 'body', 'minilm@1')")
+    conn.execute("INSERT INTO notes SELECT g, 'first text ' || g FROM generate_series(1, 40) g")
+    drain(db_url, encoders)
+    conn.execute("UPDATE notes SET body = 'second text ' || id::text")  # captured on the nodes holding the rows
+    captured = sum(map(int, on_every_node(conn, "SELECT count(*) FROM vk.captured")))
+    assert captured == 40
+
+    # Every shard of the queue locked on its node: each mover blocks on its first write.
+    node_url = {
+        port: db_url.replace(f":{citus_nodes['coordinator_port']}/", f":{port}/")
+        for port in (citus_nodes["coordinator_port"], *citus_nodes["worker_ports"])
+    }
+    shards = conn.execute(
+        "SELECT p.nodeport, shard_name('vk.queue', s.shardid) FROM pg_dist_shard s "
+        "JOIN pg_dist_shard_placement p USING (shardid) WHERE s.logicalrelid = 'vk.queue'::regclass"
+    ).fetchall()
+    lockers = {port: psycopg.connect(url) for port, url in node_url.items()}
+    movers = "SELECT pid FROM pg_stat_activity WHERE query LIKE '%vk.move_captured_v1()%' AND pid <> pg_backend_pid()"
+    try:
+        for port, shard in shards:
+            lockers[port].execute("SET LOCAL citus.enable_manual_changes_to_shards = on")
+            lockers[port].execute(f"LOCK TABLE {shard} IN EXCLUSIVE MODE")
+        failed: list[BaseException] = []
+
+        def collect_once() -> None:
+            try:
+                with psycopg.connect(db_url, autocommit=True) as c:
+                    c.execute("SELECT vk.collect_captured_v1()")
+            except psycopg.Error as e:
+                failed.append(e)
+
+        collector = threading.Thread(target=collect_once)
+        collector.start()
+        killed = 0
+        deadline = time.monotonic() + 60
+        # Each node's mover, killed as it waits (those with keys to move block until then).
+        while collector.is_alive() and time.monotonic() < deadline:
+            for url in node_url.values():
+                # Not from the lockers: a transaction reads pg_stat_activity once.
+                with psycopg.connect(url, autocommit=True) as watcher:
+                    killed += sum(
+                        bool(one(watcher, f"SELECT pg_terminate_backend({pid})"))
+                        for (pid,) in watcher.execute(movers).fetchall()
+                    )
+            time.sleep(0.05)
+        collector.join(timeout=60)
+        assert killed and failed and "could not move the captured keys" in str(failed[0])
+    finally:
+        for locker in lockers.values():
+            locker.rollback()
+            locker.close()
+
+    # Nothing moved by the killed movers, nothing lost: the keys wait on their nodes, then move once.
+    assert queue_size(conn) == 40
+    drain(db_url, encoders)
+    bodies = embeddings(conn, "notes")
+    assert len(bodies) == 40 and all(v["body"] == f"second text {pk}" for pk, v in bodies.items())
+    assert on_every_node(conn, "SELECT count(*) FROM vk.captured") == ["0", "0", "0"]
+    assert queue_size(conn) == 0

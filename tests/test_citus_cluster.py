@@ -7,13 +7,12 @@ unless VECTORKEEP_TEST_CITUS is set (.ci/lane-citus sets it; not yet part of .ci
 """
 
 import logging
-import os
 from collections.abc import Iterator
 
 import numpy as np
 import psycopg
 import pytest
-from citus_cluster import CitusCluster, citus_cluster, citus_install
+from citus_cluster import CitusCluster, own_cluster
 
 log = logging.getLogger(__name__)
 
@@ -24,17 +23,8 @@ DIM = 8
 
 @pytest.fixture(scope="module")
 def citus() -> Iterator[CitusCluster]:
-    if not os.environ.get("VECTORKEEP_TEST_CITUS"):
-        pytest.skip("Citus tests run with VECTORKEEP_TEST_CITUS=1 (.ci/lane-citus): they build Citus from source first")
-    try:
-        install = citus_install()
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
     # Few shards keep the cluster light on a two-core machine; still several per worker.
-    with citus_cluster(install, settings={"citus.shard_count": "8"}) as cluster:
-        log.info(
-            "Citus cluster up in %.1f s (servers %.1f s)", cluster.timings["startup_s"], cluster.timings["servers_s"]
-        )
+    with own_cluster({"citus.shard_count": "8"}) as cluster:
         yield cluster
 
 

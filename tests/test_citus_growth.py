@@ -6,7 +6,6 @@ Run by .ci/lane-citus (VECTORKEEP_TEST_CITUS=1); builds Citus first when no cach
 """
 
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
-from citus_cluster import CitusCluster, citus_cluster, citus_install
+from citus_cluster import CitusCluster, own_cluster
 from pgvector.psycopg import register_vector
 
 from helpers import FAST_RETRY, background_worker, one, wait_for
@@ -29,16 +28,9 @@ pytestmark = pytest.mark.citus
 
 @pytest.fixture(scope="module")
 def citus() -> Iterator[CitusCluster]:
-    if not os.environ.get("VECTORKEEP_TEST_CITUS"):
-        pytest.skip("Citus tests run with VECTORKEEP_TEST_CITUS=1 (.ci/lane-citus): they build Citus from source first")
-    try:
-        install = citus_install()
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
     # A restarted node may hold prepared transactions of the batch it was part of: recover them at
     # once rather than after Citus's default minute.
-    settings = {"citus.shard_count": "8", "citus.recover_2pc_interval": "'1s'"}
-    with citus_cluster(install, settings=settings) as cluster:
+    with own_cluster({"citus.shard_count": "8", "citus.recover_2pc_interval": "'1s'"}) as cluster:
         yield cluster
 
 
@@ -106,6 +98,25 @@ def insert(conn: psycopg.Connection, first: int, count: int) -> None:
         "FROM generate_series(%s::int, %s::int) g",
         (first, first + count - 1),
     )
+
+
+def test_migrate_creates_on_the_worker_nodes_the_roles_a_plain_database_made(citus: CitusCluster) -> None:
+    # First in this module: on a new cluster, before any Citus database has created vk's roles.
+    roles = "SELECT array_agg(rolname::text ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'vk\\_%'"
+    with psycopg.connect(citus.workers[0].url("postgres"), autocommit=True) as worker:
+        assert one(worker, roles) is None
+        # Another vk install on the coordinator, in a database without Citus: the roles on that node only.
+        with psycopg.connect(citus.coordinator_url("postgres"), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE vk_plain")
+        migrate.upgrade(citus.coordinator_url("vk_plain"))
+        assert one(worker, roles) is None
+
+        url = citus.create_database("vk_roles")
+        migrate.upgrade(url)  # it grants to vk_app on distributed objects: "role does not exist" there before
+        assert one(worker, roles) == ["vk_admin", "vk_app", "vk_worker"]
+    citus.drop_database("vk_roles")
+    with psycopg.connect(citus.coordinator_url("postgres"), autocommit=True) as conn:
+        conn.execute("DROP DATABASE vk_plain WITH (FORCE)")
 
 
 def test_a_node_added_and_shards_rebalanced_while_embedding_and_searching(

@@ -31,27 +31,43 @@ COMMENT ON FUNCTION vk._exact_bound(integer) IS
 --           with its best chunk's text and distance;
 --   exact:  ordered by an expression the index does not serve (+ 0), so the
 --           planner reads the matching rows (metadata index) and sorts them.
--- The outer ORDER BY puts back in order what an iterative index scan in
+-- An outer ORDER BY puts back in order what an iterative index scan in
 -- relaxed_order returns slightly out of it.
+-- On Citus the index scan runs on a worker node, in a session that gets this
+-- transaction's settings only inside BEGIN ... COMMIT: there the query carries
+-- them itself (vk._on_shard), read when it is built, after vk._widen_ef_search.
 CREATE OR REPLACE FUNCTION vk._nearest_sql(c vk.collections, m vk.models, chunks boolean, filtered boolean, exact boolean)
 RETURNS text
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
 DECLARE
     dist    text := format('(e.embedding::%3$s(%1$s) %2$s $1::%3$s(%1$s))', m.dim, vk._operator(m.distance), m.storage);
     per_row boolean := NOT chunks AND c.chunking->>'method' <> 'none';
+    shard   text := '';
     core   text;
 BEGIN
+    IF NOT exact AND vk._citus_table('vk.embeddings') THEN
+        shard := format(' AND vk._on_shard(%s, %L)',
+                        coalesce(nullif(current_setting('hnsw.ef_search', true), '')::integer, 40),
+                        CASE WHEN vk._iterative_scans() THEN current_setting('hnsw.iterative_scan', true) END);
+    END IF;
     core := format(
         'SELECT e.pk, e.chunk, e.start_char, coalesce(e.end_char, e.start_char + length(e.body)) AS end_char, '
         '       e.body, %1$s::float8 AS distance '
-        'FROM vk.embeddings e WHERE e.collection_id = %2$s AND e.model_id = %3$s%4$s '
+        'FROM vk.embeddings e WHERE e.collection_id = %2$s AND e.model_id = %3$s%4$s%7$s '
         'ORDER BY %1$s%5$s LIMIT %6$s',
         dist, c.id, m.id, CASE WHEN filtered THEN ' AND e.metadata @> $3' ELSE '' END,
         CASE WHEN exact THEN ' + 0' ELSE '' END,
-        CASE WHEN NOT per_row THEN '$2' WHEN exact THEN 'ALL' ELSE 'vk._chunks_for_rows($2)' END);
+        CASE WHEN NOT per_row THEN '$2' WHEN exact THEN 'ALL' ELSE 'vk._chunks_for_rows($2)' END,
+        shard);
     IF per_row THEN
         RETURN 'SELECT b.* FROM (SELECT DISTINCT ON (n.pk) n.* FROM (' || core || ') n '
             || 'ORDER BY n.pk, n.distance) b ORDER BY b.distance LIMIT $2';
+    END IF;
+    -- Only a relaxed_order scan returns rows out of order; otherwise the query
+    -- stays flat: on Citus an outer query over a multi-shard subquery with a
+    -- LIMIT is planned in two steps (bench/citus.py: +3 to 5 ms a search).
+    IF exact OR coalesce(current_setting('hnsw.iterative_scan', true), 'off') <> 'relaxed_order' THEN
+        RETURN core;
     END IF;
     RETURN 'SELECT n.* FROM (' || core || ') n ORDER BY n.distance';
 END
@@ -147,6 +163,24 @@ $$;
 COMMENT ON FUNCTION vk._set_local(text, text) IS
     'Internal: set an hnsw.* setting for this transaction, on Citus for the shards'' connections too.';
 
+-- The settings of a shard's HNSW scan, in its own session: a condition
+-- without columns is evaluated once, before the index scan reads its first
+-- row (a one-time filter), and pgvector reads the settings then. Declared
+-- STABLE for that reason only (a volatile one would be evaluated per row,
+-- too late); it changes nothing but the transaction's own hnsw.* settings.
+CREATE OR REPLACE FUNCTION vk._on_shard(ef_search integer, iterative_scan text) RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM set_config('hnsw.ef_search', ef_search::text, true);
+    IF iterative_scan IS NOT NULL THEN
+        PERFORM set_config('hnsw.iterative_scan', iterative_scan, true);
+    END IF;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION vk._on_shard(integer, text) IS
+    'Internal (Citus): true, after setting hnsw.ef_search and hnsw.iterative_scan (unless NULL) for the transaction of the node that runs the query.';
+
 CREATE OR REPLACE FUNCTION vk._widen_ef_search(k integer) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -204,14 +238,20 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     c vk.collections := vk._readable(vk._collection(collection));
     m vk.models := vk._collection_model(c, model);
+    hit record;
 BEGIN
     PERFORM vk._check_dimension(query, m);
     PERFORM vk._check_k(k);
     IF filter IS NULL THEN
         -- The plain index query straight away: the common case, one function call less.
+        -- Its rows one by one rather than a query around it, which Citus would plan in two steps.
         PERFORM vk._widen_ef_search(CASE WHEN c.chunking->>'method' = 'none' THEN k ELSE vk._chunks_for_rows(k) END);
-        RETURN QUERY EXECUTE 'SELECT n.pk, n.body, n.distance FROM (' || vk._nearest_sql(c, m, false, false, false) || ') n'
-            USING query, k;
+        FOR hit IN EXECUTE vk._nearest_sql(c, m, false, false, false) USING query, k LOOP
+            pk := hit.pk;
+            body := hit.body;
+            distance := hit.distance;
+            RETURN NEXT;
+        END LOOP;
         RETURN;
     END IF;
     RETURN QUERY SELECT n.pk, n.body, n.distance FROM vk._nearest(c, m, query, k, filter) n;

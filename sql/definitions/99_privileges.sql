@@ -61,7 +61,7 @@ GRANT EXECUTE ON FUNCTION
     vk._collection(text), vk._collection_model(vk.collections, text), vk._require_usable(vk.models),
     vk._usable_models_hint(), vk._row_vector(vk.collections, vk.models, text), vk._require_role(vk.models, text[], text),
     vk._check_dimension(vector, vk.models), vk._check_k(integer), vk._widen_ef_search(integer),
-    vk._set_local(text, text), vk._citus_table(regclass),
+    vk._set_local(text, text), vk._on_shard(integer, text), vk._citus_table(regclass),
     vk._nearest(vk.collections, vk.models, vector, integer, jsonb, boolean),
     vk._nearest_sql(vk.collections, vk.models, boolean, boolean, boolean), vk._exact_bound(integer), vk._iterative_scans(),
     vk._chunks_for_rows(integer), vk._keyword_sql(vk.collections, vk.models), vk._any_word(regconfig, text),
