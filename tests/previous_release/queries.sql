@@ -143,6 +143,17 @@ INSERT INTO vk.documents (body, metadata) VALUES (%(body)s, %(metadata)s);
 -- The channel the queue triggers notify (vk._enqueued).
 LISTEN vk_queue;
 
+-- name: distributed
+-- Whether to collect what Citus nodes captured (vk.collect_captured_v1, which
+-- answers 0 unless vk is distributed): a schema older than revision 0017 and
+-- a server without Citus have nothing to collect.
+SELECT to_regprocedure('vk.collect_captured_v1()') IS NOT NULL
+   AND to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL;
+
+-- name: collect_captured
+-- On Citus: what every node's triggers captured, to the queue (its count).
+SELECT vk.collect_captured_v1();
+
 -- name: store_artifact
 SELECT vk.store_artifact_v1(%(model_id)s, %(name)s, %(data)s);
 
@@ -661,3 +672,110 @@ SELECT to_regclass('alembic_version') IS NOT NULL;
 
 -- name: alembic_revision
 SELECT version_num FROM alembic_version;
+
+-- Preflight (`vectorkeep migrate --check`, `vectorkeep doctor`, and `vectorkeep migrate` before it changes
+-- anything: db/preflight.py): what a migration needs of the server and of the role that runs it. Reads only.
+
+-- name: preflight_role
+-- The server, and the migrating role's attributes in this database. "Owns the database" is membership in its
+-- owner, as revision 0015 decides whether it may ALTER DATABASE; default_schema is where CREATE EXTENSION and
+-- alembic put what they create unqualified. unix_socket_directories is hidden from roles without
+-- pg_read_all_settings (pg_settings then has no row for it); only a superuser's loopback uses it.
+SELECT current_setting('server_version') AS server_version,
+       current_setting('server_version_num')::integer AS server_version_num,
+       current_user AS role_name, current_database() AS database, pg_get_userbyid(d.datdba) AS database_owner,
+       r.rolsuper AS superuser, r.rolcreaterole AS createrole,
+       pg_has_role(d.datdba, 'MEMBER') AS owns_database,
+       has_database_privilege(d.oid, 'CREATE') AS create_on_database,
+       current_schema() AS default_schema,
+       coalesce(has_schema_privilege(current_schema(), 'CREATE'), false) AS create_on_default_schema,
+       current_setting('client_connection_check_interval', true) AS connection_check_interval
+FROM pg_roles r, pg_database d
+WHERE r.rolname = current_user AND d.datname = current_database();
+
+-- name: preflight_extension
+-- One extension: the version installed and its schema (NULL when it is not installed), whether this role may use
+-- that schema, and the version CREATE EXTENSION would install (NULL: not on this server) and whether a role
+-- that is no superuser may install it (trusted, given CREATE on the database).
+SELECT e.extversion AS installed, n.nspname AS schema, coalesce(has_schema_privilege(n.oid, 'USAGE'), false) AS usable,
+       a.default_version AS available, coalesce(v.trusted, false) AS trusted
+FROM (SELECT %(name)s::name AS name) x
+LEFT JOIN pg_extension e ON e.extname = x.name
+LEFT JOIN pg_namespace n ON n.oid = e.extnamespace
+LEFT JOIN pg_available_extensions a ON a.name = x.name
+LEFT JOIN pg_available_extension_versions v ON v.name = x.name AND v.version = a.default_version;
+
+-- name: preflight_schemas
+-- Schemas by name, in the order given: whether each exists, its owner, and whether this role acts as that owner.
+SELECT s.name, n.oid IS NOT NULL AS present, pg_get_userbyid(n.nspowner) AS owner,
+       coalesce(pg_has_role(n.nspowner, 'MEMBER'), false) AS owned
+FROM unnest(%(names)s::name[]) WITH ORDINALITY s(name, i)
+LEFT JOIN pg_namespace n ON n.nspname = s.name
+ORDER BY s.i;
+
+-- name: preflight_group_roles
+-- vectorkeep's group roles (revision 0005): whether each exists, and whether this role holds ADMIN OPTION on it,
+-- which PostgreSQL 16 and later ask of a role that is no superuser to make other roles members (on 15,
+-- CREATEROLE is enough: db/preflight.py decides).
+SELECT g.name, r.oid IS NOT NULL AS present,
+       coalesce(pg_has_role(r.oid, 'MEMBER WITH ADMIN OPTION'), false) AS admin_option
+FROM unnest(ARRAY['vk_app', 'vk_worker', 'vk_admin']::name[]) WITH ORDINALITY g(name, i)
+LEFT JOIN pg_roles r ON r.rolname = g.name
+ORDER BY g.i;
+
+-- name: preflight_schema_creators
+-- Who, besides vk's owner (this role, before vk exists) and superusers, may create objects in a schema: PUBLIC,
+-- or login roles. Every upgrade refuses a pgvector schema that any of them may create in
+-- (sql/definitions/00_schema_safety.sql, the same rule).
+SELECT 'PUBLIC' AS creator FROM pg_namespace n, aclexplode(n.nspacl) a
+WHERE n.nspname = %(schema)s AND a.grantee = 0 AND a.privilege_type = 'CREATE'
+UNION ALL
+SELECT r.rolname::text FROM pg_roles r, pg_namespace n
+WHERE n.nspname = %(schema)s AND r.rolcanlogin AND NOT r.rolsuper
+  AND has_schema_privilege(r.oid, n.oid, 'CREATE')
+  AND NOT pg_has_role(r.oid, coalesce((SELECT v.nspowner FROM pg_namespace v WHERE v.nspname = 'vk'),
+                                      (SELECT u.oid FROM pg_roles u WHERE u.rolname = current_user)), 'MEMBER');
+
+-- name: preflight_loopback
+-- How text queries would connect back to this database (vk._embed_link, as vk's owner: this role before vk
+-- exists): the vk_loopback server, whether the owner may use it and has a user mapping there (its own, else
+-- PUBLIC's) with a password (options are shown to the mapped role when it may use the server); whether this role
+-- may create such a server (USAGE on dblink_fdw); the address this session reached the server at (NULL over a
+-- Unix socket); and the conninfo a superuser's loopback uses when there is no vk_loopback (NULL where this role
+-- may not read the socket's folder).
+WITH owner AS (
+    SELECT coalesce((SELECT pg_get_userbyid(n.nspowner) FROM pg_namespace n WHERE n.nspname = 'vk'), current_user)
+           AS name
+)
+SELECT o.name AS owner, s.oid IS NOT NULL AS server_present,
+       coalesce(has_server_privilege(o.name, s.oid, 'USAGE'), false) AS server_usage,
+       m.usename IS NOT NULL AS mapping_present, m.umoptions IS NOT NULL AS options_visible,
+       coalesce((SELECT bool_or(x LIKE 'password=%%') FROM unnest(m.umoptions) x), false) AS mapping_has_password,
+       coalesce(has_foreign_data_wrapper_privilege(w.oid, 'USAGE'), false) AS may_create_server,
+       host(inet_server_addr()) AS server_address, current_setting('port') AS port,
+       (SELECT format('host=%%s port=%%s dbname=%%s user=%%s application_name=%%s',
+                      split_part(p.setting, ',', 1), current_setting('port'), quote_literal(current_database()),
+                      quote_literal(current_user), quote_literal(%(application_name)s::text))
+        FROM pg_settings p WHERE p.name = 'unix_socket_directories' AND p.setting <> '') AS socket_conninfo
+FROM owner o
+LEFT JOIN pg_foreign_server s ON s.srvname = 'vk_loopback'
+LEFT JOIN pg_foreign_data_wrapper w ON w.fdwname = 'dblink_fdw'
+LEFT JOIN LATERAL (SELECT um.usename, um.umoptions FROM pg_user_mappings um
+                   WHERE um.srvid = s.oid AND um.usename IN (o.name, 'public')
+                   ORDER BY um.usename = 'public' LIMIT 1) m ON true;
+
+-- name: preflight_try_loopback
+-- Connect back to this database through dblink and run SELECT 1, as text queries do (vk._embed_link); target is
+-- vk_loopback or a superuser's conninfo, and the connection closes when the statement ends. ts_stat is no text
+-- search here: it runs a statement given as text (query_to_xml would need a server built with libxml), and the
+-- statement is built in SQL because only the server knows dblink's schema.
+SELECT count(*)
+FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace,
+     LATERAL ts_stat(format('SELECT to_tsvector(''simple'', one::text) FROM %%I.dblink(%%L, ''SELECT 1'') AS t(one integer)',
+                            n.nspname, %(target)s::text))
+WHERE e.extname = 'dblink';
+
+-- name: distribute
+-- vk over Citus (sql/definitions/90_citus.sql): each table and how it is placed.
+SELECT table_name::text AS table_name, citus_table_type, distribution_column, shard_count
+FROM vk.distribute(%(shards)s, %(embeddings_by)s);
