@@ -133,6 +133,23 @@ def test_search_query_uses_the_partial_hnsw_index(corpus: psycopg.Connection) ->
     assert len(set(got) & set(exact)) >= 9
 
 
+def test_keyword_query_weighs_the_query_words_once(corpus: psycopg.Connection) -> None:
+    """The word weights are one materialized CTE: inlined, PostgreSQL recomputed them for every matching row,
+    each time over every match (quadratic in the matches: seconds a query at 10,000 rows)."""
+    sql = corpus.execute(
+        "SELECT vk._keyword_sql(c, m) FROM vk.collections c JOIN vk.models m ON m.id = c.default_model_id "
+        "WHERE c.name = 'documents'"
+    ).fetchone()[0]  # type: ignore[index]
+    with corpus.transaction():
+        corpus.execute(f"PREPARE kw(vk.collections, vk.models, vector, integer, jsonb, text) AS {sql}")
+        plan = "\n".join(
+            r[0] for r in corpus.execute("EXPLAIN EXECUTE kw(NULL, NULL, NULL, 50, NULL, 'functions and arguments')")
+        )
+        corpus.execute("DEALLOCATE kw")
+    assert "CTE weights" in plan, plan
+    assert plan.count("CTE Scan on weights") == 1, plan
+
+
 def test_two_model_versions_never_mix(corpus: psycopg.Connection) -> None:
     _synthetic(corpus, 50, 8, "small")
     # Same collection, a second version of another dimension.
