@@ -775,6 +775,36 @@ FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace,
                             n.nspname, %(target)s::text))
 WHERE e.extname = 'dblink';
 
+-- name: citus_roles_on_every_node
+-- Before migrations on a Citus coordinator: vk's group roles on every worker
+-- node too. Citus creates a role on the workers only when it is created in a
+-- database with the citus extension; roles made earlier from a plain
+-- database (another vk install on this server) exist on the coordinator
+-- alone, and the first GRANT to them on a distributed object fails on a
+-- worker ("role vk_app does not exist"). Nothing to do elsewhere.
+DO $$
+DECLARE
+    r    text;
+    node record;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_node') IS NULL THEN
+        RETURN;
+    END IF;
+    FOR r IN SELECT rolname FROM pg_roles WHERE rolname IN ('vk_app', 'vk_worker', 'vk_admin') LOOP
+        -- On that node only: propagated from there, it would meet this transaction.
+        FOR node IN SELECT * FROM run_command_on_workers(format(
+            'DO $r$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %L) THEN '
+            'SET LOCAL citus.enable_create_role_propagation = off; CREATE ROLE %I NOLOGIN; END IF; END $r$', r, r)) LOOP
+            IF NOT node.success THEN
+                RAISE EXCEPTION 'vectorkeep: role % is missing on the Citus worker node %:% and could not be created there: %',
+                    r, node.nodename, node.nodeport, node.result
+                    USING HINT = format('Have an administrator run CREATE ROLE %I NOLOGIN on that node, then migrate again.', r);
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$$;
+
 -- name: distribute
 -- vk over Citus (sql/definitions/90_citus.sql): each table and how it is placed.
 SELECT table_name::text AS table_name, citus_table_type, distribution_column, shard_count
