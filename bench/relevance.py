@@ -35,17 +35,26 @@ Each set is its own table (id, body), attached with vk.attach(table, 'id',
 'body') (MiniLM, english keyword configuration, no chunking: the defaults),
 drained by a worker; then each query through
 
-- keyword: vk.hybrid_search(table, query, k, vector_weight => 0);
+- keyword_old: revision 0019's keyword ranking (ts_rank_cd with an idf per
+  query word over the GIN index's matches; what Citus still uses), its query
+  as vk._keyword_sql writes it;
+- keyword: BM25, vk.hybrid_search(table, query, k, vector_weight => 0);
 - vector:  vk.search(table, query, k) (the query encoded by a worker);
-- hybrid:  vk.hybrid_search(table, query, k) (the default weights);
+- rrf, convex: vk.hybrid_search with that fusion and equal weights;
+- hybrid:  vk.hybrid_search(table, query, k) (vectorkeep's defaults);
 
 at k = 10 (nDCG@10 and MRR@10, binary relevance, and the latency of each
 call) and at k = 100 (recall@100). nDCG@10 = DCG@10 / ideal DCG@10, DCG = sum
 of 1 / log2(rank + 1) over the relevant results in the first 10; MRR@10 = 1 /
 the rank of the first relevant result in the first 10 (0 if none); recall@100
 = relevant found in the first 100 / relevant (at most 100). Means over the
-queries. Nothing is tuned on either set: every setting is vectorkeep's
-default.
+queries.
+
+The defaults were chosen on pydoc alone (--sweep pydoc: every fusion with the
+vector share of the weight from 0 to 1 by tenths; the best nDCG@10); stdlib
+chose nothing. "tuned": vk.tune_hybrid given each set's first 20 queries with
+their labels, as a user would give a few, and hybrid search with what it chose
+measured on the set's other queries, beside each list alone on those.
 
     python -m bench.relevance [--set pydoc|stdlib]
 """
@@ -64,6 +73,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from psycopg.types.json import Jsonb
 
 from bench.database import bench_database
 from bench.text_queries import running_worker
@@ -73,12 +83,26 @@ from vectorkeep.workers.worker import Worker, WorkerSettings
 
 K = 10
 RECALL_K = 100
+TUNE = 20  # labelled queries given to vk.tune_hybrid (the first of the set)
 MIN_CHARS = 80
 RANKINGS = {
+    # Revision 0019's keyword ranking (idf-weighted ts_rank_cd over the GIN index's matches), which
+    # Citus still uses: its query as vk._keyword_sql writes it ({keyword_sql}, filled in by _old_keyword).
+    "keyword_old": "{keyword_sql}",
     "keyword": "SELECT pk FROM vk.hybrid_search('{table}', %s, %s, vector_weight => 0)",
     "vector": "SELECT pk FROM vk.search('{table}', %s::text, %s)",
+    "rrf": "SELECT pk FROM vk.hybrid_search('{table}', %s, %s, keyword_weight => 1, vector_weight => 1, "
+    "fusion => 'rrf')",
+    "convex": "SELECT pk FROM vk.hybrid_search('{table}', %s, %s, keyword_weight => 1, vector_weight => 1, "
+    "fusion => 'convex')",
     "hybrid": "SELECT pk FROM vk.hybrid_search('{table}', %s, %s)",
 }
+# The sweep the defaults were chosen from (on pydoc alone): each fusion with the vector list's share
+# of the weight from 0 to 1 by tenths, nDCG@10.
+SWEEP = (
+    "SELECT pk FROM vk.hybrid_search('{table}', %s, %s, keyword_weight => {kw}, vector_weight => {vw}, "
+    "fusion => '{fusion}')"
+)
 
 # Modules whose import does nothing else (no antigravity, no this); a fixed list, so the set is
 # the same wherever this Python version runs.
@@ -184,15 +208,49 @@ def _load(url: str, table: str, documents: list[str]) -> int:
     return Worker(url, WorkerSettings(batch_size=64), encoders=EncoderCache()).run(until_idle=True).embedded
 
 
+def _old_keyword(conn: Any, table: str) -> str:
+    """Revision 0019's keyword query for the table's collection, its parameters as psycopg's (query, k)."""
+    text = conn.execute(
+        "SELECT vk._keyword_sql(c, vk._collection_model(c, NULL)) FROM vk._collection(%s) c", (table,)
+    ).fetchone()[0]
+    body = text.replace("$6", "q.text").replace("$5", "NULL::jsonb").replace("$4", "q.k")
+    return f"SELECT o.pk FROM (SELECT %s::text AS text, %s::integer AS k) q, LATERAL ({body}) o ORDER BY o.rank"
+
+
+def sweep(url: str, name: str) -> dict[str, float]:
+    """nDCG@10 of every fusion and vector share on a set already loaded (how the defaults were chosen)."""
+    _, queries = SETS[name]()
+    out: dict[str, float] = {}
+    with running_worker(url), connect(url, autocommit=True) as conn:
+        conn.execute("SET vk.embed_timeout = '30s'")
+        for fusion in ("convex", "rrf"):
+            for tenth in range(11):
+                vw = tenth / 10
+                statement = SWEEP.format(table=name, kw=1 - vw, vw=vw, fusion=fusion)
+                out[f"{fusion} vector {vw:.1f}"] = round(
+                    float(
+                        np.mean(
+                            [
+                                ndcg([int(r[0]) for r in conn.execute(statement, (q, K)).fetchall()], relevant)
+                                for q, relevant in queries.items()
+                            ]
+                        )
+                    ),
+                    4,
+                )
+    return out
+
+
 def measure(url: str, name: str) -> dict[str, Any]:
     documents, queries = SETS[name]()
     embedded = _load(url, name, documents)
     scores: dict[str, dict[str, list[float]]] = {r: defaultdict(list) for r in RANKINGS}
     with running_worker(url), connect(url, autocommit=True) as conn:
         conn.execute("SET vk.embed_timeout = '30s'")  # a loaded machine's worker may take more than 5 s
+        old_keyword = _old_keyword(conn, name)
         for query, relevant in queries.items():
             for ranking, statement in RANKINGS.items():
-                statement = statement.format(table=name)
+                statement = statement.format(table=name, keyword_sql=old_keyword)
                 start = time.perf_counter()
                 top = [int(r[0]) for r in conn.execute(statement, (query, K)).fetchall()]
                 scores[ranking]["ms"].append((time.perf_counter() - start) * 1000)
@@ -214,6 +272,7 @@ def measure(url: str, name: str) -> dict[str, Any]:
         }
     best = max(out["keyword"]["ndcg_at_10"], out["vector"]["ndcg_at_10"])
     out["hybrid_over_best_single"] = round(out["hybrid"]["ndcg_at_10"] / best, 3)
+    out["tuned"] = _tuned(url, name, queries, scores)
     # Per query: which list the hybrid beats, ties or trails (the mean hides it).
     out["hybrid_vs_best_single_per_query"] = dict(
         Counter(
@@ -229,9 +288,43 @@ def measure(url: str, name: str) -> dict[str, Any]:
     return out
 
 
-def run(url: str, sets: tuple[str, ...] = tuple(SETS)) -> dict[str, Any]:
+def _tuned(
+    url: str, name: str, queries: dict[str, set[int]], scores: dict[str, dict[str, list[float]]]
+) -> dict[str, Any]:
+    """vk.tune_hybrid fed the set's first TUNE queries, as a user would label a few; hybrid search with
+    what it chose (the collection's settings now), against each list alone, on the other queries."""
+    items = list(queries.items())
+    labelled = [{"query": q, "relevant": [str(i) for i in sorted(r)]} for q, r in items[:TUNE]]
+    statement = RANKINGS["hybrid"].format(table=name)
+    with running_worker(url), connect(url, autocommit=True) as conn:
+        conn.execute("SET vk.embed_timeout = '30s'")
+        chosen = conn.execute(
+            "SELECT fusion, keyword_weight, vector_weight, ndcg_at_10 FROM vk.tune_hybrid(%s, %s)",
+            (name, Jsonb(labelled)),
+        ).fetchone()
+        assert chosen is not None
+        tuned = [ndcg([int(r[0]) for r in conn.execute(statement, (q, K)).fetchall()], rel) for q, rel in items[TUNE:]]
+    held_out = {r: float(np.mean(scores[r]["ndcg_at_10"][TUNE:])) for r in ("keyword", "vector", "hybrid")}
+    return {
+        "tuned_on_queries": TUNE,
+        "chosen": {"fusion": chosen[0], "keyword_weight": chosen[1], "vector_weight": chosen[2]},
+        "ndcg_at_10_on_those": round(chosen[3], 4),
+        "held_out_queries": len(items) - TUNE,
+        "held_out_ndcg_at_10": {
+            "keyword": round(held_out["keyword"], 4),
+            "vector": round(held_out["vector"], 4),
+            "hybrid_defaults": round(held_out["hybrid"], 4),
+            "hybrid_tuned": round(float(np.mean(tuned)), 4),
+        },
+        "tuned_over_best_single": round(float(np.mean(tuned)) / max(held_out["keyword"], held_out["vector"]), 3),
+    }
+
+
+def run(url: str, sets: tuple[str, ...] = tuple(SETS), sweep_sets: tuple[str, ...] = ()) -> dict[str, Any]:
     """Every set in one database; hybrid_over_best_single is the lowest of the sets' (bench's goal: >= 1)."""
     result: dict[str, Any] = {name: measure(url, name) for name in sets}
+    for name in sweep_sets:
+        result[name]["sweep"] = sweep(url, name)
     result["hybrid_over_best_single"] = min(result[name]["hybrid_over_best_single"] for name in sets)
     return result
 
@@ -241,9 +334,10 @@ def main() -> int:
         prog="python -m bench.relevance", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--set", choices=sorted(SETS), action="append", help="a labelled set (default: all)")
+    parser.add_argument("--sweep", choices=sorted(SETS), action="append", help="sweep fusion and weights on this set")
     args = parser.parse_args()
     with bench_database() as url:
-        print(json.dumps(run(url, tuple(args.set or SETS)), indent=2))
+        print(json.dumps(run(url, tuple(args.set or SETS), tuple(args.sweep or ())), indent=2))
     return 0
 
 

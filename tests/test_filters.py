@@ -179,8 +179,8 @@ def _hybrid(conn: psycopg.Connection) -> None:
 
 
 # 'NaN' compares above every number in PostgreSQL, so a "weight < 0" check let it through, and
-# with it NaN and infinite scores.
-BAD_WEIGHTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf"), "-1": -1.0, "NULL": None}
+# with it NaN and infinite scores. (NULL is the collection's setting: tests/test_bm25.py.)
+BAD_WEIGHTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf"), "-1": -1.0}
 
 
 def test_hybrid_refuses_weights_that_are_not_finite_numbers_at_least_0(

@@ -114,6 +114,14 @@ OPERATIONS = [
     # contradicts it.
     Call("retire", "SELECT vk.retire('spare@1')", OPS),
     Call("detach", "SELECT vk.detach('notes')", ADMIN_ONLY),
+    Call("set_hybrid_defaults", "SELECT vk.set_hybrid_defaults('documents', 'rrf', 1, 1)", ADMIN_ONLY),
+    Call(
+        "tune_hybrid",
+        """SELECT vk.tune_hybrid('documents', jsonb_build_array(jsonb_build_object(
+             'query', %(text)s::text, 'relevant', jsonb_build_array(%(pk)s::text))))""",
+        ADMIN_ONLY,
+    ),
+    Call("rebuild_keyword_stats", "SELECT vk.rebuild_keyword_stats('documents')", ADMIN_ONLY),
     # Its work is tested on a Citus cluster (tests/test_citus.py); here, who may ask.
     Call("distribute", "SELECT * FROM vk.distribute()", ADMIN_ONLY, answers="0A000"),
 ]
@@ -129,6 +137,7 @@ CONTRACT = [
         ("claim_v1", "SELECT * FROM vk.claim_v1(10)"),
         ("claim_live_v1", "SELECT * FROM vk.claim_live_v1(10)"),
         ("chunking_v1", "SELECT vk.chunking_v1(%(cid)s)"),
+        ("compact_keyword_stats_v1", "SELECT vk.compact_keyword_stats_v1()"),
         (
             "put_chunk_v1",
             f"SELECT vk.put_chunk_v1(%(cid)s, %(pk)s, %(mid)s, 0, 0, 4, {VEC}, 'text', sha256('text'), false)",

@@ -171,12 +171,26 @@ class Batch:
         except BaseException:
             _rollback(conn)
             raise
+        if any(p.done or p.empty for p in self.parts):
+            _compact_keyword_stats(conn)
         rows = {p.model.label: (len(p.done), len(p.failed)) for p in self.parts}
         for label, failed in self.claim_failed.items():
             embedded, failed_here = rows.get(label, (0, 0))
             rows[label] = (embedded, failed_here + failed)
         self.record.committed(rows)
         return self.result
+
+
+def _compact_keyword_stats(conn: psycopg.Connection) -> None:
+    """Fold the BM25 counts the batch appended (a transaction of its own, after the batch's): searches
+    sum what is not folded yet, so a failure here costs them speed, never a result."""
+    try:
+        if conn.execute(query("has_keyword_stats")).fetchone()[0]:  # type: ignore[index]
+            conn.execute(query("compact_keyword_stats"))
+        conn.commit()
+    except psycopg.Error as exc:
+        _rollback(conn)
+        log.warning("could not fold the keyword statistics (searches stay exact, only slower): %s", exc)
 
 
 def process_batch(

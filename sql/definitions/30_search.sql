@@ -370,28 +370,102 @@ $$;
 COMMENT ON FUNCTION vk.similar(text, text, integer, text, jsonb) IS
     'The k rows most similar to an existing row of the collection (itself excluded), by its stored vector (the mean of its chunks'' vectors when chunked); filter as in vk.search.';
 
--- Reciprocal rank fusion: each row scores weight / (60 + its rank) in each
--- list it appears in (keyword rank over the stored text, vector rank), and
--- comes once. 60 is the constant of Cormack et al. (2009): it keeps a first
--- place in one list from outweighing good places in both.
+-- Hybrid search: a keyword list (BM25 over the stored text, 33_keywords.sql)
+-- and a vector list (as vk.search), each `depth` deep, fused; each row once.
+--   convex: weight * the list's score scaled to [0, 1] over that list
+--           (min-max: its best row 1, its last 0), summed over both lists,
+--           0 for a list the row is not in (Bruch et al., ACM TOIS 2023:
+--           better than RRF in and out of domain, and less sensitive to its
+--           one parameter, the weights' ratio);
+--   rrf:    weight / (60 + the row's rank) in each list (Cormack et al.
+--           2009: 60 keeps a first place in one list from outweighing good
+--           places in both).
+-- Fusion and weights left NULL come from the collection's current settings
+-- (vk.hybrid_settings: vk.tune_hybrid or vk.set_hybrid_defaults), else from
+-- vk._hybrid_defaults().
 CREATE OR REPLACE FUNCTION vk.hybrid_search(
     collection text, query text, k integer DEFAULT 10, filter jsonb DEFAULT NULL,
-    keyword_weight double precision DEFAULT 1, vector_weight double precision DEFAULT 1, model text DEFAULT NULL
+    keyword_weight double precision DEFAULT NULL, vector_weight double precision DEFAULT NULL, model text DEFAULT NULL,
+    fusion text DEFAULT NULL
 ) RETURNS TABLE (pk text, body text, score double precision, keyword_rank integer, vector_rank integer)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     c     vk.collections := vk._readable(vk._collection(collection));
     m     vk.models := vk._collection_model(c, model);
+    s     vk.hybrid_settings := vk._hybrid_setting(c.id);
+    kw    double precision := coalesce(keyword_weight, s.keyword_weight);
+    vw    double precision := coalesce(vector_weight, s.vector_weight);
+    how   text := coalesce(fusion, s.fusion);
     depth integer;
     v     vector;
-    w     record;
-    allowed CONSTANT text := 'Weights are finite numbers >= 0 (0: leave that list out; default 1), not both 0.';
 BEGIN
     PERFORM vk._check_k(k);
+    PERFORM vk._check_hybrid(how, kw, vw);
+    depth := least(greatest(k * 5, 50), 1000);
+    IF vw > 0 THEN
+        v := vk._query_vector(m, query);
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'WITH by_vector AS ('
+        '    SELECT n.pk, n.body, -n.distance AS score, row_number() OVER (ORDER BY n.distance)::integer AS rank '
+        '    FROM vk._nearest($1, $2, $3, $4, $5) n WHERE $3 IS NOT NULL), '
+        'by_keyword AS (%s), '
+        'scaled AS ('
+        '    SELECT l.pk, l.body, l.rank, true AS by_vector, coalesce((l.score - min(l.score) OVER ()) '
+        '           / nullif(max(l.score) OVER () - min(l.score) OVER (), 0), 1) AS scaled '
+        '    FROM by_vector l '
+        '    UNION ALL '
+        '    SELECT l.pk, l.body, l.rank, false, coalesce((l.score - min(l.score) OVER ()) '
+        '           / nullif(max(l.score) OVER () - min(l.score) OVER (), 0), 1) '
+        '    FROM by_keyword l WHERE $7 > 0) '
+        'SELECT x.pk, (array_agg(x.body ORDER BY x.by_vector DESC))[1], '
+        '       sum(CASE WHEN x.by_vector THEN $8 ELSE $7 END '
+        '           * CASE WHEN $10 = ''rrf'' THEN 1.0 / (60 + x.rank) ELSE x.scaled END) AS score, '
+        '       min(x.rank) FILTER (WHERE NOT x.by_vector), min(x.rank) FILTER (WHERE x.by_vector) '
+        'FROM scaled x GROUP BY x.pk '
+        'ORDER BY score DESC, x.pk LIMIT $9',
+        CASE WHEN vk._citus_table('vk.embeddings') THEN vk._keyword_sql(c, m)
+             ELSE 'SELECT k.pk, k.body, k.score, k.rank FROM vk._keyword_bm25($1, $2, $6, $4, $5) k' END)
+        USING c, m, v, depth, filter, query, kw, vw, k, how;
+END
+$$;
+COMMENT ON FUNCTION vk.hybrid_search(text, text, integer, jsonb, double precision, double precision, text, text) IS
+    'Rows ranked by a fusion of a keyword list (BM25 over the stored text: the collection''s text_search configuration, any of the query''s words) and a vector list (the text encoded by a worker, as in vk.search); each row once, chunked rows by their best chunk. fusion: ''convex'' (weights times each list''s min-max scaled score) or ''rrf'' (weights over 60 + rank); NULL fusion and weights: the collection''s settings (vk.tune_hybrid, vk.set_hybrid_defaults). vector_weight => 0: keyword only, no worker needed; keyword_weight => 0: vector only.';
+
+-- vectorkeep's own defaults, where a collection has no settings: the best
+-- nDCG@10 of every fusion and weight (tenths) on the Python documentation set
+-- of bench/relevance.py, reported on its other set, which chose nothing
+-- (bench/README.md). A collection fits its own with vk.tune_hybrid.
+CREATE OR REPLACE FUNCTION vk._hybrid_defaults() RETURNS vk.hybrid_settings
+LANGUAGE sql IMMUTABLE
+RETURN ROW(NULL, 0, 'convex', 0.1, 0.9, NULL, NULL, NULL, NULL, NULL)::vk.hybrid_settings;
+COMMENT ON FUNCTION vk._hybrid_defaults() IS
+    'Internal: hybrid search''s fusion and weights where a collection has no settings (convex, keyword 0.1, vector 0.9).';
+
+CREATE OR REPLACE FUNCTION vk._hybrid_setting(c_id bigint) RETURNS vk.hybrid_settings
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT h FROM vk.hybrid_settings h WHERE h.collection_id = c_id ORDER BY h.version DESC LIMIT 1),
+                    vk._hybrid_defaults())
+$$;
+COMMENT ON FUNCTION vk._hybrid_setting(bigint) IS
+    'Internal: a collection''s current hybrid settings (its latest version in vk.hybrid_settings), else vectorkeep''s defaults.';
+
+CREATE OR REPLACE FUNCTION vk._check_hybrid(fusion text, keyword_weight double precision, vector_weight double precision)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    w record;
+    allowed CONSTANT text := 'Weights are finite numbers >= 0 (0: leave that list out; NULL: the collection''s setting), not both 0.';
+BEGIN
+    IF fusion IS NULL OR fusion NOT IN ('convex', 'rrf') THEN
+        RAISE EXCEPTION 'vectorkeep: fusion => % is not a fusion', coalesce(quote_literal(fusion), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = '''convex'' (weights times each list''s scaled scores) or ''rrf'' (reciprocal rank fusion); NULL: the collection''s setting.';
+    END IF;
     FOR w IN SELECT * FROM (VALUES ('keyword_weight', keyword_weight), ('vector_weight', vector_weight)) t (name, value)
     LOOP
         -- Not "< 0": 'NaN' compares above every number (NaN < 0 is false), and NaN or Infinity
-        -- makes every score NaN or infinite. NULL fails through the coalesce.
+        -- makes every score NaN or infinite.
         IF NOT coalesce(w.value >= 0 AND w.value < 'Infinity', false) THEN
             RAISE EXCEPTION 'vectorkeep: % => % is not a weight', w.name, coalesce(w.value::text, 'NULL')
                 USING ERRCODE = 'invalid_parameter_value', HINT = allowed;
@@ -402,29 +476,15 @@ BEGIN
         RAISE EXCEPTION 'vectorkeep: the weights are both 0: nothing would rank the rows'
             USING ERRCODE = 'invalid_parameter_value', HINT = allowed;
     END IF;
-    depth := least(greatest(k * 5, 50), 1000);
-    IF vector_weight > 0 THEN
-        v := vk._query_vector(m, query);
-    END IF;
-    RETURN QUERY EXECUTE format(
-        'WITH by_vector AS ('
-        '    SELECT n.pk, n.body, row_number() OVER (ORDER BY n.distance)::integer AS rank '
-        '    FROM vk._nearest($1, $2, $3, $4, $5) n WHERE $3 IS NOT NULL), '
-        'by_keyword AS (%s) '
-        'SELECT coalesce(w.pk, v.pk), coalesce(v.body, w.body), '
-        '       coalesce($7 / (60 + w.rank), 0) + coalesce($8 / (60 + v.rank), 0) AS score, w.rank, v.rank '
-        'FROM by_keyword w FULL JOIN by_vector v ON v.pk = w.pk '
-        'ORDER BY score DESC, 1 LIMIT $9',
-        vk._keyword_sql(c, m))
-        USING c, m, v, depth, filter, query, keyword_weight, vector_weight, k;
 END
 $$;
-COMMENT ON FUNCTION vk.hybrid_search(text, text, integer, jsonb, double precision, double precision, text) IS
-    'Rows ranked by reciprocal rank fusion of keyword rank (full-text search over the stored text, the collection''s text_search configuration, any of the query''s words) and vector rank (the text encoded by a worker, as in vk.search); each row once, chunked rows by their best chunk. Weights adjust each list''s share (vector_weight => 0: keyword only, no worker needed).';
+COMMENT ON FUNCTION vk._check_hybrid(text, double precision, double precision) IS
+    'Internal: raises unless fusion is convex or rrf and the weights are finite, >= 0 and not both 0.';
 
--- Keyword ranking of a (collection, model), as its GIN index serves it: the
--- rows with any of the query's words ($6), filtered by $5, $4 deep, each by
--- its best chunk. A row scores the BM25 weight of each query word it holds,
+-- Keyword ranking on Citus, where vk.embeddings' shards keep no BM25
+-- statistics (33_keywords.sql), as its GIN index serves it: the rows with
+-- any of the query's words ($6), filtered by $5, $4 deep, each by its best
+-- chunk. A row scores the BM25 weight of each query word it holds,
 -- ln(1 + (N - n + 0.5) / (n + 0.5)) for a word in n of N chunks, so that a
 -- rare word counts for more than a common one (ts_rank_cd alone has no
 -- notion of rarity); ts_rank_cd (frequency, proximity) breaks ties. N is the
@@ -452,12 +512,12 @@ RETURN format(
     '    SELECT h.pk, h.body, (SELECT sum(w.idf) FROM weights w WHERE w.word = ANY (h.words)) '
     '                         + h.closeness / 1000 AS score '
     '    FROM hits h) '
-    'SELECT r.pk, r.body, row_number() OVER (ORDER BY r.score DESC, r.pk)::integer AS rank FROM ('
+    'SELECT r.pk, r.body, r.score, row_number() OVER (ORDER BY r.score DESC, r.pk)::integer AS rank FROM ('
     '    SELECT DISTINCT ON (s.pk) s.pk, s.body, s.score FROM scored s ORDER BY s.pk, s.score DESC) r '
     'ORDER BY r.score DESC, r.pk LIMIT $4',
     c.text_search, c.id, m.id, vk._keyword_index_name(c.id, m.id), 'vk');
 COMMENT ON FUNCTION vk._keyword_sql(vk.collections, vk.models) IS
-    'Internal: the keyword ranking query of a (collection, model) that its GIN index serves (BM25 word weights, ts_rank_cd for ties).';
+    'Internal, on Citus: the keyword ranking query of a (collection, model) that its GIN index serves (BM25 idf per word, ts_rank_cd for ties; no term frequency saturation or length).';
 
 -- A natural-language query as a tsquery of any of its words (plainto_tsquery
 -- would demand all of them, and a question rarely shares every word with

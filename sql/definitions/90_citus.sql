@@ -273,8 +273,10 @@ BEGIN
         FOR t IN SELECT c.oid FROM pg_class c
                  WHERE c.relnamespace = 'vk'::regnamespace AND c.relkind IN ('r', 'p')
                    -- Text queries' requests and cache: the coordinator's own, plain
-                   -- tables (the loopback of vk.embed connects to it).
-                   AND c.relname NOT IN ('embeddings', 'queue', 'captured', 'embed_requests', 'embed_cache')
+                   -- tables (the loopback of vk.embed connects to it). BM25's
+                   -- statistics: kept on one server only (33_keywords.sql), emptied below.
+                   AND c.relname NOT IN ('embeddings', 'queue', 'captured', 'embed_requests', 'embed_cache',
+                                         'keyword_postings', 'keyword_stats', 'keyword_norms')
                    AND NOT EXISTS (SELECT 1 FROM vk.collections x WHERE x.source = c.oid)
                  ORDER BY c.relname LOOP
             IF NOT vk._citus_table(t) THEN
@@ -288,6 +290,8 @@ BEGIN
         ELSE
             PERFORM create_distributed_table('vk.embeddings', 'pk', shard_count => shards);
         END IF;
+        -- Keyword search on Citus ranks without them (vk._keyword_sql).
+        TRUNCATE vk.keyword_postings, vk.keyword_stats, vk.keyword_norms;
         FOREACH stmt IN ARRAY keys LOOP
             -- Not the keys of vk.queue and vk.embeddings: once a transaction has read a
             -- distributed table with a key to a reference table over several connections,

@@ -72,3 +72,21 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- BM25's words and counts are the collection's text in other form: the same
+-- rule, written so that a search reading thousands of them checks the
+-- caller's privileges once per query (a hashed subplan), not once per row.
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['keyword_postings', 'keyword_stats'] LOOP
+        EXECUTE format('ALTER TABLE vk.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('DROP POLICY IF EXISTS operators ON vk.%I', t);
+        EXECUTE format('CREATE POLICY operators ON vk.%I TO vk_worker, vk_admin USING (true) WITH CHECK (true)', t);
+        EXECUTE format('DROP POLICY IF EXISTS readers ON vk.%I', t);
+        EXECUTE format('CREATE POLICY readers ON vk.%I FOR SELECT USING (collection_id IN ('
+                       'SELECT c.id FROM vk.collections c WHERE has_table_privilege(c.source, ''SELECT'')))', t);
+    END LOOP;
+END
+$$;

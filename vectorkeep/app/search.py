@@ -68,11 +68,14 @@ def hybrid_search(
     k: int = 10,
     model: str | None = None,
     filter: dict[str, Any] | None = None,
-    keyword_weight: float = 1.0,
-    vector_weight: float = 1.0,
+    keyword_weight: float | None = None,
+    vector_weight: float | None = None,
+    fusion: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows ranked by reciprocal rank fusion of keyword and vector rank (vk.hybrid_search)."""
+    """Rows ranked by a fusion of a BM25 keyword list and a vector list (vk.hybrid_search); weights and
+    fusion left None are the collection's settings."""
     params = {
+        "fusion": fusion,
         "collection": collection,
         "query": text,
         "k": k,

@@ -29,6 +29,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             filter=_filter(args),
             keyword_weight=args.keyword_weight,
             vector_weight=args.vector_weight,
+            fusion=args.fusion,
         )
     else:
         rows = search.search(
@@ -59,9 +60,10 @@ def register(commands: Commands) -> None:
     )
     p.add_argument("text")
     p.add_argument("--chunks", action="store_true", help="show the nearest chunks and their offsets (vk.search_chunks)")
-    p.add_argument("--hybrid", action="store_true", help="rank by keyword and vector rank fused (vk.hybrid_search)")
-    p.add_argument("--keyword-weight", type=float, default=1.0, help="with --hybrid (default 1)")
-    p.add_argument("--vector-weight", type=float, default=1.0, help="with --hybrid (default 1)")
+    p.add_argument("--hybrid", action="store_true", help="BM25 keyword and vector lists fused (vk.hybrid_search)")
+    p.add_argument("--keyword-weight", type=float, help="with --hybrid (default: the collection's setting)")
+    p.add_argument("--vector-weight", type=float, help="with --hybrid (default: the collection's setting)")
+    p.add_argument("--fusion", choices=("convex", "rrf"), help="with --hybrid (default: the collection's setting)")
     _common(p)
 
     p = commands.add("similar", cmd_similar, "Rows most similar to a stored row (vk.similar).")

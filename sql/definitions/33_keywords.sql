@@ -1,0 +1,361 @@
+-- Keyword search: Okapi BM25 over the stored text, in plain PostgreSQL.
+--
+-- A chunk's score for a query is the sum, over the query's distinct words
+-- that the chunk holds, of
+--     idf(w) * tf / (tf + k1 * (1 - b + b * length / avgdl)),
+--     idf(w) = ln(1 + (N - n + 0.5) / (n + 0.5)),
+-- Lucene's BM25 (idf never negative; no (k1 + 1) factor, which would scale
+-- every score alike), k1 = 1.2, b = 0.75: N the (collection, model)'s chunks,
+-- n those holding w, avgdl their mean length, tf w's count in the chunk and
+-- length its words, all as the collection's text_search configuration makes
+-- them (to_tsvector: stemmed, stop words out, at most 256 occurrences of a
+-- word counted per chunk). A row scores its best chunk.
+--
+-- The triggers below keep vk.keyword_postings and vk.keyword_stats current
+-- under every write of vk.embeddings (a worker's, a re-embedding's, a
+-- chunking change's, a DBA's), in the writer's transaction.
+--
+-- Current definitions: every upgrade re-applies this file (CREATE OR REPLACE
+-- only); an object that goes away is dropped by a numbered migration.
+
+CREATE OR REPLACE FUNCTION vk._bm25_weight(tf integer, length integer, avgdl double precision)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN tf / (tf + 1.2 * (0.25 + 0.75 * length / avgdl));
+COMMENT ON FUNCTION vk._bm25_weight(integer, integer, double precision) IS
+    'Internal: BM25''s term-frequency part, tf / (tf + k1 (1 - b + b length / avgdl)), k1 = 1.2, b = 0.75.';
+
+CREATE OR REPLACE FUNCTION vk._bm25_idf(chunks double precision, holding double precision) RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ln(1 + (greatest(chunks, holding) - holding + 0.5) / (holding + 0.5));
+COMMENT ON FUNCTION vk._bm25_idf(double precision, double precision) IS
+    'Internal: BM25''s idf of a word held by `holding` of `chunks` chunks, ln(1 + (N - n + 0.5) / (n + 0.5)).';
+
+-- A chunk's length: its words as the configuration counts them (stop words
+-- out; every occurrence, up to 256 of one word).
+CREATE OR REPLACE FUNCTION vk._word_count(doc tsvector) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN coalesce((SELECT sum(cardinality(w.positions)) FROM unnest(doc) w), 0);
+COMMENT ON FUNCTION vk._word_count(tsvector) IS 'Internal: the words of a tsvector, every counted occurrence (BM25''s document length).';
+
+-- Chunks written: their words, and counts to add. Each (collection, model)
+-- gets a norm from its first chunks (their mean length); the norm's row is
+-- held (FOR SHARE) until commit, so that vk.compact_keyword_stats_v1 changes
+-- a norm and its impacts only between writers. (No temporary table for the
+-- parsed words: one the caller made first under that name would be used.)
+CREATE OR REPLACE FUNCTION vk._keyword_add(c_ids bigint[], m_ids bigint[], pks text[], chunks integer[], bodies text[])
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT FROM unnest(c_ids, m_ids) a(c_id, m_id)
+               WHERE NOT EXISTS (SELECT FROM vk.keyword_norms n WHERE n.collection_id = a.c_id AND n.model_id = a.m_id)) THEN
+        INSERT INTO vk.keyword_norms (collection_id, model_id, norm)
+        SELECT a.c_id, a.m_id, greatest(avg(vk._word_count(to_tsvector(c.text_search, a.body))), 1)
+        FROM unnest(c_ids, m_ids, bodies) a(c_id, m_id, body)
+        JOIN vk.collections c ON c.id = a.c_id
+        GROUP BY 1, 2
+        ON CONFLICT DO NOTHING;
+    END IF;
+    PERFORM FROM vk.keyword_norms n
+    WHERE (n.collection_id, n.model_id) IN (SELECT * FROM unnest(c_ids, m_ids))
+    ORDER BY n.collection_id, n.model_id
+    FOR SHARE;
+    WITH parsed AS (
+        SELECT a.c_id, a.m_id, a.pk, a.chunk, d.doc, vk._word_count(d.doc) AS length, n.norm
+        FROM unnest(c_ids, m_ids, pks, chunks, bodies) a(c_id, m_id, pk, chunk, body)
+        JOIN vk.collections c ON c.id = a.c_id
+        JOIN vk.keyword_norms n ON n.collection_id = a.c_id AND n.model_id = a.m_id,
+        LATERAL (SELECT to_tsvector(c.text_search, a.body) AS doc) d),
+    added AS (
+        INSERT INTO vk.keyword_postings (collection_id, model_id, pk, chunk, term, tf, length, impact)
+        SELECT p.c_id, p.m_id, p.pk, p.chunk, w.lexeme, cardinality(w.positions), p.length,
+               vk._bm25_weight(cardinality(w.positions), p.length, p.norm)
+        FROM parsed p, unnest(p.doc) w
+        -- Words a chunk already has (its trigger was off once): counted once.
+        ON CONFLICT DO NOTHING
+        RETURNING collection_id, model_id, term, tf)
+    INSERT INTO vk.keyword_stats (collection_id, model_id, term, chunks, words)
+    SELECT collection_id, model_id, term, count(*), sum(tf) FROM added GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT c_id, m_id, '', count(*), sum(length) FROM parsed GROUP BY 1, 2;
+END
+$$;
+COMMENT ON FUNCTION vk._keyword_add(bigint[], bigint[], text[], integer[], text[]) IS
+    'Internal: chunks written to vk.embeddings (parallel arrays): their words into vk.keyword_postings, their counts into vk.keyword_stats.';
+
+-- Chunks gone: their words, and counts to take away (no text re-parsed:
+-- the postings say what the chunk held).
+CREATE OR REPLACE FUNCTION vk._keyword_remove(c_ids bigint[], m_ids bigint[], pks text[], chunks integer[])
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM FROM vk.keyword_norms n
+    WHERE (n.collection_id, n.model_id) IN (SELECT * FROM unnest(c_ids, m_ids))
+    ORDER BY n.collection_id, n.model_id
+    FOR SHARE;
+    WITH gone AS (
+        DELETE FROM vk.keyword_postings p
+        USING unnest(c_ids, m_ids, pks, chunks) g(c_id, m_id, pk, chunk)
+        WHERE p.collection_id = g.c_id AND p.model_id = g.m_id AND p.pk = g.pk AND p.chunk = g.chunk
+        RETURNING p.collection_id, p.model_id, p.pk, p.chunk, p.term, p.tf, p.length),
+    lengths AS (
+        SELECT g.c_id, g.m_id, coalesce(min(x.length), 0) AS length
+        FROM unnest(c_ids, m_ids, pks, chunks) g(c_id, m_id, pk, chunk)
+        LEFT JOIN gone x ON x.collection_id = g.c_id AND x.model_id = g.m_id AND x.pk = g.pk AND x.chunk = g.chunk
+        GROUP BY g.c_id, g.m_id, g.pk, g.chunk)
+    INSERT INTO vk.keyword_stats (collection_id, model_id, term, chunks, words)
+    SELECT collection_id, model_id, term, -count(*), -sum(tf) FROM gone GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT c_id, m_id, '', -count(*), -sum(length) FROM lengths GROUP BY 1, 2;
+END
+$$;
+COMMENT ON FUNCTION vk._keyword_remove(bigint[], bigint[], text[], integer[]) IS
+    'Internal: chunks gone from vk.embeddings (parallel arrays): their words out of vk.keyword_postings, their counts out of vk.keyword_stats.';
+
+-- The triggers. SECURITY DEFINER: whoever writes vk.embeddings (a worker,
+-- an operator) keeps the statistics, which only vk's owner may write. On a
+-- Citus shard they do nothing: keyword search there ranks as before BM25
+-- (vk._keyword_sql), and these tables stay empty.
+CREATE OR REPLACE FUNCTION vk._keyword_inserted() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'embeddings' THEN
+        PERFORM vk._keyword_add(array_agg(n.collection_id), array_agg(n.model_id), array_agg(n.pk),
+                                array_agg(n.chunk), array_agg(n.body))
+        FROM vk_added n
+        HAVING count(*) > 0;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION vk._keyword_inserted() IS 'Trigger on vk.embeddings: new chunks'' words into the BM25 statistics.';
+
+CREATE OR REPLACE FUNCTION vk._keyword_deleted() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'embeddings' THEN
+        PERFORM vk._keyword_remove(array_agg(o.collection_id), array_agg(o.model_id), array_agg(o.pk), array_agg(o.chunk))
+        FROM vk_removed o
+        HAVING count(*) > 0;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION vk._keyword_deleted() IS 'Trigger on vk.embeddings: deleted chunks'' words out of the BM25 statistics.';
+
+-- An update counts only where a chunk's key or text changed (a worker's
+-- upsert of the same text, a metadata change: nothing to do).
+CREATE OR REPLACE FUNCTION vk._keyword_updated() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'embeddings' THEN
+        PERFORM vk._keyword_remove(array_agg(o.collection_id), array_agg(o.model_id), array_agg(o.pk), array_agg(o.chunk))
+        FROM (SELECT collection_id, model_id, pk, chunk, body FROM vk_removed
+              EXCEPT SELECT collection_id, model_id, pk, chunk, body FROM vk_added) o
+        HAVING count(*) > 0;
+        PERFORM vk._keyword_add(array_agg(n.collection_id), array_agg(n.model_id), array_agg(n.pk),
+                                array_agg(n.chunk), array_agg(n.body))
+        FROM (SELECT collection_id, model_id, pk, chunk, body FROM vk_added
+              EXCEPT SELECT collection_id, model_id, pk, chunk, body FROM vk_removed) n
+        HAVING count(*) > 0;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION vk._keyword_updated() IS 'Trigger on vk.embeddings: chunks whose text changed, out of the BM25 statistics and back in.';
+
+-- Statements of their own (Citus sends a distributed table's DDL to the
+-- nodes as the text of its statement, which must not be this whole file).
+DO $$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);  -- a trigger on a Citus table
+    END IF;
+    EXECUTE 'CREATE OR REPLACE TRIGGER embeddings_keywords_inserted '
+            'AFTER INSERT ON vk.embeddings REFERENCING NEW TABLE AS vk_added '
+            'FOR EACH STATEMENT EXECUTE FUNCTION vk._keyword_inserted()';
+END
+$$;
+DO $$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    END IF;
+    EXECUTE 'CREATE OR REPLACE TRIGGER embeddings_keywords_updated '
+            'AFTER UPDATE ON vk.embeddings REFERENCING OLD TABLE AS vk_removed NEW TABLE AS vk_added '
+            'FOR EACH STATEMENT EXECUTE FUNCTION vk._keyword_updated()';
+END
+$$;
+DO $$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    END IF;
+    EXECUTE 'CREATE OR REPLACE TRIGGER embeddings_keywords_deleted '
+            'AFTER DELETE ON vk.embeddings REFERENCING OLD TABLE AS vk_removed '
+            'FOR EACH STATEMENT EXECUTE FUNCTION vk._keyword_deleted()';
+END
+$$;
+
+-- Fold the counts: each (collection, model, word)'s rows into one (none when
+-- they sum to nothing), and re-normalise a (collection, model) whose mean
+-- chunk length moved more than 25 % from its norm while it is small enough
+-- to rewrite (a million postings); a larger one keeps its norm, and searches
+-- stay exact with wider bounds. Skips a norm a writer holds (SKIP LOCKED):
+-- the next call does it. The worker calls it after each batch.
+CREATE OR REPLACE FUNCTION vk.compact_keyword_stats_v1() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    folded bigint;
+    n      record;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('vk.compact_keyword_stats_v1')) THEN
+        RETURN 0;  -- another session is at it
+    END IF;
+    WITH many AS (
+        SELECT collection_id, model_id, term FROM vk.keyword_stats GROUP BY 1, 2, 3 HAVING count(*) > 1),
+    gone AS (
+        DELETE FROM vk.keyword_stats s USING many
+        WHERE (s.collection_id, s.model_id, s.term) = (many.collection_id, many.model_id, many.term)
+        RETURNING s.*),
+    kept AS (
+        INSERT INTO vk.keyword_stats
+        SELECT collection_id, model_id, term, sum(chunks), sum(words) FROM gone GROUP BY 1, 2, 3
+        HAVING sum(chunks) <> 0
+        RETURNING 1)
+    SELECT count(*) INTO folded FROM gone;
+    -- Nothing left of a (collection, model): its next chunks set a new norm.
+    DELETE FROM vk.keyword_norms k
+    WHERE NOT EXISTS (SELECT 1 FROM vk.keyword_stats s
+                      WHERE s.collection_id = k.collection_id AND s.model_id = k.model_id AND s.term = '');
+    FOR n IN
+        SELECT k.collection_id, k.model_id, s.words::double precision / s.chunks AS avgdl
+        FROM vk.keyword_norms k
+        JOIN LATERAL (SELECT sum(x.chunks) AS chunks, sum(x.words) AS words FROM vk.keyword_stats x
+                      WHERE x.collection_id = k.collection_id AND x.model_id = k.model_id AND x.term = '') s ON true
+        WHERE s.chunks > 0 AND s.words > 0 AND s.words <= 1000000 * 20
+          AND abs(ln(s.words::double precision / s.chunks / k.norm)) > ln(1.25)
+        FOR UPDATE OF k SKIP LOCKED
+    LOOP
+        UPDATE vk.keyword_norms SET norm = n.avgdl WHERE collection_id = n.collection_id AND model_id = n.model_id;
+        UPDATE vk.keyword_postings SET impact = vk._bm25_weight(tf, length, n.avgdl)
+        WHERE collection_id = n.collection_id AND model_id = n.model_id;
+    END LOOP;
+    RETURN folded;
+END
+$$;
+COMMENT ON FUNCTION vk.compact_keyword_stats_v1() IS
+    'Worker contract 1: fold vk.keyword_stats'' rows (one per word per write) into one per word, and re-normalise small collections'' BM25 impacts when their mean chunk length moved; returns the rows folded. Any time, any session; results never depend on it, only their speed.';
+
+-- Every chunk of a (collection, model) counted again from vk.embeddings: for
+-- a database whose statistics were not kept (triggers disabled, a restore
+-- without these tables) and for revision 0020's first fill.
+CREATE OR REPLACE FUNCTION vk.rebuild_keyword_stats(collection text, model text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    c vk.collections := vk._collection(collection);
+    m vk.models := vk._collection_model(c, model);
+    n bigint;
+BEGIN
+    DELETE FROM vk.keyword_postings WHERE collection_id = c.id AND model_id = m.id;
+    DELETE FROM vk.keyword_stats WHERE collection_id = c.id AND model_id = m.id;
+    DELETE FROM vk.keyword_norms WHERE collection_id = c.id AND model_id = m.id;
+    PERFORM vk._keyword_add(array_agg(e.collection_id), array_agg(e.model_id), array_agg(e.pk), array_agg(e.chunk),
+                            array_agg(e.body))
+    FROM vk.embeddings e WHERE e.collection_id = c.id AND e.model_id = m.id
+    HAVING count(*) > 0;
+    SELECT count(*) INTO n FROM vk.embeddings e WHERE e.collection_id = c.id AND e.model_id = m.id;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION vk.rebuild_keyword_stats(text, text) IS
+    'Count a collection''s BM25 statistics again from its stored text (model: the default version when NULL); returns the chunks counted. Operators only; the triggers on vk.embeddings keep them current otherwise.';
+
+-- The `depth` best rows of a (collection, model) for a query, by BM25, each
+-- by its best chunk, filtered by `filter` (metadata containing it). Read
+-- without scoring every chunk that holds a query word (a common word is in
+-- most of them): Fagin's threshold algorithm over the impact order.
+--   - for each query word, its first `reach` postings by impact (an index
+--     scan of keyword_postings_impact_idx);
+--   - the exact score of every chunk met (the primary key of
+--     vk.keyword_postings holds its count of every query word);
+--   - done when the depth-th best row scores at least what any chunk not
+--     met could: the sum of each word's idf times the last impact read
+--     (none once its list is read to the end), times the ratio of the mean
+--     chunk length to the norm the impacts were computed with when it grew
+--     (a shorter mean only lowers the weights). Else four times deeper.
+-- So the result is BM25's own, ties aside, and the work follows the depth
+-- asked for and how far the words' best chunks are from the rest, not the
+-- number of chunks that hold a word.
+CREATE OR REPLACE FUNCTION vk._keyword_bm25(c vk.collections, m vk.models, query text, depth integer, filter jsonb)
+RETURNS TABLE (pk text, body text, score double precision, rank integer)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    terms     text[] := ARRAY(SELECT DISTINCT t FROM unnest(tsvector_to_array(to_tsvector(c.text_search, query))) t
+                               ORDER BY 1);
+    idfs      double precision[];
+    all_chunks double precision;
+    avgdl     double precision;
+    widen     double precision;
+    reach     integer := greatest(depth, 10) * 2;
+    bound     double precision;
+    exhausted boolean;
+    pks       text[];
+    bodies    text[];
+    scores    double precision[];
+BEGIN
+    SELECT sum(s.chunks), sum(s.words) INTO all_chunks, avgdl
+    FROM vk.keyword_stats s WHERE s.collection_id = c.id AND s.model_id = m.id AND s.term = '';
+    IF cardinality(terms) = 0 OR coalesce(all_chunks, 0) <= 0 OR coalesce(avgdl, 0) <= 0 THEN
+        RETURN;  -- no word to look for, or nothing with words stored
+    END IF;
+    avgdl := avgdl / all_chunks;
+    SELECT greatest(1, avgdl / n.norm) INTO widen
+    FROM vk.keyword_norms n WHERE n.collection_id = c.id AND n.model_id = m.id;
+    idfs := ARRAY(
+        SELECT vk._bm25_idf(all_chunks, coalesce((SELECT sum(s.chunks) FROM vk.keyword_stats s
+                                                   WHERE s.collection_id = c.id AND s.model_id = m.id
+                                                     AND s.term = t.term), 0))
+        FROM unnest(terms) WITH ORDINALITY t(term, i) ORDER BY t.i);
+    LOOP
+        WITH q AS (SELECT * FROM unnest(terms, idfs) q(term, idf)),
+        heads AS (
+            SELECT q.term, h.pk, h.chunk, h.impact
+            FROM q CROSS JOIN LATERAL (
+                SELECT p.pk, p.chunk, p.impact FROM vk.keyword_postings p
+                WHERE p.collection_id = c.id AND p.model_id = m.id AND p.term = q.term
+                ORDER BY p.impact DESC LIMIT reach) h),
+        edges AS (
+            SELECT q.idf, count(h.pk) AS read, min(h.impact) AS last
+            FROM q LEFT JOIN heads h ON h.term = q.term GROUP BY q.term, q.idf),
+        -- Each chunk met, looked up by its key (a join over the words would read
+        -- each word's whole list, the cost this function is there to avoid).
+        scored AS (
+            SELECT t.pk, t.chunk, s.score
+            FROM (SELECT DISTINCT h.pk, h.chunk FROM heads h) t,
+            LATERAL (SELECT sum(q.idf * vk._bm25_weight(p.tf, p.length, avgdl)) AS score
+                     FROM vk.keyword_postings p JOIN q ON q.term = p.term
+                     WHERE p.collection_id = c.id AND p.model_id = m.id AND p.pk = t.pk AND p.chunk = t.chunk
+                       AND p.term = ANY (terms)) s),
+        best AS (
+            SELECT DISTINCT ON (s.pk) s.pk, e.body, s.score
+            FROM scored s
+            JOIN vk.embeddings e ON e.collection_id = c.id AND e.model_id = m.id AND e.pk = s.pk AND e.chunk = s.chunk
+            WHERE filter IS NULL OR e.metadata @> filter
+            ORDER BY s.pk, s.score DESC),
+        ranked AS (SELECT * FROM best b ORDER BY b.score DESC, b.pk LIMIT depth)
+        SELECT (SELECT array_agg(r.pk ORDER BY r.score DESC, r.pk) FROM ranked r),
+               (SELECT array_agg(r.body ORDER BY r.score DESC, r.pk) FROM ranked r),
+               (SELECT array_agg(r.score ORDER BY r.score DESC, r.pk) FROM ranked r),
+               -- A stored impact is a real: a hair of slack for its rounding.
+               (SELECT sum(x.idf * CASE WHEN x.read < reach THEN 0 ELSE x.last END) * widen * (1 + 1e-6) FROM edges x),
+               (SELECT bool_and(x.read < reach) FROM edges x)
+        INTO pks, bodies, scores, bound, exhausted;
+        EXIT WHEN exhausted OR coalesce(cardinality(scores), 0) >= depth AND scores[depth] >= bound;
+        reach := reach * 4;
+    END LOOP;
+    RETURN QUERY SELECT r.pk, r.body, r.score, r.i::integer FROM unnest(pks, bodies, scores) WITH ORDINALITY r(pk, body, score, i);
+END
+$$;
+COMMENT ON FUNCTION vk._keyword_bm25(vk.collections, vk.models, text, integer, jsonb) IS
+    'Internal: the depth best rows of a (collection, model) for a query by BM25 (each by its best chunk; filter: metadata containing it), with their scores and ranks, read in impact order until nothing unread could enter.';
