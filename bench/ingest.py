@@ -5,7 +5,8 @@
    process (raw measured before and after the worker; their mean is used);
 2. the same drain with a no-op encoder (a deterministic random unit vector
    per text): what the trigger, queue, claim, upsert and HNSW insert cost;
-   again without the HNSW index (the queue's own cost), and, as the raw
+   again with BM25's statistics triggers off (what keeping them costs the
+   write), again without the HNSW index (the queue's own cost), and, as the raw
    part, the same vectors inserted by plain SQL into a table with the same
    HNSW index (steady state: the no-op worker / that, goal >= 0.9);
 3. overlap on and off: worker / raw rows per second with an encoder that
@@ -69,6 +70,12 @@ class SleepEncoder(NoopEncoder):
         return super().encode(texts)
 
 
+KEYWORD_TRIGGERS = (
+    "ALTER TABLE vk.embeddings {switch} TRIGGER embeddings_keywords_inserted, "
+    "{switch} TRIGGER embeddings_keywords_updated, {switch} TRIGGER embeddings_keywords_deleted"
+)
+
+
 def texts(n: int) -> list[str]:
     """n distinct real texts (the sample corpus, cycled with a suffix)."""
     base = [t for _, t in paragraphs()]
@@ -118,6 +125,18 @@ def run(url: str, *, rows: int, batch_size: int = 64) -> dict[str, Any]:
         _insert(conn, "public", "bench_noop", corpus)
     noop_embedded, noop_seconds = _drain(url, encoders, batch_size)
 
+    # What BM25's statistics cost the write (revision 0020): the same drain with their triggers off.
+    with connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_nobm25 (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text)")
+        conn.execute("SELECT vk.attach('bench_nobm25', 'id', 'body', 'noop@1')")
+        _insert(conn, "public", "bench_nobm25", corpus)
+        conn.execute(KEYWORD_TRIGGERS.format(switch="DISABLE"))
+    try:
+        nobm25_embedded, nobm25_seconds = _drain(url, encoders, batch_size)
+    finally:
+        with connect(url, autocommit=True) as conn:
+            conn.execute(KEYWORD_TRIGGERS.format(switch="ENABLE"))
+
     # The queue's own cost: the same drain into a collection without its HNSW index.
     with connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE bench_noindex (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text)")
@@ -139,6 +158,8 @@ def run(url: str, *, rows: int, batch_size: int = 64) -> dict[str, Any]:
         "worker_embedded": embedded,
         "noop_worker_rows_per_s": round(noop_embedded / noop_seconds, 1),
         "noop_embedded": noop_embedded,
+        "noop_worker_rows_per_s_without_bm25": round(nobm25_embedded / nobm25_seconds, 1),
+        "noop_worker_bm25_over_without": round(noop_embedded / noop_seconds / (nobm25_embedded / nobm25_seconds), 3),
         "noop_worker_rows_per_s_without_index": round(bare_embedded / bare_seconds, 1),
         "hnsw_insert_rows_per_s": round(hnsw_raw, 1),
         "noop_worker_over_hnsw_insert": round(noop_embedded / noop_seconds / hnsw_raw, 3),

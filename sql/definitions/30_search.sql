@@ -442,10 +442,16 @@ RETURN ROW(NULL, 0, 'convex', 0.1, 0.9, NULL, NULL, NULL, NULL, NULL)::vk.hybrid
 COMMENT ON FUNCTION vk._hybrid_defaults() IS
     'Internal: hybrid search''s fusion and weights where a collection has no settings (convex, keyword 0.1, vector 0.9).';
 
+-- Column by column (SELECT h.*): on Citus a whole-row reference to a
+-- reference table is read as its shard's row type, which is not this one.
 CREATE OR REPLACE FUNCTION vk._hybrid_setting(c_id bigint) RETURNS vk.hybrid_settings
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT h FROM vk.hybrid_settings h WHERE h.collection_id = c_id ORDER BY h.version DESC LIMIT 1),
-                    vk._hybrid_defaults())
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    s vk.hybrid_settings;
+BEGIN
+    SELECT h.* INTO s FROM vk.hybrid_settings h WHERE h.collection_id = c_id ORDER BY h.version DESC LIMIT 1;
+    RETURN CASE WHEN FOUND THEN s ELSE vk._hybrid_defaults() END;
+END
 $$;
 COMMENT ON FUNCTION vk._hybrid_setting(bigint) IS
     'Internal: a collection''s current hybrid settings (its latest version in vk.hybrid_settings), else vectorkeep''s defaults.';
