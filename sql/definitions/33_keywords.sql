@@ -298,10 +298,11 @@ DECLARE
     avgdl     double precision;
     widen     double precision;
     reach     integer := greatest(depth, 10) * 2;
+    rounds    integer := 1;
     bound     double precision;
     exhausted boolean;
     pks       text[];
-    bodies    text[];
+    at_chunks integer[];
     scores    double precision[];
 BEGIN
     SELECT sum(s.chunks), sum(s.words) INTO all_chunks, avgdl
@@ -337,24 +338,36 @@ BEGIN
                      FROM vk.keyword_postings p JOIN q ON q.term = p.term
                      WHERE p.collection_id = c.id AND p.model_id = m.id AND p.pk = t.pk AND p.chunk = t.chunk
                        AND p.term = ANY (terms)) s),
+        -- The stored rows (their text, a wide row with its vector) are read
+        -- for the filter only; the text, for the rows returned only.
         best AS (
-            SELECT DISTINCT ON (s.pk) s.pk, e.body, s.score
+            SELECT DISTINCT ON (s.pk) s.pk, s.chunk, s.score
             FROM scored s
-            JOIN vk.embeddings e ON e.collection_id = c.id AND e.model_id = m.id AND e.pk = s.pk AND e.chunk = s.chunk
-            WHERE filter IS NULL OR e.metadata @> filter
+            WHERE filter IS NULL
+               OR EXISTS (SELECT FROM vk.embeddings e
+                          WHERE e.collection_id = c.id AND e.model_id = m.id AND e.pk = s.pk AND e.chunk = s.chunk
+                            AND e.metadata @> filter)
             ORDER BY s.pk, s.score DESC),
         ranked AS (SELECT * FROM best b ORDER BY b.score DESC, b.pk LIMIT depth)
         SELECT (SELECT array_agg(r.pk ORDER BY r.score DESC, r.pk) FROM ranked r),
-               (SELECT array_agg(r.body ORDER BY r.score DESC, r.pk) FROM ranked r),
+               (SELECT array_agg(r.chunk ORDER BY r.score DESC, r.pk) FROM ranked r),
                (SELECT array_agg(r.score ORDER BY r.score DESC, r.pk) FROM ranked r),
                -- A stored impact is a real: a hair of slack for its rounding.
                (SELECT sum(x.idf * CASE WHEN x.read < reach THEN 0 ELSE x.last END) * widen * (1 + 1e-6) FROM edges x),
                (SELECT bool_and(x.read < reach) FROM edges x)
-        INTO pks, bodies, scores, bound, exhausted;
+        INTO pks, at_chunks, scores, bound, exhausted;
         EXIT WHEN exhausted OR coalesce(cardinality(scores), 0) >= depth AND scores[depth] >= bound;
         reach := reach * 4;
+        rounds := rounds + 1;
     END LOOP;
-    RETURN QUERY SELECT r.pk, r.body, r.score, r.i::integer FROM unnest(pks, bodies, scores) WITH ORDINALITY r(pk, body, score, i);
+    -- SET client_min_messages = debug1 shows how deep a query had to read.
+    RAISE DEBUG 'vectorkeep: BM25 read up to % postings of each of % words (% rounds)%',
+        reach, cardinality(terms), rounds, CASE WHEN exhausted THEN ': every posting' ELSE '' END;
+    RETURN QUERY
+        SELECT r.pk, e.body, r.score, r.i::integer
+        FROM unnest(pks, at_chunks, scores) WITH ORDINALITY r(pk, chunk, score, i)
+        JOIN vk.embeddings e ON e.collection_id = c.id AND e.model_id = m.id AND e.pk = r.pk AND e.chunk = r.chunk
+        ORDER BY r.i;
 END
 $$;
 COMMENT ON FUNCTION vk._keyword_bm25(vk.collections, vk.models, text, integer, jsonb) IS
