@@ -3,6 +3,7 @@ same words, statistics that stay a recount of the stored text under every kind o
 results however far the norm the impacts were computed with is from the mean, the row security of
 the words, and hybrid search's settings per collection (set, tuned, used)."""
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -296,3 +297,63 @@ def test_both_lists_of_a_hybrid_query_are_read_through_an_index(
     assert "Index Only Scan using keyword_postings_pkey" in text
     # No statement of either list reads a whole table.
     assert "Seq Scan on embeddings" not in text and "Seq Scan on keyword_postings" not in text
+
+
+def test_concurrent_writers_folds_and_a_killed_writer_leave_the_counts_a_recount(
+    conn: psycopg.Connection, login: Callable[[str], str]
+) -> None:
+    """Worker logins writing, rewriting and deleting chunks of one collection at once (common words in
+    every chunk), a fold running in a loop beside them, and a writer killed in the middle of its
+    transaction: every count is still a recount of what was committed."""
+    documents, _ = pydoc_set()
+    _load(conn, "topics", ["a first chunk about the function and its value"])
+    ids = conn.execute("SELECT vk.collection_id('topics'), (vk.model('minilm@1')).id").fetchone()
+    assert ids is not None
+    vector = "[" + ",".join(["0.05"] * 384) + "]"
+    put = (
+        "SELECT vk.put_chunk_v1(%s::bigint, %s::text, %s::bigint, 0, 0, 10, %s::vector, %s::text, "
+        "sha256(convert_to(%s, 'UTF8')), false)"
+    )
+    worker = login("vk_worker")
+    stop = threading.Event()
+    errors_seen: list[BaseException] = []
+
+    def write(lane: int) -> None:
+        try:
+            with psycopg.connect(worker) as w:
+                for i in range(lane, 240, 4):
+                    body = f"{documents[i]} the function returns a value"
+                    w.execute(put, (ids[0], str(i % 60), ids[1], vector, body, body))  # rewrites: 60 keys, 4 texts each
+                    if i % 7 == 0:
+                        w.execute(
+                            "DELETE FROM vk.embeddings WHERE collection_id = %s AND pk = %s", (ids[0], str(i % 50))
+                        )
+                    w.commit()
+        except BaseException as exc:  # surfaced below
+            errors_seen.append(exc)
+
+    def fold() -> None:
+        with psycopg.connect(worker, autocommit=True) as f:
+            while not stop.is_set():
+                f.execute("SELECT vk.compact_keyword_stats_v1()")
+
+    threads = [threading.Thread(target=write, args=(lane,)) for lane in range(4)]
+    folder = threading.Thread(target=fold)
+    for t in [*threads, folder]:
+        t.start()
+    # A writer killed with chunks written and not committed: they never count.
+    with psycopg.connect(worker) as doomed:
+        doomed.execute(put, (ids[0], "killed", ids[1], vector, "words nobody commits", "x"))
+        pid = doomed.info.backend_pid
+        one(conn, "SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(psycopg.OperationalError):
+            doomed.execute("SELECT 1")
+    for t in threads:
+        t.join(timeout=120)
+    stop.set()
+    folder.join(timeout=60)
+    assert not errors_seen, errors_seen
+    assert one(conn, "SELECT count(*) FROM vk.embeddings WHERE pk = 'killed'") == 0
+    assert_counts_are_a_recount(conn)
+    one(conn, "SELECT vk.compact_keyword_stats_v1()")
+    assert_counts_are_a_recount(conn)
