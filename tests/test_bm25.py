@@ -168,6 +168,12 @@ def test_statistics_stay_a_recount_under_every_write(
     assert one(conn, "SELECT count(DISTINCT model_id) FROM vk.keyword_stats") == 2
     assert_counts_are_a_recount(conn)
 
+    # Another text-search configuration: other words (stop words kept), counted again.
+    before = one(conn, "SELECT count(*) FROM vk.keyword_postings")
+    conn.execute("SELECT vk.set_text_search('notes', 'simple')")
+    assert one(conn, "SELECT count(*) FROM vk.keyword_postings") > before
+    assert_counts_are_a_recount(conn)
+
     # A DBA's own writes, by hand, and the collection detached: nothing left behind.
     conn.execute("UPDATE vk.embeddings SET body = body || ' planner' WHERE pk = '3'")
     conn.execute("DELETE FROM vk.embeddings WHERE pk = '1'")

@@ -218,12 +218,16 @@ BEGIN
     FOR cm IN SELECT * FROM vk.collection_models x WHERE x.collection_id = c.id LOOP
         EXECUTE format('DROP INDEX IF EXISTS vk.%I', vk._keyword_index_name(c.id, cm.model_id));
         EXECUTE vk._keyword_index_sql(c.id, cm.model_id, c.text_search, false);
+        -- BM25's words are the configuration's: counted again (one server; 33_keywords.sql).
+        IF NOT vk._citus_table('vk.embeddings') THEN
+            PERFORM vk._recount_keywords(c.id, cm.model_id);
+        END IF;
     END LOOP;
     RETURN c;
 END
 $$;
 COMMENT ON FUNCTION vk.set_text_search(text, regconfig) IS
-    'Set the text-search configuration (\dF) that keyword ranking (vk.hybrid_search) uses for a collection''s stored text; its full-text indexes are rebuilt.';
+    'Set the text-search configuration (\dF) that keyword ranking (vk.hybrid_search) uses for a collection''s stored text; its full-text indexes are rebuilt and its BM25 statistics counted again.';
 
 -- A version that searches start using at once (the collection's first, or
 -- make_default) gets its HNSW index now, and its rows go through it as they

@@ -247,25 +247,41 @@ $$;
 COMMENT ON FUNCTION vk.compact_keyword_stats_v1() IS
     'Worker contract 1: fold vk.keyword_stats'' rows (one per word per write) into one per word, and re-normalise small collections'' BM25 impacts when their mean chunk length moved; returns the rows folded. Any time, any session; results never depend on it, only their speed.';
 
--- Every chunk of a (collection, model) counted again from vk.embeddings: for
--- a database whose statistics were not kept (triggers disabled, a restore
--- without these tables) and for revision 0020's first fill.
+-- Every chunk of a (collection, model) counted again from vk.embeddings:
+-- after a change of the collection's text-search configuration (its words
+-- change), for a database whose statistics were not kept (triggers disabled,
+-- a restore without these tables).
+CREATE OR REPLACE FUNCTION vk._recount_keywords(c_id bigint, m_id bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    DELETE FROM vk.keyword_postings WHERE collection_id = c_id AND model_id = m_id;
+    DELETE FROM vk.keyword_stats WHERE collection_id = c_id AND model_id = m_id;
+    DELETE FROM vk.keyword_norms WHERE collection_id = c_id AND model_id = m_id;
+    SELECT count(*) INTO n FROM vk.embeddings e WHERE e.collection_id = c_id AND e.model_id = m_id;
+    PERFORM vk._keyword_add(array_agg(e.collection_id), array_agg(e.model_id), array_agg(e.pk), array_agg(e.chunk),
+                            array_agg(e.body))
+    FROM vk.embeddings e WHERE e.collection_id = c_id AND e.model_id = m_id
+    HAVING count(*) > 0;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION vk._recount_keywords(bigint, bigint) IS
+    'Internal: a (collection, model)''s BM25 statistics counted again from its stored text; returns the chunks counted.';
+
 CREATE OR REPLACE FUNCTION vk.rebuild_keyword_stats(collection text, model text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     c vk.collections := vk._collection(collection);
     m vk.models := vk._collection_model(c, model);
-    n bigint;
 BEGIN
-    DELETE FROM vk.keyword_postings WHERE collection_id = c.id AND model_id = m.id;
-    DELETE FROM vk.keyword_stats WHERE collection_id = c.id AND model_id = m.id;
-    DELETE FROM vk.keyword_norms WHERE collection_id = c.id AND model_id = m.id;
-    PERFORM vk._keyword_add(array_agg(e.collection_id), array_agg(e.model_id), array_agg(e.pk), array_agg(e.chunk),
-                            array_agg(e.body))
-    FROM vk.embeddings e WHERE e.collection_id = c.id AND e.model_id = m.id
-    HAVING count(*) > 0;
-    SELECT count(*) INTO n FROM vk.embeddings e WHERE e.collection_id = c.id AND e.model_id = m.id;
-    RETURN n;
+    IF vk._citus_table('vk.embeddings') THEN
+        RAISE EXCEPTION 'vectorkeep: BM25 statistics are kept on one server only, not on Citus'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Keyword search on Citus ranks without them (an idf per word with ts_rank_cd): nothing to rebuild.';
+    END IF;
+    RETURN vk._recount_keywords(c.id, m.id);
 END
 $$;
 COMMENT ON FUNCTION vk.rebuild_keyword_stats(text, text) IS
