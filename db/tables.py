@@ -285,3 +285,52 @@ predictions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("recovered", JSONB),
 )
+
+# BM25 (revision 0020): each chunk's words, the collections' counts (deltas, summed), the norm of
+# the stored weights; kept by triggers on vk.embeddings (sql/definitions/33_keywords.sql).
+keyword_postings = Table(
+    "keyword_postings",
+    metadata,
+    Column("collection_id", BigInteger, primary_key=True),
+    Column("model_id", BigInteger, primary_key=True),
+    Column("pk", Text, primary_key=True),
+    Column("chunk", Integer, primary_key=True),
+    Column("term", Text, primary_key=True),
+    Column("tf", Integer, nullable=False),
+    Column("length", Integer, nullable=False),
+    Column("impact", Float, nullable=False),
+)
+
+keyword_stats = Table(
+    "keyword_stats",
+    metadata,
+    Column("collection_id", BigInteger, nullable=False),
+    Column("model_id", BigInteger, nullable=False),
+    Column("term", Text, nullable=False),
+    Column("chunks", BigInteger, nullable=False),
+    Column("words", BigInteger, nullable=False),
+)
+
+keyword_norms = Table(
+    "keyword_norms",
+    metadata,
+    Column("collection_id", BigInteger, primary_key=True),
+    Column("model_id", BigInteger, primary_key=True),
+    Column("norm", Float, nullable=False),
+)
+
+# Hybrid search's settings per collection, versioned (the latest applies).
+hybrid_settings = Table(
+    "hybrid_settings",
+    metadata,
+    Column("collection_id", BigInteger, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("fusion", Text, nullable=False),
+    Column("keyword_weight", Float, nullable=False),
+    Column("vector_weight", Float, nullable=False),
+    Column("ndcg_at_10", Float),
+    Column("queries", Integer),
+    Column("tried", JSONB),
+    Column("chosen_by", Text, nullable=False),
+    Column("chosen_at", DateTime(timezone=True), nullable=False),
+)

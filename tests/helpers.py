@@ -182,6 +182,11 @@ def one(conn: psycopg.Connection, sql: str, params: Any = None) -> Any:
     return row[0]
 
 
+def is_do_block(statement: str) -> bool:
+    """A named query that is a DO block (past its comments): it runs, it cannot be prepared."""
+    return re.sub(r"^--.*\n", "", statement, flags=re.MULTILINE).startswith("DO ")
+
+
 def prepare(conn: psycopg.Connection, name: str, statement: str) -> None:
     """PREPARE a named statement (its %(name)s placeholders as positional parameters of unknown
     type): the server parses and plans it against the schema, or raises."""

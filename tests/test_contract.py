@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from helpers import drain, one, prepare
+from helpers import drain, is_do_block, one, prepare
 from vectorkeep.db import contract, migrate
 from vectorkeep.db.connect import connect
 from vectorkeep.db.records import ModelVersion
@@ -185,8 +185,8 @@ def test_the_previous_release_worker_statements_run_against_head(db_url: str, en
     """Every statement of the previous release plans against head, and its worker loop embeds."""
     with connect(db_url, autocommit=True) as conn:
         for name, text in Q.items():
-            if name.startswith("listen"):
-                conn.execute(text)
+            if name.startswith("listen") or is_do_block(text):
+                conn.execute(text.encode())
                 continue
             prepare(conn, f"old_{name}", text)
         conn.execute("INSERT INTO vk.documents (body) VALUES (%s), (%s)", (TEXTS[1], TEXTS[4]))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg
 
-from helpers import prepare
+from helpers import is_do_block, prepare
 from vectorkeep import sql
 from vectorkeep.db import catalogue
 from vectorkeep.db.definitions import fill_vector_schema
@@ -70,7 +70,7 @@ def test_every_named_query_is_valid_sql(conn: psycopg.Connection) -> None:
     for name, text in sql.queries().items():
         if name.startswith(("listen", "set_search_path")):
             continue
-        if re.sub(r"^--.*\n", "", text, flags=re.MULTILINE).startswith("DO "):
+        if is_do_block(text):
             conn.execute(text.encode())
             continue
         prepare(conn, f"q_{name}", text)
