@@ -224,10 +224,9 @@ BEGIN
         HAVING sum(chunks) <> 0
         RETURNING 1)
     SELECT count(*) INTO folded FROM gone;
-    -- Nothing left of a (collection, model): its next chunks set a new norm.
-    DELETE FROM vk.keyword_norms k
-    WHERE NOT EXISTS (SELECT 1 FROM vk.keyword_stats s
-                      WHERE s.collection_id = k.collection_id AND s.model_id = k.model_id AND s.term = '');
+    -- The norms of collections that are gone. Never a live one's, even with
+    -- nothing left in it: a writer that found it may be about to use it.
+    DELETE FROM vk.keyword_norms k WHERE NOT EXISTS (SELECT 1 FROM vk.collections c WHERE c.id = k.collection_id);
     FOR n IN
         SELECT k.collection_id, k.model_id, s.words::double precision / s.chunks AS avgdl
         FROM vk.keyword_norms k
@@ -256,9 +255,11 @@ LANGUAGE plpgsql AS $$
 DECLARE
     n bigint;
 BEGIN
+    -- Writers hold the norm FOR SHARE until they commit: wait for them, and
+    -- keep new ones out until this count is in.
+    PERFORM FROM vk.keyword_norms k WHERE k.collection_id = c_id AND k.model_id = m_id FOR UPDATE;
     DELETE FROM vk.keyword_postings WHERE collection_id = c_id AND model_id = m_id;
     DELETE FROM vk.keyword_stats WHERE collection_id = c_id AND model_id = m_id;
-    DELETE FROM vk.keyword_norms WHERE collection_id = c_id AND model_id = m_id;
     SELECT count(*) INTO n FROM vk.embeddings e WHERE e.collection_id = c_id AND e.model_id = m_id;
     PERFORM vk._keyword_add(array_agg(e.collection_id), array_agg(e.model_id), array_agg(e.pk), array_agg(e.chunk),
                             array_agg(e.body))
