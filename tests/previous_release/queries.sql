@@ -114,7 +114,15 @@ FROM vk.search_chunks(%(collection)s, %(query)s, %(k)s, %(model)s, %(filter)s);
 -- name: hybrid_search
 SELECT pk, body, score, keyword_rank, vector_rank
 FROM vk.hybrid_search(%(collection)s, %(query)s::text, %(k)s, %(filter)s, %(keyword_weight)s, %(vector_weight)s,
-                      %(model)s);
+                      %(model)s, %(fusion)s);
+
+-- name: has_keyword_stats
+-- Schemas before revision 0020 keep no BM25 statistics.
+SELECT to_regprocedure('vk.compact_keyword_stats_v1()') IS NOT NULL;
+
+-- name: compact_keyword_stats
+-- After a batch: fold the BM25 counts its writes appended (33_keywords.sql).
+SELECT vk.compact_keyword_stats_v1();
 
 -- name: interactive_lane_running
 -- Whether a worker's interactive lane listens (workers/interactive.py).
