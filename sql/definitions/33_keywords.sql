@@ -21,7 +21,9 @@
 CREATE OR REPLACE FUNCTION vk._bm25_weight(tf integer, length integer, avgdl double precision)
 RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN tf / (tf + 1.2 * (0.25 + 0.75 * length / avgdl));
+-- Every constant a double: a numeric 0.75 made each weight a numeric product,
+-- a third of what an exhaustive search spent.
+RETURN tf / (tf + 1.2::float8 * (0.25::float8 + 0.75::float8 * length / avgdl));
 COMMENT ON FUNCTION vk._bm25_weight(integer, integer, double precision) IS
     'Internal: BM25''s term-frequency part, tf / (tf + k1 (1 - b + b length / avgdl)), k1 = 1.2, b = 0.75.';
 
@@ -289,38 +291,44 @@ COMMENT ON FUNCTION vk.rebuild_keyword_stats(text, text) IS
     'Count a collection''s BM25 statistics again from its stored text (model: the default version when NULL); returns the chunks counted. Operators only; the triggers on vk.embeddings keep them current otherwise.';
 
 -- The `depth` best rows of a (collection, model) for a query, by BM25, each
--- by its best chunk, filtered by `filter` (metadata containing it). Read
--- without scoring every chunk that holds a query word (a common word is in
--- most of them): Fagin's threshold algorithm over the impact order.
+-- by its best chunk, filtered by `filter` (metadata containing it), without
+-- scoring every chunk that holds a query word where it need not (a common
+-- word is in most of them). Fagin's algorithm without random access while
+-- reading (NRA), over the impact order:
 --   - for each query word, its first `reach` postings by impact (an index
---     scan of keyword_postings_impact_idx);
---   - the exact score of every chunk met (the primary key of
---     vk.keyword_postings holds its count of every query word);
---   - done when the depth-th best row scores at least what any chunk not
---     met could: the sum of each word's idf times the last impact read
---     (none once its list is read to the end), times the ratio of the mean
---     chunk length to the norm the impacts were computed with when it grew
---     (a shorter mean only lowers the weights). Else four times deeper.
--- So the result is BM25's own, ties aside, and the work follows the depth
--- asked for and how far the words' best chunks are from the rest, not the
--- number of chunks that hold a word.
+--     scan of keyword_postings_impact_idx, nothing else read);
+--   - each chunk met scores at least what the words it was met in give it,
+--     and at most that plus, for every other word, what that word's last
+--     impact read can still give (its list read to the end: nothing);
+--   - done when the depth-th best row's least is at least what a chunk not
+--     met could score; then only the chunks whose most reaches it are
+--     scored exactly (the primary key of vk.keyword_postings holds each
+--     chunk's count of every query word). Else four times deeper.
+-- Impacts were computed with vk.keyword_norms' norm, scores use the current
+-- mean length: a weight under the one is within avgdl/norm (either way) of
+-- the other, and the bounds widen by it. Where reading by rank would cover a
+-- third of the longest list, every posting of the words is scored instead
+-- (a whole list reads about three times faster than scoring what was met).
+-- So the result is BM25's own, ties aside, and the work follows how far the
+-- words' best chunks stand out from the rest, at worst the words' postings.
 CREATE OR REPLACE FUNCTION vk._keyword_bm25(c vk.collections, m vk.models, query text, depth integer, filter jsonb)
 RETURNS TABLE (pk text, body text, score double precision, rank integer)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    terms     text[] := ARRAY(SELECT DISTINCT t FROM unnest(tsvector_to_array(to_tsvector(c.text_search, query))) t
-                               ORDER BY 1);
-    idfs      double precision[];
+    terms      text[] := ARRAY(SELECT DISTINCT t FROM unnest(tsvector_to_array(to_tsvector(c.text_search, query))) t
+                                ORDER BY 1);
+    holding    double precision[];
+    idfs       double precision[];
     all_chunks double precision;
-    avgdl     double precision;
-    widen     double precision;
-    reach     integer := greatest(depth, 10) * 2;
-    rounds    integer := 1;
-    bound     double precision;
-    exhausted boolean;
-    pks       text[];
-    at_chunks integer[];
-    scores    double precision[];
+    avgdl      double precision;
+    lo         double precision;
+    hi         double precision;
+    reach      integer := greatest(depth, 10) * 4;
+    rounds     integer := 0;
+    bounded    boolean := false;
+    pks        text[];
+    at_chunks  integer[];
+    scores     double precision[];
 BEGIN
     SELECT sum(s.chunks), sum(s.words) INTO all_chunks, avgdl
     FROM vk.keyword_stats s WHERE s.collection_id = c.id AND s.model_id = m.id AND s.term = '';
@@ -328,58 +336,88 @@ BEGIN
         RETURN;  -- no word to look for, or nothing with words stored
     END IF;
     avgdl := avgdl / all_chunks;
-    SELECT greatest(1, avgdl / n.norm) INTO widen
+    SELECT least(1, avgdl / n.norm), greatest(1, avgdl / n.norm) INTO lo, hi
     FROM vk.keyword_norms n WHERE n.collection_id = c.id AND n.model_id = m.id;
-    idfs := ARRAY(
-        SELECT vk._bm25_idf(all_chunks, coalesce((SELECT sum(s.chunks) FROM vk.keyword_stats s
-                                                   WHERE s.collection_id = c.id AND s.model_id = m.id
-                                                     AND s.term = t.term), 0))
+    holding := ARRAY(
+        SELECT coalesce((SELECT sum(s.chunks) FROM vk.keyword_stats s
+                         WHERE s.collection_id = c.id AND s.model_id = m.id AND s.term = t.term), 0)
         FROM unnest(terms) WITH ORDINALITY t(term, i) ORDER BY t.i);
-    LOOP
-        WITH q AS (SELECT * FROM unnest(terms, idfs) q(term, idf)),
+    idfs := ARRAY(SELECT vk._bm25_idf(all_chunks, h.n) FROM unnest(holding) WITH ORDINALITY h(n, i) ORDER BY h.i);
+    WHILE NOT bounded AND reach * 3 < (SELECT max(h) FROM unnest(holding) h) LOOP
+        rounds := rounds + 1;
+        WITH q AS (SELECT * FROM unnest(terms, idfs) WITH ORDINALITY q(term, idf, i)),
         heads AS (
-            SELECT q.term, h.pk, h.chunk, h.impact
+            SELECT q.i, h.pk, h.chunk, q.idf * h.impact AS part
             FROM q CROSS JOIN LATERAL (
                 SELECT p.pk, p.chunk, p.impact FROM vk.keyword_postings p
                 WHERE p.collection_id = c.id AND p.model_id = m.id AND p.term = q.term
                 ORDER BY p.impact DESC LIMIT reach) h),
-        edges AS (
-            SELECT q.idf, count(h.pk) AS read, min(h.impact) AS last
-            FROM q LEFT JOIN heads h ON h.term = q.term GROUP BY q.term, q.idf),
-        -- Each chunk met, looked up by its key (a join over the words would read
-        -- each word's whole list, the cost this function is there to avoid).
-        scored AS (
-            SELECT t.pk, t.chunk, s.score
-            FROM (SELECT DISTINCT h.pk, h.chunk FROM heads h) t,
-            LATERAL (SELECT sum(q.idf * vk._bm25_weight(p.tf, p.length, avgdl)) AS score
-                     FROM vk.keyword_postings p JOIN q ON q.term = p.term
-                     WHERE p.collection_id = c.id AND p.model_id = m.id AND p.pk = t.pk AND p.chunk = t.chunk
-                       AND p.term = ANY (terms)) s),
-        -- The stored rows (their text, a wide row with its vector) are read
-        -- for the filter only; the text, for the rows returned only.
-        best AS (
-            SELECT DISTINCT ON (s.pk) s.pk, s.chunk, s.score
-            FROM scored s
+        -- What each word can still give a chunk its list was not read to: its reach-th
+        -- impact (one more step of the same index scan), 0 where the list is shorter.
+        edges AS MATERIALIZED (
+            SELECT q.i, coalesce(q.idf * hi * (SELECT p.impact FROM vk.keyword_postings p
+                                                 WHERE p.collection_id = c.id AND p.model_id = m.id AND p.term = q.term
+                                                 ORDER BY p.impact DESC OFFSET reach - 1 LIMIT 1), 0) AS rest
+            FROM q),
+        met AS MATERIALIZED (
+            SELECT h.pk, h.chunk, sum(h.part) * lo AS least,
+                   sum(h.part) * hi + ((SELECT sum(e.rest) FROM edges e) - sum(e.rest)) AS most
+            FROM heads h JOIN edges e ON e.i = h.i
+            GROUP BY h.pk, h.chunk),
+        -- The stored rows (wide, with the vector) are read for a filter only.
+        passing AS MATERIALIZED (
+            SELECT t.* FROM met t
             WHERE filter IS NULL
                OR EXISTS (SELECT FROM vk.embeddings e
-                          WHERE e.collection_id = c.id AND e.model_id = m.id AND e.pk = s.pk AND e.chunk = s.chunk
-                            AND e.metadata @> filter)
-            ORDER BY s.pk, s.score DESC),
-        ranked AS (SELECT * FROM best b ORDER BY b.score DESC, b.pk LIMIT depth)
-        SELECT (SELECT array_agg(r.pk ORDER BY r.score DESC, r.pk) FROM ranked r),
-               (SELECT array_agg(r.chunk ORDER BY r.score DESC, r.pk) FROM ranked r),
-               (SELECT array_agg(r.score ORDER BY r.score DESC, r.pk) FROM ranked r),
-               -- A stored impact is a real: a hair of slack for its rounding.
-               (SELECT sum(x.idf * CASE WHEN x.read < reach THEN 0 ELSE x.last END) * widen * (1 + 1e-6) FROM edges x),
-               (SELECT bool_and(x.read < reach) FROM edges x)
-        INTO pks, at_chunks, scores, bound, exhausted;
-        EXIT WHEN exhausted OR coalesce(cardinality(scores), 0) >= depth AND scores[depth] >= bound;
-        reach := reach * 4;
-        rounds := rounds + 1;
+                          WHERE e.collection_id = c.id AND e.model_id = m.id AND e.pk = t.pk AND e.chunk = t.chunk
+                            AND e.metadata @> filter)),
+        floor AS MATERIALIZED (
+            SELECT min(b.least) AS least, count(*) AS rows FROM (
+                SELECT max(t.least) AS least FROM passing t GROUP BY t.pk ORDER BY 1 DESC LIMIT depth) b),
+        -- A stored impact is a real: a hair of slack for its rounding, and for sums
+        -- whose order differs.
+        verdict AS MATERIALIZED (
+            SELECT f.least, f.rows >= depth AND f.least * (1 + 1e-6) >= (SELECT sum(e.rest) FROM edges e) AS bounded
+            FROM floor f)
+        SELECT v.bounded,
+               (SELECT array_agg(t.pk) FROM passing t WHERE v.bounded AND t.most * (1 + 1e-6) >= v.least),
+               (SELECT array_agg(t.chunk) FROM passing t WHERE v.bounded AND t.most * (1 + 1e-6) >= v.least)
+        INTO bounded, pks, at_chunks FROM verdict v;
+        IF NOT bounded THEN
+            reach := reach * 4;
+        END IF;
     END LOOP;
-    -- SET client_min_messages = debug1 shows how deep a query had to read.
-    RAISE DEBUG 'vectorkeep: BM25 read up to % postings of each of % words (% rounds)%',
-        reach, cardinality(terms), rounds, CASE WHEN exhausted THEN ': every posting' ELSE '' END;
+    -- SET client_min_messages = debug1 shows how a query was answered.
+    RAISE DEBUG 'vectorkeep: BM25 read % postings of each of % words in % rounds, then scored %', reach,
+        cardinality(terms), rounds, CASE WHEN bounded THEN format('the %s chunks that could enter', cardinality(pks))
+                                         ELSE 'every chunk holding a word' END;
+    WITH q AS (SELECT * FROM unnest(terms, idfs) q(term, idf)),
+    scored AS (
+        SELECT p.pk, p.chunk, sum(q.idf * vk._bm25_weight(p.tf, p.length, avgdl)) AS score
+        FROM q JOIN vk.keyword_postings p ON p.collection_id = c.id AND p.model_id = m.id AND p.term = q.term
+        WHERE NOT bounded
+        GROUP BY p.pk, p.chunk
+        UNION ALL
+        SELECT t.pk, t.chunk, s.score
+        FROM unnest(pks, at_chunks) t(pk, chunk),
+        LATERAL (SELECT sum(q.idf * vk._bm25_weight(p.tf, p.length, avgdl)) AS score
+                 FROM vk.keyword_postings p JOIN q ON q.term = p.term
+                 WHERE p.collection_id = c.id AND p.model_id = m.id AND p.pk = t.pk AND p.chunk = t.chunk
+                   AND p.term = ANY (terms)) s
+        WHERE bounded),
+    best AS (
+        SELECT DISTINCT ON (s.pk) s.pk, s.chunk, s.score
+        FROM scored s
+        WHERE bounded OR filter IS NULL  -- the chunks that could enter passed it already
+           OR EXISTS (SELECT FROM vk.embeddings e
+                      WHERE e.collection_id = c.id AND e.model_id = m.id AND e.pk = s.pk AND e.chunk = s.chunk
+                        AND e.metadata @> filter)
+        ORDER BY s.pk, s.score DESC),
+    ranked AS (SELECT * FROM best b ORDER BY b.score DESC, b.pk LIMIT depth)
+    SELECT array_agg(r.pk ORDER BY r.score DESC, r.pk), array_agg(r.chunk ORDER BY r.score DESC, r.pk),
+           array_agg(r.score ORDER BY r.score DESC, r.pk)
+    INTO pks, at_chunks, scores FROM ranked r;
+    -- The text, for the rows returned only.
     RETURN QUERY
         SELECT r.pk, e.body, r.score, r.i::integer
         FROM unnest(pks, at_chunks, scores) WITH ORDINALITY r(pk, chunk, score, i)
@@ -388,4 +426,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION vk._keyword_bm25(vk.collections, vk.models, text, integer, jsonb) IS
-    'Internal: the depth best rows of a (collection, model) for a query by BM25 (each by its best chunk; filter: metadata containing it), with their scores and ranks, read in impact order until nothing unread could enter.';
+    'Internal: the depth best rows of a (collection, model) for a query by BM25 (each by its best chunk; filter: metadata containing it), with their scores and ranks, read in impact order until nothing unread could enter, or from every posting of the words where that reads less.';
