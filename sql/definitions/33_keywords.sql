@@ -329,6 +329,7 @@ DECLARE
     pks        text[];
     at_chunks  integer[];
     scores     double precision[];
+    hit        record;
 BEGIN
     SELECT sum(s.chunks), sum(s.words) INTO all_chunks, avgdl
     FROM vk.keyword_stats s WHERE s.collection_id = c.id AND s.model_id = m.id AND s.term = '';
@@ -391,32 +392,51 @@ BEGIN
     RAISE DEBUG 'vectorkeep: BM25 read % postings of each of % words in % rounds, then scored %', reach,
         cardinality(terms), rounds, CASE WHEN bounded THEN format('the %s chunks that could enter', cardinality(pks))
                                          ELSE 'every chunk holding a word' END;
-    WITH q AS (SELECT * FROM unnest(terms, idfs) q(term, idf)),
-    scored AS (
-        SELECT p.pk, p.chunk, sum(q.idf * vk._bm25_weight(p.tf, p.length, avgdl)) AS score
-        FROM q JOIN vk.keyword_postings p ON p.collection_id = c.id AND p.model_id = m.id AND p.term = q.term
-        WHERE NOT bounded
-        GROUP BY p.pk, p.chunk
-        UNION ALL
-        SELECT t.pk, t.chunk, s.score
-        FROM unnest(pks, at_chunks) t(pk, chunk),
-        LATERAL (SELECT sum(q.idf * vk._bm25_weight(p.tf, p.length, avgdl)) AS score
-                 FROM vk.keyword_postings p JOIN q ON q.term = p.term
-                 WHERE p.collection_id = c.id AND p.model_id = m.id AND p.pk = t.pk AND p.chunk = t.chunk
-                   AND p.term = ANY (terms)) s
-        WHERE bounded),
-    best AS (
-        SELECT DISTINCT ON (s.pk) s.pk, s.chunk, s.score
-        FROM scored s
-        WHERE bounded OR filter IS NULL  -- the chunks that could enter passed it already
-           OR EXISTS (SELECT FROM vk.embeddings e
-                      WHERE e.collection_id = c.id AND e.model_id = m.id AND e.pk = s.pk AND e.chunk = s.chunk
-                        AND e.metadata @> filter)
-        ORDER BY s.pk, s.score DESC),
-    ranked AS (SELECT * FROM best b ORDER BY b.score DESC, b.pk LIMIT depth)
-    SELECT array_agg(r.pk ORDER BY r.score DESC, r.pk), array_agg(r.chunk ORDER BY r.score DESC, r.pk),
-           array_agg(r.score ORDER BY r.score DESC, r.pk)
-    INTO pks, at_chunks, scores FROM ranked r;
+    IF NOT bounded AND filter IS NOT NULL THEN
+        -- Every chunk scored, then the filter checked in score order (OFFSET 0 keeps it
+        -- above the sort), only as far as the depth-th row that passes: a filter that
+        -- most rows pass reads a few stored rows, not one per chunk holding a word.
+        pks := '{}';
+        at_chunks := '{}';
+        scores := '{}';
+        FOR hit IN
+            SELECT s.* FROM (
+                SELECT p.pk, p.chunk, sum(q.idf * vk._bm25_weight(p.tf, p.length, avgdl)) AS score
+                FROM unnest(terms, idfs) q(term, idf)
+                JOIN vk.keyword_postings p ON p.collection_id = c.id AND p.model_id = m.id AND p.term = q.term
+                GROUP BY p.pk, p.chunk ORDER BY 3 DESC, 1 OFFSET 0) s
+            WHERE EXISTS (SELECT FROM vk.embeddings e
+                          WHERE e.collection_id = c.id AND e.model_id = m.id AND e.pk = s.pk AND e.chunk = s.chunk
+                            AND e.metadata @> filter)
+        LOOP
+            CONTINUE WHEN hit.pk = ANY (pks);  -- a row by its best chunk that passes
+            pks := pks || hit.pk;
+            at_chunks := at_chunks || hit.chunk;
+            scores := scores || hit.score;
+            EXIT WHEN cardinality(pks) >= depth;
+        END LOOP;
+    ELSE
+        WITH q AS (SELECT * FROM unnest(terms, idfs) q(term, idf)),
+        scored AS (
+            SELECT p.pk, p.chunk, sum(q.idf * vk._bm25_weight(p.tf, p.length, avgdl)) AS score
+            FROM q JOIN vk.keyword_postings p ON p.collection_id = c.id AND p.model_id = m.id AND p.term = q.term
+            WHERE NOT bounded
+            GROUP BY p.pk, p.chunk
+            UNION ALL
+            -- The chunks that could enter (they passed the filter already).
+            SELECT t.pk, t.chunk, s.score
+            FROM unnest(pks, at_chunks) t(pk, chunk),
+            LATERAL (SELECT sum(q.idf * vk._bm25_weight(p.tf, p.length, avgdl)) AS score
+                     FROM vk.keyword_postings p JOIN q ON q.term = p.term
+                     WHERE p.collection_id = c.id AND p.model_id = m.id AND p.pk = t.pk AND p.chunk = t.chunk
+                       AND p.term = ANY (terms)) s
+            WHERE bounded),
+        best AS (SELECT DISTINCT ON (s.pk) s.pk, s.chunk, s.score FROM scored s ORDER BY s.pk, s.score DESC),
+        ranked AS (SELECT * FROM best b ORDER BY b.score DESC, b.pk LIMIT depth)
+        SELECT array_agg(r.pk ORDER BY r.score DESC, r.pk), array_agg(r.chunk ORDER BY r.score DESC, r.pk),
+               array_agg(r.score ORDER BY r.score DESC, r.pk)
+        INTO pks, at_chunks, scores FROM ranked r;
+    END IF;
     -- The text, for the rows returned only.
     RETURN QUERY
         SELECT r.pk, e.body, r.score, r.i::integer
