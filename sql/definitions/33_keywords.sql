@@ -307,8 +307,10 @@ COMMENT ON FUNCTION vk.rebuild_keyword_stats(text, text) IS
 -- Impacts were computed with vk.keyword_norms' norm, scores use the current
 -- mean length: a weight under the one is within avgdl/norm (either way) of
 -- the other, and the bounds widen by it. Where reading by rank would cover a
--- third of the longest list, every posting of the words is scored instead
--- (a whole list reads about three times faster than scoring what was met).
+-- third of the longest list, or a filter is given, every posting of the
+-- words is scored instead (a whole list reads about three times faster than
+-- bounding what was met), and the filter checked in score order as far as
+-- the depth-th row that passes.
 -- So the result is BM25's own, ties aside, and the work follows how far the
 -- words' best chunks stand out from the rest, at worst the words' postings.
 CREATE OR REPLACE FUNCTION vk._keyword_bm25(c vk.collections, m vk.models, query text, depth integer, filter jsonb)
@@ -329,6 +331,10 @@ DECLARE
     pks        text[];
     at_chunks  integer[];
     scores     double precision[];
+    by_score_pks    text[];
+    by_score_chunks integer[];
+    by_score_scores double precision[];
+    best_of    integer := depth * 16;
     hit        record;
 BEGIN
     SELECT sum(s.chunks), sum(s.words) INTO all_chunks, avgdl
@@ -344,7 +350,9 @@ BEGIN
                          WHERE s.collection_id = c.id AND s.model_id = m.id AND s.term = t.term), 0)
         FROM unnest(terms) WITH ORDINALITY t(term, i) ORDER BY t.i);
     idfs := ARRAY(SELECT vk._bm25_idf(all_chunks, h.n) FROM unnest(holding) WITH ORDINALITY h(n, i) ORDER BY h.i);
-    WHILE NOT bounded AND reach * 3 < (SELECT max(h) FROM unnest(holding) h) LOOP
+    -- With a filter, every chunk is scored and the filter checked in score order
+    -- (below): bounds would have to look up the stored row of each chunk met.
+    WHILE filter IS NULL AND NOT bounded AND reach * 3 < (SELECT max(h) FROM unnest(holding) h) LOOP
         rounds := rounds + 1;
         WITH q AS (SELECT * FROM unnest(terms, idfs) WITH ORDINALITY q(term, idf, i)),
         heads AS (
@@ -365,24 +373,17 @@ BEGIN
                    sum(h.part) * hi + ((SELECT sum(e.rest) FROM edges e) - sum(e.rest)) AS most
             FROM heads h JOIN edges e ON e.i = h.i
             GROUP BY h.pk, h.chunk),
-        -- The stored rows (wide, with the vector) are read for a filter only.
-        passing AS MATERIALIZED (
-            SELECT t.* FROM met t
-            WHERE filter IS NULL
-               OR EXISTS (SELECT FROM vk.embeddings e
-                          WHERE e.collection_id = c.id AND e.model_id = m.id AND e.pk = t.pk AND e.chunk = t.chunk
-                            AND e.metadata @> filter)),
         floor AS MATERIALIZED (
             SELECT min(b.least) AS least, count(*) AS rows FROM (
-                SELECT max(t.least) AS least FROM passing t GROUP BY t.pk ORDER BY 1 DESC LIMIT depth) b),
+                SELECT max(t.least) AS least FROM met t GROUP BY t.pk ORDER BY 1 DESC LIMIT depth) b),
         -- A stored impact is a real: a hair of slack for its rounding, and for sums
         -- whose order differs.
         verdict AS MATERIALIZED (
             SELECT f.least, f.rows >= depth AND f.least * (1 + 1e-6) >= (SELECT sum(e.rest) FROM edges e) AS bounded
             FROM floor f)
         SELECT v.bounded,
-               (SELECT array_agg(t.pk) FROM passing t WHERE v.bounded AND t.most * (1 + 1e-6) >= v.least),
-               (SELECT array_agg(t.chunk) FROM passing t WHERE v.bounded AND t.most * (1 + 1e-6) >= v.least)
+               (SELECT array_agg(t.pk) FROM met t WHERE v.bounded AND t.most * (1 + 1e-6) >= v.least),
+               (SELECT array_agg(t.chunk) FROM met t WHERE v.bounded AND t.most * (1 + 1e-6) >= v.least)
         INTO bounded, pks, at_chunks FROM verdict v;
         IF NOT bounded THEN
             reach := reach * 4;
@@ -393,27 +394,37 @@ BEGIN
         cardinality(terms), rounds, CASE WHEN bounded THEN format('the %s chunks that could enter', cardinality(pks))
                                          ELSE 'every chunk holding a word' END;
     IF NOT bounded AND filter IS NOT NULL THEN
-        -- Every chunk scored, then the filter checked in score order (OFFSET 0 keeps it
-        -- above the sort), only as far as the depth-th row that passes: a filter that
-        -- most rows pass reads a few stored rows, not one per chunk holding a word.
-        pks := '{}';
-        at_chunks := '{}';
-        scores := '{}';
-        FOR hit IN
-            SELECT s.* FROM (
-                SELECT p.pk, p.chunk, sum(q.idf * vk._bm25_weight(p.tf, p.length, avgdl)) AS score
-                FROM unnest(terms, idfs) q(term, idf)
-                JOIN vk.keyword_postings p ON p.collection_id = c.id AND p.model_id = m.id AND p.term = q.term
-                GROUP BY p.pk, p.chunk ORDER BY 3 DESC, 1 OFFSET 0) s
-            WHERE EXISTS (SELECT FROM vk.embeddings e
-                          WHERE e.collection_id = c.id AND e.model_id = m.id AND e.pk = s.pk AND e.chunk = s.chunk
-                            AND e.metadata @> filter)
+        -- Every chunk scored, then the filter checked in score order on the best
+        -- `best_of` only (a top-N sort), as many as the depth-th row that passes
+        -- needs (eight times more each time it was not enough): a filter that most
+        -- rows pass reads a few stored rows, not one per chunk holding a word.
         LOOP
-            CONTINUE WHEN hit.pk = ANY (pks);  -- a row by its best chunk that passes
-            pks := pks || hit.pk;
-            at_chunks := at_chunks || hit.chunk;
-            scores := scores || hit.score;
-            EXIT WHEN cardinality(pks) >= depth;
+            SELECT array_agg(s.pk), array_agg(s.chunk), array_agg(s.score)
+            INTO by_score_pks, by_score_chunks, by_score_scores
+            FROM (SELECT p.pk, p.chunk, sum(q.idf * vk._bm25_weight(p.tf, p.length, avgdl)) AS score
+                  FROM unnest(terms, idfs) q(term, idf)
+                  JOIN vk.keyword_postings p ON p.collection_id = c.id AND p.model_id = m.id AND p.term = q.term
+                  GROUP BY p.pk, p.chunk ORDER BY 3 DESC, 1 LIMIT best_of) s;
+            pks := '{}';
+            at_chunks := '{}';
+            scores := '{}';
+            -- In the order of the list (a semi-join keeps no order of its own).
+            FOR hit IN
+                SELECT t.pk, t.chunk, t.score
+                FROM unnest(by_score_pks, by_score_chunks, by_score_scores) WITH ORDINALITY t(pk, chunk, score, i)
+                WHERE EXISTS (SELECT FROM vk.embeddings e
+                              WHERE e.collection_id = c.id AND e.model_id = m.id AND e.pk = t.pk AND e.chunk = t.chunk
+                                AND e.metadata @> filter)
+                ORDER BY t.i
+            LOOP
+                CONTINUE WHEN hit.pk = ANY (pks);  -- a row by its best chunk that passes
+                pks := pks || hit.pk;
+                at_chunks := at_chunks || hit.chunk;
+                scores := scores || hit.score;
+                EXIT WHEN cardinality(pks) >= depth;
+            END LOOP;
+            EXIT WHEN cardinality(pks) >= depth OR coalesce(cardinality(by_score_pks), 0) < best_of;
+            best_of := best_of * 8;
         END LOOP;
     ELSE
         WITH q AS (SELECT * FROM unnest(terms, idfs) q(term, idf)),
@@ -423,7 +434,7 @@ BEGIN
             WHERE NOT bounded
             GROUP BY p.pk, p.chunk
             UNION ALL
-            -- The chunks that could enter (they passed the filter already).
+            -- The chunks that could enter.
             SELECT t.pk, t.chunk, s.score
             FROM unnest(pks, at_chunks) t(pk, chunk),
             LATERAL (SELECT sum(q.idf * vk._bm25_weight(p.tf, p.length, avgdl)) AS score
