@@ -27,7 +27,6 @@ import contextvars
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 import psycopg
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -35,23 +34,13 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from vectorkeep.db import probes
+from vectorkeep.workers.metrics_address import DEFAULT_HOST as DEFAULT_HOST
+from vectorkeep.workers.metrics_address import MetricsAddress as MetricsAddress
 
 log = logging.getLogger(__name__)
 
-# This machine only: nothing is reachable from outside unless asked for (--metrics-host 0.0.0.0,
-# e.g. in a container whose port is published), though the metrics hold no text and no secret.
-DEFAULT_HOST = "127.0.0.1"
-
 # From a no-op encoder's few milliseconds to a large model's minutes on a CPU.
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-
-
-@dataclass(frozen=True)
-class MetricsAddress:
-    """Where a worker serves its metrics: http://host:port/metrics."""
-
-    port: int
-    host: str = DEFAULT_HOST
 
 
 class DatabaseCollector(Collector):

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import psycopg
 
-from vectorkeep.db import contract, migrate, probes
+from vectorkeep.db import contract, probes
 
 Status = Literal["ok", "warn", "fail", "skipped"]
 
@@ -111,6 +111,8 @@ def check(
 def _schema(conn: psycopg.Connection) -> tuple[Check, bool]:
     """The database's alembic revision against the one this vectorkeep installs; and whether
     vectorkeep is installed there at all."""
+    from vectorkeep.db import migrate  # alembic: imported when a check runs, not with the command line
+
     head = migrate.head_revision()
     try:
         revision = probes.alembic_revision(conn)

@@ -1,15 +1,19 @@
-"""A map's gaps (empty regions between its rows), filled with decoded vectors and text, or drawn to a PNG."""
+"""A map's gaps (empty regions between its rows), filled with decoded vectors and text, or drawn to a PNG.
+
+numpy, the map models and matplotlib (vectorkeep.workers.maps.gaps) are imported when a map is read."""
+
+from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
-from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
-from vectorkeep.workers.maps import gaps as map_gaps
+
+if TYPE_CHECKING:
+    from vectorkeep.db.records import ModelVersion
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class Gaps:
 
 
 def _find(conn: psycopg.Connection, version: ModelVersion, model: str, search: GapSearch, fill: int) -> Gaps:
+    from vectorkeep.workers.maps import gaps as map_gaps
+
     params = {"model": model, "cells": search.cells, "min_neighbours": search.min_neighbours}
     with conn.cursor() as cur:
         rows = cur.execute(query("map_gaps"), params).fetchall()
@@ -55,6 +61,8 @@ def _find(conn: psycopg.Connection, version: ModelVersion, model: str, search: G
 
 def find_gaps(url: str, model: str, *, search: GapSearch | None = None, fill: int = 0) -> Gaps:
     """A map version's gaps, and the first `fill` of them decoded."""
+    from vectorkeep.db import registry
+
     with connect(url) as conn:
         version = registry.by_spec(conn, model)
         return _find(conn, version, model, search or GapSearch(), fill)
@@ -62,12 +70,18 @@ def find_gaps(url: str, model: str, *, search: GapSearch | None = None, fill: in
 
 def fill(url: str, model: str, x: float, y: float) -> dict[str, Any]:
     """A map coordinate decoded: its vector, the nearest stored text, and the recovered text with its method."""
+    from vectorkeep.db import registry
+    from vectorkeep.workers.maps import gaps as map_gaps
+
     with connect(url) as conn:
         return map_gaps.fill(conn, registry.by_spec(conn, model), [(x, y)])[0]
 
 
 def plot(url: str, model: str, out: str, *, search: GapSearch | None = None, fill: int = 0) -> Gaps:
     """Draw a map's rows, its gaps and the first `fill` gaps decoded, to a PNG; the gaps drawn."""
+    from vectorkeep.db import registry
+    from vectorkeep.workers.maps import gaps as map_gaps
+
     with connect(url) as conn:
         version = registry.by_spec(conn, model)
         found = _find(conn, version, model, search or GapSearch(), fill)

@@ -72,10 +72,38 @@ def _options(search: InversionSearch | None) -> dict[str, Any]:
     return {k: v for k, v in asdict(search or InversionSearch()).items() if v is not None}
 
 
+# The columns of recovery_scores, in order; a figure a method lacks is None (the inverter's and the
+# baseline's model, best's inverter_chosen), and figures not named here follow these, sorted.
+SCORE_COLUMNS = (
+    "method",
+    "model",
+    "n",
+    "exact_match",
+    "token_f1",
+    "bleu",
+    "mean_cosine",
+    "seconds_per_vector",
+    "inverter_chosen",
+)
+
+
+def _method_order(method: str) -> tuple[int, str]:
+    return (0 if method == "nearest" else 2 if method == "best" else 1, method)
+
+
 def recovery_scores(job: Job) -> list[dict[str, Any]]:
-    """A finished evaluation's scores, one row a method (the baseline first)."""
-    results = job["metrics"] or {}
-    return [{"method": method, **scores} for method, scores in results.items() if isinstance(scores, dict)]
+    """A finished evaluation's scores, one row a method: the baseline (nearest) first, then the inverter(s),
+    then best; every row with the same columns (SCORE_COLUMNS, None where a method has no such figure).
+
+    The job's metrics are jsonb, which keeps no key order (shorter keys first: "best" before "nearest"),
+    and the methods' figures differ (best has inverter_chosen and no model): both are set here."""
+    results = {m: s for m, s in (job["metrics"] or {}).items() if isinstance(s, dict)}
+    extra = sorted({k for s in results.values() for k in s} - set(SCORE_COLUMNS))
+    columns = [*SCORE_COLUMNS, *extra]
+    return [
+        {c: method if c == "method" else results[method].get(c) for c in columns}
+        for method in sorted(results, key=_method_order)
+    ]
 
 
 def recovered_text(url: str, adopted: str) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 
 from vectorkeep import sql
-from vectorkeep.db import catalogue, migrate, settings
+from vectorkeep.db import catalogue, settings
 from vectorkeep.db.catalogue import Drift, Release
 from vectorkeep.db.connect import connect
 
@@ -76,6 +76,8 @@ def check(url: str) -> Check:
     """The database's catalogue against the one recorded for its revision (sql/releases/), and its
     collections' own objects (indexes, trigger functions, expression functions, triggers) against
     those its collections call for (a backfill's deferred indexes are not missing)."""
+    from vectorkeep.db import migrate  # alembic: imported when a check runs, not with the command line
+
     revision, head = migrate.current_revision(url), migrate.head_revision()
     if revision is None:
         raise LookupError("vectorkeep is not installed in this database: run `vectorkeep migrate`")
@@ -87,6 +89,8 @@ def check(url: str) -> Check:
 def record_release(server_url: str) -> Path:
     """Install the head revision into a scratch database of that server and write its catalogue
     to sql/releases/<head>.json (in the checkout this package runs from)."""
+    from vectorkeep.db import migrate
+
     head = migrate.head_revision()
     assert head is not None
     scratch = f"vk_release_{os.getpid()}"

@@ -1,30 +1,47 @@
 """Search by text (vk.search with a text, encoded by a worker's interactive lane,
-or here when no worker runs), hybrid keyword + vector ranking, and rows similar to a row."""
+or here when no worker runs), hybrid keyword + vector ranking, and rows similar to a row.
+
+A search a worker encodes needs psycopg only: numpy and the encoders (torch, transformers)
+are imported when the text is encoded here, for want of a worker.
+"""
+
+from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
-from vectorkeep.workers.encoder_cache import EncoderCache
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from vectorkeep.workers.encoder_cache import EncoderCache
 
 log = logging.getLogger(__name__)
 
-_encoders = EncoderCache()
+# The encoders this process loaded for its searches (made at the first search encoded here).
+_encoders: EncoderCache | None = None
 
 
 def encode_query(
     conn: psycopg.Connection, collection: str, model: str | None, text: str, encoders: EncoderCache | None = None
 ) -> np.ndarray:
     """The query's vector under the model the collection is searched with, encoded in this process."""
+    global _encoders
+    from vectorkeep.db import registry
+    from vectorkeep.workers.encoder_cache import EncoderCache
+
+    if encoders is None:
+        if _encoders is None:
+            _encoders = EncoderCache()
+        encoders = _encoders
     version = registry.for_collection(conn, collection, model)
-    encoder = (encoders or _encoders).get(conn, version)
+    encoder = encoders.get(conn, version)
     conn.commit()  # keeps a fingerprint recorded on this first load
     return encoder.encode([text])[0]
 

@@ -1,21 +1,25 @@
-"""`vectorkeep up`: from nothing to a searchable corpus (migrate, load a sample, embed it, search it)."""
+"""`vectorkeep up`: from nothing to a searchable corpus (migrate, load a sample, embed it, search it).
+
+Migrations (alembic) and the worker (numpy, the encoders) are imported when `up` runs, not with this module."""
+
+from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg.types.json import Jsonb
 
 from vectorkeep.app import search, status
 from vectorkeep.app.database import psql_command, redact
-from vectorkeep.db import migrate
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
-from vectorkeep.workers import corpus
-from vectorkeep.workers.embed import BatchResult
-from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.worker import Worker, WorkerSettings
+
+if TYPE_CHECKING:
+    from vectorkeep.workers.embed import BatchResult
+    from vectorkeep.workers.encoder_cache import EncoderCache
+    from vectorkeep.workers.worker import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +27,12 @@ SAMPLE_QUERY = "how do I catch an exception and clean up afterwards"
 
 # Called with (rows done, rows pending at the start) before the first batch and after each one.
 OnProgress = Callable[[int, int], None]
+
+
+def _encoder_cache() -> EncoderCache:
+    from vectorkeep.workers.encoder_cache import EncoderCache
+
+    return EncoderCache()
 
 
 @dataclass
@@ -38,7 +48,7 @@ class UpReport:
     similar: list[dict[str, Any]]
     status: list[dict[str, Any]]
     # The encoders loaded on the way, for a worker that keeps serving after (not part of the report).
-    encoders: EncoderCache = field(default_factory=EncoderCache, repr=False, compare=False)
+    encoders: EncoderCache = field(default_factory=_encoder_cache, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +65,8 @@ class UpReport:
 
 def load_sample_corpus(url: str) -> int:
     """Insert the sample paragraphs into vk.documents once; the number inserted."""
+    from vectorkeep.workers import corpus
+
     with connect(url) as conn:
         loaded = conn.execute(query("corpus_loaded"), {"source": corpus.SOURCE}).fetchone()
         if loaded and loaded[0]:
@@ -86,6 +98,9 @@ def up(
     on_progress: OnProgress | None = None,
 ) -> UpReport:
     """Migrate to head, load the sample corpus (once), embed every queued row, then search the sample."""
+    from vectorkeep.db import migrate
+    from vectorkeep.workers.worker import Worker
+
     migrate.upgrade(url)
     inserted = load_sample_corpus(url) if load_corpus else 0
     log.info("database ready at revision %s; %d sample paragraphs inserted", migrate.current_revision(url), inserted)

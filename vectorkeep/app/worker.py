@@ -1,18 +1,22 @@
-"""Run a worker's service: the embedding queue and the jobs, until stopped or idle."""
+"""Run a worker's service: the embedding queue and the jobs, until stopped or idle.
+
+The worker's modules (numpy, the encoders, prometheus_client) are imported when a worker is set up or
+served, not with this module: the command line imports it to build its parser."""
+
+from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from vectorkeep.db.connect import check_url
 from vectorkeep.workers import device as devices
-from vectorkeep.workers.embed import RetryPolicy
-from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.metrics import DEFAULT_HOST as DEFAULT_METRICS_HOST
-from vectorkeep.workers.metrics import MetricsAddress
-from vectorkeep.workers.service import Service
-from vectorkeep.workers.worker import WorkerSettings
+from vectorkeep.workers.metrics_address import DEFAULT_HOST as DEFAULT_METRICS_HOST
+
+if TYPE_CHECKING:
+    from vectorkeep.workers.encoder_cache import EncoderCache
+    from vectorkeep.workers.worker import WorkerSettings
 
 __all__ = [
     "DEFAULT_METRICS_HOST",
@@ -24,6 +28,20 @@ __all__ = [
     "use_device",
     "worker_settings",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # EncoderCache and WorkerSettings, re-exported when first read (their modules import numpy).
+    if name == "EncoderCache":
+        from vectorkeep.workers.encoder_cache import EncoderCache
+
+        return EncoderCache
+    if name == "WorkerSettings":
+        from vectorkeep.workers.worker import WorkerSettings
+
+        return WorkerSettings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # What `use_device` takes (VECTORKEEP_DEVICE's values).
 DEVICES = devices.CHOICES
@@ -55,6 +73,9 @@ def worker_settings(
 ) -> WorkerSettings:
     """A worker's settings: rows per transaction, the poll interval, retries with doubling backoff,
     and whether a batch is encoded while the last one is written (overlap)."""
+    from vectorkeep.workers.embed import RetryPolicy
+    from vectorkeep.workers.worker import WorkerSettings
+
     return WorkerSettings(
         batch_size=batch_size,
         poll_interval=poll_interval,
@@ -93,6 +114,10 @@ def serve(
     A URL that does not parse raises psycopg.ProgrammingError at once; an unreachable server is
     retried until stopped (it may be starting too).
     """
+    from vectorkeep.db.connect import check_url
+    from vectorkeep.workers.metrics_address import MetricsAddress
+    from vectorkeep.workers.service import Service
+
     check_url(url)
     service = Service(
         url,

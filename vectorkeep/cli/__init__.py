@@ -2,6 +2,11 @@
 
 Each module here is a command group and adds its commands to the parser
 (`register`); the operations live in `vectorkeep.app`.
+
+Parsing the arguments imports no heavy library (torch, numpy, transformers,
+sqlalchemy, alembic, tqdm...: tests/test_cli_startup.py): the application layer
+imports them inside the operations that need them, so that `vectorkeep search`
+and `--help` start in a fraction of a second.
 """
 
 import argparse
@@ -12,8 +17,8 @@ from collections.abc import Sequence
 import psycopg
 
 from vectorkeep import __version__
+from vectorkeep.app import errors
 from vectorkeep.app.database import DATABASE_URL_ENV, redact
-from vectorkeep.app.errors import USER_ERRORS
 from vectorkeep.cli import (
     collections,
     database,
@@ -89,7 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if diag.message_hint:
             error(f"hint: {diag.message_hint}")
         return 1
-    except USER_ERRORS as exc:
+    except Exception as exc:
         # Bad input the user can fix (a model that does not load, a wrong path): a message, not a traceback.
+        # (Their classes are imported only now: some modules that define them import numpy.)
+        if not isinstance(exc, errors.user_errors()):
+            raise
         error(f"error: {exc}")
         return 1

@@ -1,5 +1,7 @@
 """`down`, `url`, `migrate`, `doctor`, `distribute`: the database itself."""
 
+from __future__ import annotations
+
 import argparse
 import json
 import sys

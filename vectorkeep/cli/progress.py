@@ -1,14 +1,17 @@
 """Progress bars on stderr (tqdm) for long work: embedding a backlog, waiting for jobs.
 
 Each is a callback an application-layer operation calls as the work goes on,
-and a context manager that closes its bar.
+and a context manager that closes its bar. tqdm is imported when a bar is drawn.
 """
+
+from __future__ import annotations
 
 import sys
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class _Bar:
@@ -17,6 +20,8 @@ class _Bar:
         self.bar: tqdm | None = None
 
     def _open(self, desc: str, total: int | None = None, **options: Any) -> tqdm:
+        from tqdm import tqdm
+
         self.close()
         options = {"unit": "row", **options}
         self.bar = tqdm(total=total, desc=desc, file=sys.stderr, disable=self.quiet or None, **options)
@@ -55,6 +60,8 @@ def _pace(done: int | None, total: int | None, rate: float | None, unit: str) ->
         return []
     pace = [f"{_number(float(rate))} {unit}/s"]
     if total is not None and int(total) > int(done):
+        from tqdm import tqdm
+
         pace.append(f"eta {tqdm.format_interval((int(total) - int(done)) / float(rate))}")
     return pace
 

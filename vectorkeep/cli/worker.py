@@ -1,5 +1,7 @@
 """`worker`: embed queued rows and run jobs until stopped (or idle)."""
 
+from __future__ import annotations
+
 import argparse
 import dataclasses
 import logging
