@@ -233,7 +233,8 @@ def _same_table_insert_rate(url: str, corpus: list[str], batch_size: int) -> flo
     with connect(url) as conn:
         register_vector(conn)
         conn.execute("CREATE TABLE bench_same (id bigint PRIMARY KEY, body text)")
-        c_id = conn.execute("SELECT (vk.attach('bench_same', 'id', 'body', 'noop@1')).id").fetchone()[0]  # type: ignore[index]
+        conn.execute("SELECT vk.attach('bench_same', 'id', 'body', 'noop@1')")
+        c_id = conn.execute("SELECT vk.collection_id('bench_same')").fetchone()[0]  # type: ignore[index]
         m_id = conn.execute("SELECT (vk.model('noop@1')).id").fetchone()[0]  # type: ignore[index]
         conn.commit()
         start = time.perf_counter()

@@ -181,7 +181,7 @@ def test_schema_check_passes_with_collections_of_every_kind(
         ("pages", "hashed@1", "valid"),
     ]
     # What a version or a collection brought goes with it.
-    conn.execute("SELECT vk.retire('hashed@2', 'notes')")
+    conn.execute("SELECT vk.retire('hashed@2', 'notes', confirm => true)")
     conn.execute("CREATE TABLE shop.drafts (id int PRIMARY KEY, body text)")
     conn.execute("SELECT vk.attach('shop.drafts', 'id', 'body', 'hashed@1', metadata => 'jsonb_build_object()')")
     conn.execute("SELECT vk.detach('drafts')")
@@ -211,7 +211,7 @@ def test_schema_check_finds_drift_in_the_schema_and_in_collections(
     conn.execute("ALTER FUNCTION vk._coverage(vk.collections, vk.models) SECURITY INVOKER")
     conn.execute("COMMENT ON FUNCTION vk.search(text, vector, integer, text, jsonb) IS NULL")
     conn.execute("CREATE FUNCTION vk.stray() RETURNS int LANGUAGE sql RETURN 1")
-    conn.execute("GRANT EXECUTE ON FUNCTION vk.retire(text, text) TO vk_app")
+    conn.execute("GRANT EXECUTE ON FUNCTION vk.retire(text, text, boolean) TO vk_app")
     conn.execute("DROP INDEX vk.embeddings_metadata")
     conn.execute("ALTER TABLE vk.jobs ADD COLUMN note text")
     conn.execute("DROP TRIGGER documents_touch ON vk.documents")
@@ -233,7 +233,7 @@ def test_schema_check_finds_drift_in_the_schema_and_in_collections(
             "changed  function vk._coverage(vk.collections,vk.models): definition, security",
             "changed  function vk.search(text,vector,integer,text,jsonb): comment",
             "extra    function vk.stray()",
-            "changed  function vk.retire(text,text): grants",
+            "changed  function vk.retire(text,text,boolean): grants",
             "missing  index vk.embeddings_metadata",
             "changed  table vk.jobs: columns",
             "missing  trigger documents_touch ON vk.documents",

@@ -224,7 +224,7 @@ def test_chunking_settings_are_checked(conn: psycopg.Connection) -> None:
 def test_a_model_trained_in_the_database_embeds_chunks(corpus_url: str, encoders: EncoderCache) -> None:
     """A tfidf version trained by a job, a sentence-chunked markdown table, a row over 1 MB."""
     with connect(corpus_url, autocommit=True) as conn:
-        conn.execute("SELECT vk.train('words', 'tfidf', '{\"dim\": 32}')")
+        conn.execute("SELECT vk.train('words', 'tfidf', '{\"dim\": 32}', collection => 'documents')")
         serve(corpus_url, encoders)  # trains, then re-embeds vk.documents with words@1
         conn.execute("CREATE TABLE manuals (id int PRIMARY KEY, body text)")
         done = cli(

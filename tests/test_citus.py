@@ -250,7 +250,7 @@ def test_a_trained_version_is_reembedded_and_activated_distributed(
     corpus_conn: psycopg.Connection, corpus_url: str, encoders: EncoderCache
 ) -> None:
     conn = corpus_conn
-    job = one(conn, """SELECT vk.train('words', 'tfidf', '{"dim": 16}')""")
+    job = one(conn, """SELECT vk.train('words', 'tfidf', '{"dim": 16}', collection => 'documents')""")
     serve(corpus_url, encoders)
     assert one(conn, "SELECT status FROM vk.jobs WHERE id = %s", (job,)) == "succeeded"
     model = one(conn, "SELECT name || '@' || version FROM vk.models WHERE trained_by_job = %s", (job,))

@@ -95,7 +95,9 @@ def test_up_embeds_and_shows_a_search(conn: psycopg.Connection, db_url: str) -> 
 
 def test_train_jobs_activate_retire_from_the_command_line(corpus_url: str) -> None:
     url = corpus_url
-    job_id = json.loads(ok(url, "train", "cli", "--kind", "tfidf", "--param", "dim=16", "--json"))[0]["job"]
+    job_id = json.loads(
+        ok(url, "train", "cli", "--kind", "tfidf", "--collection", "documents", "--param", "dim=16", "--json")
+    )[0]["job"]
     stats = json.loads(ok(url, "worker", "--until-idle", "--json"))[0]
     assert stats["jobs"] == [job_id, job_id + 1]  # the train job, then its reembed job
     assert stats["embedded"] == 400
@@ -113,11 +115,16 @@ def test_train_jobs_activate_retire_from_the_command_line(corpus_url: str) -> No
     )
     hits = json.loads(ok(url, "search", "exceptions and the try statement", "-k", "3", "--json"))
     assert len(hits) == 3
-    assert "400 vectors removed" in ok(url, "models", "retire", "minilm@1", "--collection", "documents")
+    asked = cli(url, "models", "retire", "minilm@1", "--collection", "documents")
+    assert asked.returncode == 1
+    assert "deletes its 400 vectors" in asked.stderr and "confirm => true" in asked.stderr
+    assert "400 vectors removed" in ok(url, "models", "retire", "minilm@1", "--collection", "documents", "--yes")
     models = {m["model"]: m["status"] for m in json.loads(ok(url, "models", "--json"))}
     assert models == {"minilm@1": "ready", "cli@1": "active"}  # retired from one collection only
     assert "0 vectors removed" in ok(url, "models", "retire", "minilm@1")
     models = {m["model"]: m["status"] for m in json.loads(ok(url, "models", "--json"))}
     assert models == {"minilm@1": "retired", "cli@1": "active"}
 
-    assert "every 24h" in ok(url, "train", "nightly", "--kind", "tfidf", "--every", "24h")
+    assert "every 24h" in ok(url, "train", "nightly", "--kind", "tfidf", "--collection", "documents", "--every", "24h")
+    unnamed = cli(url, "train", "other", "--kind", "tfidf")
+    assert unnamed.returncode != 0 and "--collection is required" in unnamed.stderr

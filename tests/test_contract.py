@@ -181,10 +181,23 @@ def test_a_database_of_the_previous_release_upgrades_without_losing_or_reembeddi
         )
 
 
+# Statements of the previous release that head breaks on purpose, and why (README, "Upgrading").
+BROKEN_ON_PURPOSE = {
+    # 0022: vk.activate and vk.set_storage return a row a DBA can read, not the whole version with its
+    # fingerprint vector; job runners of the previous release are stopped before upgrading.
+    "activate": "vk.activate returns (activated, serves_as, replaced)",
+    "set_storage": "vk.set_storage returns the version's label",
+}
+
+
 def test_the_previous_release_worker_statements_run_against_head(db_url: str, encoders: EncoderCache) -> None:
-    """Every statement of the previous release plans against head, and its worker loop embeds."""
+    """Every statement of the previous release plans against head (but those broken on purpose, which
+    still fail: the list says no more than is true), and its worker loop embeds."""
     with connect(db_url, autocommit=True) as conn:
-        for name, text in Q.items():
+        for name in BROKEN_ON_PURPOSE:
+            with pytest.raises(psycopg.Error):
+                prepare(conn, f"old_{name}", Q[name])
+        for name, text in ((n, t) for n, t in Q.items() if n not in BROKEN_ON_PURPOSE):
             if name.startswith("listen") or is_do_block(text):
                 conn.execute(text.encode())
                 continue

@@ -26,7 +26,7 @@ def test_edit_search_trains_as_a_job_beats_the_nearest_text_and_records_each_tex
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO vk.documents (body) VALUES (%s)", [(t,) for t in texts])
         drain(db_url, encoders)
-        train_id = one(conn, "SELECT vk.train('words', 'edit-search', %s)", (FAST,))
+        train_id = one(conn, "SELECT vk.train('words', 'edit-search', %s, collection => 'documents')", (FAST,))
         assert serve(db_url, encoders) == [train_id]  # an inverter has no vectors: no reembed job follows
         with conn.cursor(row_factory=dict_row) as cur:
             train = cur.execute("SELECT * FROM vk.jobs WHERE id = %s", (train_id,)).fetchone()

@@ -27,7 +27,10 @@ def serve(url: str, encoders: EncoderCache) -> list[int]:
 
 def test_tiny_inverter_trains_recovers_with_cosine_and_is_evaluated(corpus_url: str, encoders: EncoderCache) -> None:
     with connect(corpus_url, autocommit=True) as conn:
-        train_id = one(conn, "SELECT vk.train('inv', 'vec2text-inverter', '{\"epochs\": 1, \"batch_size\": 32}')")
+        train_id = one(
+            conn,
+            "SELECT vk.train('inv', 'vec2text-inverter', '{\"epochs\": 1, \"batch_size\": 32}', 'documents')",
+        )
         assert serve(corpus_url, encoders) == [train_id]  # an inverter has no vectors: no reembed job follows
         with conn.cursor(row_factory=dict_row) as cur:
             train = cur.execute("SELECT * FROM vk.jobs WHERE id = %s", (train_id,)).fetchone()

@@ -195,7 +195,7 @@ def test_metrics_and_progress_read_for_people() -> None:
 
 def test_a_train_job_reports_its_epochs_and_a_cancel_fails_its_version(corpus_url: str) -> None:
     with connect(corpus_url, autocommit=True) as conn:
-        job_id = int(one(conn, """SELECT vk.train('mlp', 'tfidf-mlp', '{"epochs": 500}')"""))
+        job_id = int(one(conn, """SELECT vk.train('mlp', 'tfidf-mlp', '{"epochs": 500}', collection => 'documents')"""))
         runner = JobRunner(corpus_url)
         thread = threading.Thread(target=runner.run, kwargs={"until_idle": True}, daemon=True)
         thread.start()

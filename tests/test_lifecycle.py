@@ -70,7 +70,10 @@ def test_command_line_choices_and_help_come_from_the_registry(capsys: pytest.Cap
 def test_train_refuses_bad_parameters_naming_them_and_what_they_allow(
     conn: psycopg.Connection, kind: str, params: str, message: str, hint: str
 ) -> None:
-    for call in ("SELECT vk.train('m', %s, %s)", "SELECT vk.schedule_train('m', %s, '1 day', %s)"):
+    for call in (
+        "SELECT vk.train('m', %s, %s, collection => 'documents')",
+        "SELECT vk.schedule_train('m', %s, '1 day', %s, collection => 'documents')",
+    ):
         with pytest.raises(errors.InvalidParameterValue) as raised:
             conn.execute(call, (kind, params))
         assert message in str(raised.value)
@@ -82,13 +85,13 @@ def test_train_refuses_bad_parameters_naming_them_and_what_they_allow(
 def test_a_model_parameter_must_name_a_version_of_the_right_role(conn: psycopg.Connection) -> None:
     add_inverter(conn)
     with pytest.raises(errors.WrongObjectType, match='parameter "teacher" of tfidf-mlp must name an encoder'):
-        conn.execute("""SELECT vk.train('m', 'tfidf-mlp', '{"teacher": "inverter@1"}')""")
+        conn.execute("""SELECT vk.train('m', 'tfidf-mlp', '{"teacher": "inverter@1"}', collection => 'documents')""")
     with pytest.raises(errors.UndefinedObject, match='unknown model "nope"'):
-        conn.execute("""SELECT vk.train('m', 'umap', '{"source": "nope"}')""")
+        conn.execute("""SELECT vk.train('m', 'umap', '{"source": "nope"}', collection => 'documents')""")
 
 
 def test_the_job_records_every_parameter_it_will_use(conn: psycopg.Connection) -> None:
-    job_id = one(conn, """SELECT vk.train('words', 'tfidf', '{"dim": 16}')""")
+    job_id = one(conn, """SELECT vk.train('words', 'tfidf', '{"dim": 16}', collection => 'documents')""")
     params = one(conn, "SELECT params FROM vk.jobs WHERE id = %s", (job_id,))
     assert params["model"] == "words" and params["kind"] == "tfidf"
     assert params["params"] == {
@@ -134,11 +137,11 @@ def test_retiring_from_one_collection_leaves_the_version_usable_elsewhere(
         conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
         conn.execute("INSERT INTO notes SELECT id, body FROM vk.documents ORDER BY id LIMIT 50")
         conn.execute("SELECT vk.attach('notes', 'id', 'body', 'minilm@1')")
-        conn.execute("""SELECT vk.train('words', 'tfidf', '{"dim": 8}')""")
+        conn.execute("""SELECT vk.train('words', 'tfidf', '{"dim": 8}', collection => 'documents')""")
         serve(corpus_url, encoders)
         conn.execute("SELECT vk.reembed('notes', 'words@1')")
         serve(corpus_url, encoders)
-        assert one(conn, "SELECT vk.retire('words@1', 'notes')") == 50
+        assert one(conn, "SELECT vk.retire('words@1', 'notes', confirm => true)") == 50
         assert one(conn, "SELECT status FROM vk.models WHERE name = 'words'") == "ready"
         assert (
             one(
@@ -148,7 +151,7 @@ def test_retiring_from_one_collection_leaves_the_version_usable_elsewhere(
             == 3
         )
         # Retired everywhere, it comes back when asked for by name@version.
-        assert one(conn, "SELECT vk.retire('words@1')") == 400
+        assert one(conn, "SELECT vk.retire('words@1', confirm => true)") == 400
         assert one(conn, "SELECT status FROM vk.models WHERE name = 'words'") == "retired"
         conn.execute("SELECT vk.reembed('documents', 'words@1')")
         serve(corpus_url, encoders)
@@ -161,7 +164,7 @@ def test_retiring_from_one_collection_leaves_the_version_usable_elsewhere(
 
 def test_a_collapsed_model_is_refused_though_its_recall_looks_good(corpus_url: str, encoders: EncoderCache) -> None:
     with connect(corpus_url, autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
-        conn.execute("""SELECT vk.train('mlp', 'tfidf-mlp', '{"epochs": 3}')""")
+        conn.execute("""SELECT vk.train('mlp', 'tfidf-mlp', '{"epochs": 3}', collection => 'documents')""")
         serve(corpus_url, encoders)
         metrics = one(conn, "SELECT metrics FROM vk.models WHERE name = 'mlp'")
         # Every vector nearly the same: the half-text query still finds its row among few distinct ones.
@@ -185,11 +188,11 @@ def test_keep_retires_older_versions_from_the_collection_but_never_its_default(
     corpus_url: str, encoders: EncoderCache
 ) -> None:
     with connect(corpus_url, autocommit=True) as conn:
-        conn.execute("""SELECT vk.train('words', 'tfidf', '{"dim": 8}')""")
+        conn.execute("""SELECT vk.train('words', 'tfidf', '{"dim": 8}', collection => 'documents')""")
         serve(corpus_url, encoders)
         conn.execute("SELECT vk.activate('documents', 'words@1', '{\"distance_spread\": 0}')")
         for _ in range(3):
-            conn.execute("""SELECT vk.train('words', 'tfidf', '{"dim": 8, "keep": 2}')""")
+            conn.execute("""SELECT vk.train('words', 'tfidf', '{"dim": 8, "keep": 2}', collection => 'documents')""")
             serve(corpus_url, encoders)
         embedded = [
             r[0]
@@ -211,10 +214,10 @@ def test_keep_retires_older_versions_from_the_collection_but_never_its_default(
 
 
 def test_a_schedule_keeps_three_versions_by_default_and_stops(conn: psycopg.Connection) -> None:
-    conn.execute("SELECT vk.schedule_train('words', 'tfidf', '1 day', '{\"dim\": 8}')")
+    conn.execute("SELECT vk.schedule_train('words', 'tfidf', '1 day', '{\"dim\": 8}', collection => 'documents')")
     assert one(conn, "SELECT params -> 'params' ->> 'keep' FROM vk.schedules") == "3"
     with pytest.raises(errors.DuplicateObject, match="already retrained") as twice:
-        conn.execute("SELECT vk.schedule_train('words', 'tfidf', '1 hour')")
+        conn.execute("SELECT vk.schedule_train('words', 'tfidf', '1 hour', collection => 'documents')")
     assert "vk.unschedule('words', 'documents')" in (twice.value.diag.message_hint or "")
     assert one(conn, "SELECT vk.unschedule('words')") == 1
     assert one(conn, "SELECT enabled FROM vk.schedules") is False
@@ -225,7 +228,23 @@ def test_a_schedule_keeps_three_versions_by_default_and_stops(conn: psycopg.Conn
 
 def test_train_stop_schedule_on_the_command_line(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert (
-        main(["--database-url", db_url, "train", "words", "--kind", "tfidf", "--param", "dim=8", "--every", "1d"]) == 0
+        main(
+            [
+                "--database-url",
+                db_url,
+                "train",
+                "words",
+                "--kind",
+                "tfidf",
+                "--collection",
+                "documents",
+                "--param",
+                "dim=8",
+                "--every",
+                "1d",
+            ]
+        )
+        == 0
     )
     assert main(["--database-url", db_url, "train", "words", "--stop-schedule", "--json"]) == 0
     assert '"schedules_stopped": 1' in capsys.readouterr().out

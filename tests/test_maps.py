@@ -41,7 +41,7 @@ def test_a_map_trains_places_every_row_keeps_them_current_and_fills_gaps(
     corpus_url: str, encoders: EncoderCache, tmp_path: Path
 ) -> None:
     with connect(corpus_url, autocommit=True) as conn:
-        job_id = one(conn, "SELECT vk.train('map', 'umap', %s)", (FAST,))
+        job_id = one(conn, "SELECT vk.train('map', 'umap', %s, collection => 'documents')", (FAST,))
         serve(corpus_url, encoders)
         assert one(conn, "SELECT status FROM vk.jobs WHERE id = %s", (job_id,)) == "succeeded"
         version = registry.by_spec(conn, "map@1")
@@ -111,7 +111,7 @@ def test_a_filled_gap_keeps_the_nearest_text_where_an_inverter_does_worse(
     corpus_url: str, encoders: EncoderCache, tmp_path: Path
 ) -> None:
     with connect(corpus_url, autocommit=True) as conn:
-        conn.execute("SELECT vk.train('map', 'umap', %s)", (FAST,))
+        conn.execute("SELECT vk.train('map', 'umap', %s, collection => 'documents')", (FAST,))
         serve(corpus_url, encoders)
     # An untrained inverter writes noise: the nearest stored text beats it, and is the answer.
     _, folder = save_untrained_inverter(tmp_path)

@@ -68,11 +68,15 @@ def finished(server_url: str, template_url: str, encoders: EncoderCache) -> Iter
             texts = [(text,) for _, text in itertools.islice(paragraphs(), ROWS)]
             conn.cursor().executemany("INSERT INTO vk.documents (body) VALUES (%s)", texts)
             drain(url, encoders)  # the teacher's (minilm@1) vectors the MLP learns from
-            cancelled = one(conn, "SELECT vk.train('later', 'tfidf', '{}')")
+            cancelled = one(conn, "SELECT vk.train('later', 'tfidf', '{}', collection => 'documents')")
             conn.execute("SELECT vk.cancel_job(%s)", (cancelled,))
-            trained = one(conn, "SELECT vk.train('words', 'tfidf-mlp', %s)", (Jsonb(MLP_PARAMS),))
+            trained = one(
+                conn, "SELECT vk.train('words', 'tfidf-mlp', %s, collection => 'documents')", (Jsonb(MLP_PARAMS),)
+            )
             serve(url, encoders)
-            failed = one(conn, "SELECT vk.train('broken', 'tfidf', %s)", (Jsonb({"dim": 8}),))
+            failed = one(
+                conn, "SELECT vk.train('broken', 'tfidf', %s, collection => 'documents')", (Jsonb({"dim": 8}),)
+            )
             JobRunner(url, handlers={"train": fail}).run(until_idle=True)
             reembed = one(conn, "SELECT (metrics ->> 'reembed_job')::bigint FROM vk.jobs WHERE id = %s", (trained,))
             statuses = dict(conn.execute("SELECT id, status FROM vk.jobs").fetchall())
@@ -200,7 +204,7 @@ def test_only_finished_jobs_that_exist(finished: Finished, tracking: str) -> Non
     with pytest.raises(LookupError, match="no job 999999"):
         mlflow_export.export_jobs(finished.url, tracking, job_ids=[finished.trained, 999999])
     with connect(finished.url, autocommit=True) as conn:
-        queued = one(conn, "SELECT vk.train('queued', 'tfidf', '{}')")
+        queued = one(conn, "SELECT vk.train('queued', 'tfidf', '{}', collection => 'documents')")
         try:
             with pytest.raises(ValueError, match=f"job {queued} is queued"):
                 mlflow_export.export_jobs(finished.url, tracking, job_ids=[queued])

@@ -41,7 +41,7 @@ CONNECTING = {
     "models register": "models register m --kind vec2text-inverter --source /nonexistent --for minilm@1",
     "models activate": "models activate m@1 --collection documents",
     "models retire": "models retire m@1",
-    "train": "train m --kind tfidf",
+    "train": "train m --kind tfidf --collection documents",
     "reembed": "reembed --model m@1",
     "jobs list": "jobs list",
     "jobs show": "jobs show 1",

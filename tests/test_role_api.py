@@ -88,20 +88,25 @@ READ_API = [
 ]
 
 OPERATIONS = [
-    # Operators only: each registers SQL its author's rights run (attach, set_metadata) or a table an
+    # Operators only: each registers SQL its author's rights run (attach, set_metadata, set_text) or a table an
     # owner-run function reads (adopt); a worker process needs none of them.
     Call("attach", "SELECT vk.attach('attachable', 'id', 'body')", ADMIN_ONLY),
     Call("set_metadata", "SELECT vk.set_metadata('documents', 'jsonb_build_object(''n'', id %% 3)')", ADMIN_ONLY),
+    Call("set_text", "SELECT vk.set_text('documents', 'body')", ADMIN_ONLY),
     Call("set_text_search", "SELECT vk.set_text_search('documents', 'simple')", OPS),
     Call("add_model", "SELECT vk.add_model('documents', 'spare@1')", OPS),
     Call("retry_dead", "SELECT vk.retry_dead('documents')", OPS),
     Call("set_chunking", "SELECT vk.set_chunking('documents', 'tokens', 64)", OPS),
     # On a collection with no order yet: an order another role wrote is that role's function (vk_expr).
     Call("set_order", "SELECT vk.set_order('chapters', 'doc::text', 'id')", OPS),
-    Call("train", """SELECT vk.train('tiny', 'tfidf', '{"dim": 8, "min_df": 1}')""", OPS),
+    Call("train", """SELECT vk.train('tiny', 'tfidf', '{"dim": 8, "min_df": 1}', collection => 'documents')""", OPS),
     Call("reembed", "SELECT vk.reembed('documents', 'minilm@1')", OPS),
     Call("set_storage", "SELECT vk.set_storage('spare@1', 'halfvec')", OPS),
-    Call("schedule_train", """SELECT vk.schedule_train('tiny', 'tfidf', '1 day', '{"dim": 8, "min_df": 1}')""", OPS),
+    Call(
+        "schedule_train",
+        """SELECT vk.schedule_train('tiny', 'tfidf', '1 day', '{"dim": 8, "min_df": 1}', collection => 'documents')""",
+        OPS,
+    ),
     Call("unschedule", "SELECT vk.unschedule('scheduled')", OPS),
     Call("cancel_job", "SELECT vk.cancel_job(%(train_job)s)", OPS),
     Call("activate", "SELECT vk.activate('documents', 'minilm@1')", OPS),
@@ -112,7 +117,7 @@ OPERATIONS = [
     # "worker, admin" in the SQL API table (vk.keep_newest_v1, which a worker runs after a scheduled
     # train, retires versions through it); the Security model table's "may not ... retire" of vk_worker
     # contradicts it.
-    Call("retire", "SELECT vk.retire('spare@1')", OPS),
+    Call("retire", "SELECT vk.retire('spare@1', confirm => true)", OPS),
     Call("detach", "SELECT vk.detach('notes')", ADMIN_ONLY),
     Call("set_hybrid_defaults", "SELECT vk.set_hybrid_defaults('documents', 'rrf', 1, 1)", ADMIN_ONLY),
     Call(
@@ -322,7 +327,8 @@ def prepare(conn: psycopg.Connection) -> dict[str, Any]:
             (cid, mid),
         )
         conn.execute(f"GRANT SELECT ON {table} TO vk_app, vk_worker, vk_admin")
-    adopted_id = one(conn, "SELECT id FROM vk.adopt('legacy', 'id', 'v', 'legacy')")
+    conn.execute("SELECT vk.adopt('legacy', 'id', 'v', 'legacy')")
+    adopted_id = one(conn, "SELECT id FROM vk.adopted WHERE name = 'legacy'")
     legacy_id = one(conn, "SELECT model_id FROM vk.adopted WHERE id = %s", (adopted_id,))
     conn.execute(
         "SELECT vk.set_encoder_v1('legacy@1', 'minilm', (SELECT fingerprint FROM vk.models WHERE id = %s))", (mid,)
@@ -334,7 +340,9 @@ def prepare(conn: psycopg.Connection) -> dict[str, Any]:
     )
     conn.execute("SELECT vk.store_artifact_v1(%s, 'weights', '\\x00'::bytea)", (spare_id,))
     # A queued train job with the version it reserved, a job a worker 'w' runs, and a schedule.
-    train_job = one(conn, """SELECT vk.train('pending', 'tfidf', '{"dim": 8, "min_df": 1}')""")
+    train_job = one(
+        conn, """SELECT vk.train('pending', 'tfidf', '{"dim": 8, "min_df": 1}', collection => 'documents')"""
+    )
     pending_id = one(conn, "SELECT vk.reserve_model_v1(%s, 'pending', 'tfidf', '{}')", (train_job,))
     running_job = one(conn, "SELECT vk.submit_job_v1('reembed', '{}', %s, %s)", (cid, mid))
     conn.execute(
@@ -342,7 +350,7 @@ def prepare(conn: psycopg.Connection) -> dict[str, Any]:
         "lease_until = now() + interval '1 day' WHERE id = %s",
         (running_job,),
     )
-    conn.execute("""SELECT vk.schedule_train('scheduled', 'tfidf', '1 day', '{"dim": 8, "min_df": 1}')""")
+    conn.execute("""SELECT vk.schedule_train('scheduled', 'tfidf', '1 day', '{"dim": 8, "min_df": 1}', 'documents')""")
     return {
         "cid": cid,
         "mid": mid,

@@ -25,7 +25,7 @@ FORBIDDEN_TO_APPS = [
     "DELETE FROM vk.embeddings",
     "INSERT INTO vk.queue (collection_id, pk, model_id) VALUES (1, '1', 1)",
     "UPDATE vk.collections SET text_expression = 'body'",
-    "SELECT vk.train('mine', 'tfidf')",
+    "SELECT vk.train('mine', 'tfidf', collection => 'documents')",
     "SELECT vk.retire('minilm@1')",
     "SELECT vk.attach('vk.documents', 'id', 'body')",
     "SELECT * FROM vk.claim_v1(10)",

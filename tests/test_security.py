@@ -123,6 +123,44 @@ def test_a_metadata_expression_runs_with_its_authors_rights_only(
     assert_nothing_leaked(conn, admin)
 
 
+def test_a_text_expression_changed_in_place_runs_with_its_authors_rights_only(
+    secrets: psycopg.Connection, db_url: str, login: Login, encoders: EncoderCache
+) -> None:
+    """vk.set_text holds a new text expression to vk.attach's rules: an admin cannot make a collection
+    embed a table it may not read (a subquery, a volatile call, a function of its own), and a refused
+    expression changes nothing: the old one stays, nothing is queued, no text is rewritten."""
+    conn = secrets
+    conn.execute("SELECT vk.attach('notes', 'id', 'body', 'minilm@1')")
+    drain(db_url, encoders)
+    admin = login("vk_admin")
+    attacks = {
+        "body || (SELECT string_agg(s, ' | ') FROM public.secrets)": "subquery",
+        "body || pg_read_file('/etc/hostname')": "volatile",
+    }
+    for expression, why in attacks.items():
+        assert why in refused(admin, "SELECT vk.set_text('notes', %s)", (expression,)), expression
+    with psycopg.connect(admin, autocommit=True) as a:
+        a.execute(
+            "CREATE FUNCTION vk_expr.peek_text(text) RETURNS text LANGUAGE sql STABLE "
+            "AS $$ SELECT $1 || (SELECT string_agg(s, ',') FROM public.secrets) $$"
+        )
+    assert "permission denied for table secrets" in refused(
+        admin, "SELECT vk.set_text('notes', 'vk_expr.peek_text(body)')"
+    )
+    assert one(conn, "SELECT text_expression FROM vk.collections WHERE name = 'notes'") == "body"
+    assert one(conn, "SELECT count(*) FROM vk.queue") == 0
+    # The honest change works, runs as the admin, and the owner's worker embeds what it returns.
+    with psycopg.connect(admin, autocommit=True) as a:
+        assert one(a, "SELECT vk.set_text('notes', 'upper(body)')") == 12
+    assert (
+        one(conn, "SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 'text_c2'")
+        == admin.split("//", 1)[1].split("@", 1)[0]
+    )
+    drain(db_url, encoders)
+    assert one(conn, "SELECT count(*) FROM vk.embeddings WHERE body = upper(body)") == 12
+    assert_nothing_leaked(conn, admin)
+
+
 def test_an_admins_expression_cannot_make_it_superuser(
     secrets: psycopg.Connection, db_url: str, login: Login, encoders: EncoderCache
 ) -> None:

@@ -124,7 +124,7 @@ def test_a_model_trained_in_the_database_answers_text_queries(
     corpus_url: str, encoders: EncoderCache, lane_encoders: EncoderCache
 ) -> None:
     with connect(corpus_url, autocommit=True) as conn:
-        conn.execute("SELECT vk.train('words', 'tfidf', '{\"dim\": 32}')")
+        conn.execute("SELECT vk.train('words', 'tfidf', '{\"dim\": 32}', collection => 'documents')")
     serve(corpus_url, encoders)  # trains words@1, then re-embeds vk.documents with it
     with running_lane(corpus_url, lane_encoders) as served, connect(corpus_url, autocommit=True) as conn:
         # Not a search default: the lane loads it from its artifact on the first query.

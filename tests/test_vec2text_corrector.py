@@ -34,7 +34,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def train(conn: Any, url: str, encoders: EncoderCache, name: str, kind: str, params: dict[str, Any]) -> Any:
     """Train a version as a job; the job's row once it succeeded."""
-    job_id = one(conn, "SELECT vk.train(%s, %s, %s)", (name, kind, Jsonb(params)))
+    job_id = one(conn, "SELECT vk.train(%s, %s, %s, collection => 'documents')", (name, kind, Jsonb(params)))
     assert serve(url, encoders) == [job_id]  # neither makes vectors: no reembed job follows
     with conn.cursor(row_factory=dict_row) as cur:
         job = cur.execute("SELECT * FROM vk.jobs WHERE id = %s", (job_id,)).fetchone()

@@ -78,7 +78,7 @@ def test_train_reembed_activate_search(
         assert job(conn, reembed_id)["status"] == "succeeded"
         assert vectors_complete(conn, "mine@1")
 
-        one(conn, "SELECT vk.model_label(vk.activate('documents', 'mine@1'))")
+        one(conn, "SELECT activated FROM vk.activate('documents', 'mine@1')")
         assert registry.by_id(conn, model.id).status == "active"
         assert registry.by_spec(conn, "minilm@1").status == "ready"  # still queryable by name@version
 
@@ -97,7 +97,9 @@ def test_train_reembed_activate_search(
 
 def test_doc2vec_inference_is_deterministic(corpus_url: str, encoders: EncoderCache) -> None:
     with connect(corpus_url, autocommit=True) as conn:
-        conn.execute("SELECT vk.train('d2v', 'doc2vec', '{\"vector_size\": 16, \"epochs\": 5}')")
+        conn.execute(
+            "SELECT vk.train('d2v', 'doc2vec', '{\"vector_size\": 16, \"epochs\": 5}', collection => 'documents')"
+        )
         serve(corpus_url, encoders)
         model = registry.by_spec(conn, "d2v@1")
         a, b = EncoderCache().get(conn, model), EncoderCache().get(conn, model)
@@ -108,7 +110,7 @@ def test_doc2vec_inference_is_deterministic(corpus_url: str, encoders: EncoderCa
 
 def test_activation_is_refused_until_complete_and_gates_pass(corpus_url: str, encoders: EncoderCache) -> None:
     with connect(corpus_url, autocommit=True) as conn:
-        conn.execute("SELECT vk.train('gated', 'tfidf', '{\"dim\": 16}')")
+        conn.execute("SELECT vk.train('gated', 'tfidf', '{\"dim\": 16}', collection => 'documents')")
         # Train only: its reembed job is left queued, so its vectors are not there yet.
         runner = JobRunner(corpus_url, handlers={"train": HANDLERS["train"]})
         runner.run(until_idle=True)
@@ -136,8 +138,12 @@ def test_activation_is_refused_until_complete_and_gates_pass(corpus_url: str, en
 
 def test_train_can_activate_after_reembed(corpus_url: str, encoders: EncoderCache) -> None:
     with connect(corpus_url, autocommit=True) as conn:
-        conn.execute("SELECT vk.train('auto', 'tfidf', '{\"dim\": 16, \"activate\": {\"recall@10\": 0.0}}')")
-        conn.execute("SELECT vk.train('never', 'tfidf', '{\"dim\": 16, \"activate\": {\"recall@10\": 1.01}}')")
+        conn.execute(
+            "SELECT vk.train('auto', 'tfidf', '{\"dim\": 16, \"activate\": {\"recall@10\": 0.0}}', 'documents')"
+        )
+        conn.execute(
+            "SELECT vk.train('never', 'tfidf', '{\"dim\": 16, \"activate\": {\"recall@10\": 1.01}}', 'documents')"
+        )
         serve(corpus_url, encoders)
         metrics = {
             r[0]: r[1]
@@ -154,13 +160,20 @@ def test_train_can_activate_after_reembed(corpus_url: str, encoders: EncoderCach
 
 def test_retire_removes_vectors_and_index(corpus_url: str, encoders: EncoderCache) -> None:
     with connect(corpus_url, autocommit=True) as conn:
-        conn.execute("SELECT vk.train('old', 'tfidf', '{\"dim\": 16}')")
+        conn.execute("SELECT vk.train('old', 'tfidf', '{\"dim\": 16}', collection => 'documents')")
         serve(corpus_url, encoders)
         index = one(conn, "SELECT index_name FROM vk.collection_models WHERE model_id = (vk.model('old@1')).id")
         assert one(conn, "SELECT to_regclass(%s)", (f"vk.{index}",)) is not None
         with pytest.raises(errors.ObjectNotInPrerequisiteState, match="search default"):
             conn.execute("SELECT vk.retire('minilm@1')")
-        assert one(conn, "SELECT vk.retire('old@1')") == 400
+        # Vectors come back only by re-embedding: said, and nothing deleted, until confirmed.
+        with pytest.raises(
+            errors.ObjectNotInPrerequisiteState, match="deletes its 400 vectors in every collection"
+        ) as asked:
+            conn.execute("SELECT vk.retire('old@1')")
+        assert "SELECT vk.retire('old@1', confirm => true);" in (asked.value.diag.message_hint or "")
+        assert one(conn, "SELECT count(*) FROM vk.embeddings WHERE model_id = (vk.model('old@1')).id") == 400
+        assert one(conn, "SELECT vk.retire('old@1', confirm => true)") == 400
         assert one(conn, "SELECT to_regclass(%s)", (f"vk.{index}",)) is None
         assert one(conn, "SELECT status FROM vk.models WHERE name = 'old'") == "retired"
         with pytest.raises(errors.ObjectNotInPrerequisiteState, match="not embedded with model old@1"):
@@ -171,7 +184,10 @@ def test_retire_removes_vectors_and_index(corpus_url: str, encoders: EncoderCach
 
 def test_a_dead_trainer_is_taken_over_after_its_lease(corpus_url: str, encoders: EncoderCache) -> None:
     with connect(corpus_url, autocommit=True) as conn:
-        train_id = one(conn, "SELECT vk.train('slow', 'doc2vec', '{\"vector_size\": 32, \"epochs\": 400}')")
+        train_id = one(
+            conn,
+            "SELECT vk.train('slow', 'doc2vec', '{\"vector_size\": 32, \"epochs\": 400}', collection => 'documents')",
+        )
         trainer = subprocess.Popen(
             [sys.executable, "-m", "vectorkeep", "worker", "--jobs-only", "--lease", "2"],
             env={**os.environ, "VECTORKEEP_DATABASE_URL": corpus_url},
@@ -254,7 +270,7 @@ def test_interrupted_reembed_resumes_and_embeds_each_row_once(corpus_url: str, e
 
 def test_tampered_artifact_is_refused(corpus_url: str, encoders: EncoderCache) -> None:
     with connect(corpus_url, autocommit=True) as conn:
-        conn.execute("SELECT vk.train('tampered', 'tfidf', '{\"dim\": 16}')")
+        conn.execute("SELECT vk.train('tampered', 'tfidf', '{\"dim\": 16}', collection => 'documents')")
         JobRunner(corpus_url, handlers={"train": HANDLERS["train"]}).run(until_idle=True)
         # Even with the stored hash rewritten to match, the hash recorded at training refuses it.
         conn.execute(
@@ -270,16 +286,16 @@ def test_tampered_artifact_is_refused(corpus_url: str, encoders: EncoderCache) -
 
 def test_train_arguments_are_checked(conn: psycopg.Connection) -> None:
     with pytest.raises(errors.InvalidParameterValue, match="unknown model kind 'bert'"):
-        conn.execute("SELECT vk.train('x', 'bert')")
+        conn.execute("SELECT vk.train('x', 'bert', collection => 'documents')")
     with pytest.raises(errors.InvalidParameterValue, match="bad model name"):
-        conn.execute("SELECT vk.train('x@2', 'tfidf')")
+        conn.execute("SELECT vk.train('x@2', 'tfidf', collection => 'documents')")
     with pytest.raises(errors.UndefinedObject, match="unknown collection"):
         conn.execute("SELECT vk.train('x', 'tfidf', '{}', 'nope')")
 
 
 def test_a_failing_train_keeps_its_error_and_marks_the_version_failed(conn: psycopg.Connection, db_url: str) -> None:
     # vk.documents is empty: nothing to train on.
-    train_id = one(conn, "SELECT vk.train('empty', 'tfidf')")
+    train_id = one(conn, "SELECT vk.train('empty', 'tfidf', collection => 'documents')")
     JobRunner(db_url).run(until_idle=True)
     failed = job(conn, train_id)
     assert failed["status"] == "failed"
@@ -288,7 +304,7 @@ def test_a_failing_train_keeps_its_error_and_marks_the_version_failed(conn: psyc
 
 
 def test_schedules_create_retrain_jobs(conn: psycopg.Connection) -> None:
-    schedule = one(conn, "SELECT vk.schedule_train('nightly', 'tfidf', '1 day')")
+    schedule = one(conn, "SELECT vk.schedule_train('nightly', 'tfidf', '1 day', collection => 'documents')")
     assert one(conn, "SELECT vk.run_due_schedules_v1()") == 1
     assert one(conn, "SELECT vk.run_due_schedules_v1()") == 0  # next run is a day away
     # Due again while its last job is still queued: no second job piles up.
@@ -344,7 +360,7 @@ def test_reembed_with_a_changed_external_encoder_fails_with_the_reason(db_url: s
 
 
 def test_a_job_whose_workers_keep_dying_fails_with_the_reason(conn: psycopg.Connection) -> None:
-    train_id = one(conn, "SELECT vk.train('doomed', 'tfidf')")
+    train_id = one(conn, "SELECT vk.train('doomed', 'tfidf', collection => 'documents')")
     conn.execute(
         "INSERT INTO vk.models (name, version, kind, dim, status, trained_by_job) "
         "VALUES ('doomed', 1, 'tfidf', 8, 'training', %s)",
@@ -367,7 +383,7 @@ def test_a_job_whose_workers_keep_dying_fails_with_the_reason(conn: psycopg.Conn
 def test_a_job_is_cancelled_and_a_running_one_is_told_at_its_heartbeat(db_url: str) -> None:
     with connect(db_url, autocommit=True) as conn:
         queued = one(conn, "SELECT vk.reembed('documents', 'minilm@1')")
-        running = one(conn, "SELECT vk.train('never', 'tfidf')")
+        running = one(conn, "SELECT vk.train('never', 'tfidf', collection => 'documents')")
         assert one(conn, "SELECT id FROM vk.claim_job_v1('w1', 30, ARRAY['train'])") == running
         conn.execute("SELECT vk.reserve_model_v1(%s, 'never', 'tfidf', '{}')", (running,))
 

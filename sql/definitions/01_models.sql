@@ -211,7 +211,7 @@ CREATE OR REPLACE TRIGGER documents_touch
 
 -- The precision a version's index and searches use. Changed only while the
 -- version has no vectors anywhere: its indexes are built in that type.
-CREATE OR REPLACE FUNCTION vk.set_storage(model text, storage text) RETURNS vk.models
+CREATE OR REPLACE FUNCTION vk.set_storage(model text, storage text) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
 DECLARE
     m vk.models := vk.model(model);
@@ -222,7 +222,7 @@ BEGIN
                   HINT = 'halfvec: 2 bytes a dimension in the HNSW index (half of vector), up to 4,000 dimensions.';
     END IF;
     IF m.storage = storage THEN
-        RETURN m;
+        RETURN vk.model_label(m);
     END IF;
     IF EXISTS (SELECT 1 FROM vk.collection_models cm WHERE cm.model_id = m.id) THEN
         RAISE EXCEPTION 'vectorkeep: % already has vectors in %', vk.model_label(m),
@@ -232,11 +232,11 @@ BEGIN
                   HINT = 'Set the storage of a new version before it is embedded (vectorkeep models register --storage, or the train parameter storage), or retire this one from those collections first.';
     END IF;
     UPDATE vk.models x SET storage = set_storage.storage, updated_at = now() WHERE x.id = m.id RETURNING * INTO m;
-    RETURN m;
+    RETURN vk.model_label(m);
 END
 $$;
 COMMENT ON FUNCTION vk.set_storage(text, text) IS
-    'Store a model version''s index and searches in vector (single precision) or halfvec (half precision: half the index size, up to 4,000 dimensions), before it has vectors in any collection.';
+    'Store a model version''s index and searches in vector (single precision) or halfvec (half precision: half the index size, up to 4,000 dimensions), before it has vectors in any collection. Returns the version''s label.';
 
 -- Worker contract: a model version by id (registry lookups of the worker).
 CREATE OR REPLACE FUNCTION vk.model_v1(model_id bigint) RETURNS vk.models

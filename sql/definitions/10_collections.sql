@@ -289,8 +289,76 @@ $$;
 COMMENT ON FUNCTION vk._require_key(regclass, text) IS
     'Internal: raises unless the column has a primary key or unique index of its own, saying how to add one.';
 
+CREATE OR REPLACE FUNCTION vk._check_text_expression(expression text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF expression IS NULL OR btrim(expression) = '' OR expression ~ ';' THEN
+        RAISE EXCEPTION 'vectorkeep: bad text expression %', coalesce(quote_literal(expression), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give one SQL expression over the table''s columns, e.g. concat_ws('' '', title, body).';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION vk._check_text_expression(text) IS
+    'Internal: raises unless a text expression is one non-empty SQL expression (no semicolon).';
+
+-- A row whose text is NULL or blank gets no vector, and only vk.status.empty
+-- counts it: the usual cause is one NULL column in a || chain, which makes
+-- the whole text NULL. Test-run on the first rows by key, as their author
+-- (the caller, who owns the expression functions).
+CREATE OR REPLACE FUNCTION vk._warn_empty_texts(c_id bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    c       vk.collections;
+    sampled bigint;
+    empty   bigint;
+    example text;
+BEGIN
+    SELECT * INTO STRICT c FROM vk.collections x WHERE x.id = c_id;
+    EXECUTE format('SELECT count(*), count(*) FILTER (WHERE NOT coalesce(t.body ~ ''[^[:space:]]'', false)), '
+                   'min(t.pk) FILTER (WHERE NOT coalesce(t.body ~ ''[^[:space:]]'', false)) '
+                   'FROM vk_expr.%I(NULL, 10000) t', 'texts_c' || c.id)
+        INTO sampled, empty, example;
+    IF empty > 0 THEN
+        RAISE WARNING 'vectorkeep: text expression % is NULL or blank for % of the first % rows of % (key % for one): those rows get no vector',
+                quote_literal(c.text_expression), empty, sampled, c.source, quote_literal(example)
+            USING HINT = format('In SQL, NULL || text is NULL; concat_ws skips NULL columns. Change it in place: '
+                                'SELECT vk.set_text(%L, %L);', c.name, 'concat_ws('' '', title, description)');
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION vk._warn_empty_texts(bigint) IS
+    'Internal: a warning when a collection''s text expression is NULL or blank for some of its first 10,000 rows (they get no vector).';
+
+-- Change what a collection embeds without detaching it: the new expression
+-- is checked and test-run as vk.attach does (a bad one changes nothing),
+-- then every row whose text changed is queued, at bulk priority past 1,000
+-- rows. Each row keeps its old vectors (and keyword postings) until a worker
+-- writes its new ones, so searches answer throughout; vk.status shows the
+-- queue draining.
+CREATE OR REPLACE FUNCTION vk.set_text(collection_name text, expression text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    c      vk.collections := vk._collection(collection_name);
+    keys   text[];
+    queued bigint;
+BEGIN
+    PERFORM vk._check_text_expression(expression);
+    UPDATE vk.collections x SET text_expression = expression, registered_by = current_user
+    WHERE x.id = c.id RETURNING * INTO c;
+    PERFORM vk._install_text_functions(c.id);
+    PERFORM vk._warn_empty_texts(c.id);
+    EXECUTE format('SELECT array_agg(t.pk) FROM vk_expr.%I(NULL, NULL) t', 'texts_c' || c.id) INTO keys;
+    queued := vk._requeue(c.id, keys, NULL);
+    PERFORM vk._enqueued(c.id, queued);
+    RETURN queued;
+END
+$$;
+COMMENT ON FUNCTION vk.set_text(text, text) IS
+    'Change a collection''s text expression in place (run with the caller''s rights, checked and test-run as in vk.attach) and queue every row whose text changed for every version; each row keeps its old vectors until a worker writes the new ones. Returns the number of (row, version) pairs queued.';
+
 -- Register a table as a collection. text_expression is an SQL expression over
--- the table's columns (e.g. title || ' ' || body). It becomes a function of
+-- the table's columns (e.g. concat_ws(' ', title, body)). It becomes a function of
 -- the caller's (vk_expr.text_c<id>): it always runs with the rights of the
 -- role that attached the table, never the schema owner's, and is checked and
 -- test-run on real rows here (vk._install_text_functions).
@@ -303,7 +371,7 @@ CREATE OR REPLACE FUNCTION vk.attach(
     row_security text DEFAULT 'refuse',
     metadata text DEFAULT NULL,
     text_search regconfig DEFAULT 'english'
-) RETURNS vk.collections
+) RETURNS TABLE (name text, search_model text, rows_queued bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     c       vk.collections;
@@ -351,11 +419,7 @@ BEGIN
             USING ERRCODE = 'duplicate_object',
                   HINT = 'Pass collection_name => ''another_name''.';
     END IF;
-    IF text_expression IS NULL OR btrim(text_expression) = '' OR text_expression ~ ';' THEN
-        RAISE EXCEPTION 'vectorkeep: bad text expression %', coalesce(quote_literal(text_expression), 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Give one SQL expression over the table''s columns, e.g. title || '' '' || body.';
-    END IF;
+    PERFORM vk._check_text_expression(text_expression);
 
     IF vk._citus_table('vk.collections') AND NOT vk._citus_table(source) THEN
         RAISE EXCEPTION 'vectorkeep: % is a table of the coordinator only, and vk is distributed over Citus', source
@@ -369,6 +433,7 @@ BEGIN
             rel.relrowsecurity, coalesce(text_search, 'english'))
     RETURNING * INTO c;
     PERFORM vk._install_text_functions(c.id);
+    PERFORM vk._warn_empty_texts(c.id);
     IF metadata IS NOT NULL THEN
         PERFORM vk.set_metadata(c.name, metadata);
     END IF;
@@ -379,11 +444,13 @@ BEGIN
     IF model IS NOT NULL THEN
         PERFORM vk.add_model(c.name, model, true);
     END IF;
-    RETURN vk._collection(c.name);
+    c := vk._collection(c.name);
+    RETURN QUERY SELECT c.name, (SELECT vk.model_label(m) FROM vk.models m WHERE m.id = c.default_model_id),
+                        (SELECT count(*) FROM vk.queue q WHERE q.collection_id = c.id);
 END
 $$;
 COMMENT ON FUNCTION vk.attach(regclass, text, text, text, text, text, text, regconfig) IS
-    'Watch a table: its rows (text = text_expression, run with the caller''s rights) are queued on INSERT and on UPDATE that changes the text, and embedded by workers with the model. Rows already there are queued. metadata: an expression returning a jsonb object that searches filter on (see vk.set_metadata); text_search: the configuration of keyword ranking. A table with row-level security is refused unless row_security => ''copy''.';
+    'Watch a table: its rows (text = text_expression, run with the caller''s rights) are queued on INSERT and on UPDATE that changes the text, and embedded by workers with the model. Rows already there are queued. metadata: an expression returning a jsonb object that searches filter on (see vk.set_metadata); text_search: the configuration of keyword ranking. A table with row-level security is refused unless row_security => ''copy''. Returns the collection''s name, its search model and the (row, version) pairs queued; a warning names rows whose text is NULL or blank.';
 
 -- A collection's metadata: an SQL expression over the source row returning a
 -- jsonb object, e.g. jsonb_build_object('tenant', tenant, 'topic', topic).
@@ -424,7 +491,7 @@ DECLARE
     bad     text;
 BEGIN
     SELECT * INTO STRICT c FROM vk.collections x WHERE x.id = c_id;
-    EXECUTE format('DROP FUNCTION IF EXISTS %s(text[])', fn);
+    PERFORM vk._drop_expression_functions(c_id, 'metadata');
     IF c.metadata_expression IS NULL THEN
         RETURN;
     END IF;
@@ -540,6 +607,28 @@ $$;
 COMMENT ON FUNCTION vk._expression_problem(regprocedure, regclass) IS
     'Internal: why an expression function may not be registered (another relation, a subquery, a volatile function, a column its author may not read), or NULL.';
 
+-- A collection's expression functions belong to whoever wrote them, and only
+-- their owner, or vk_expr's owner, may drop them: so that another operator can
+-- change an expression (vk.set_text, vk.set_metadata), vk's owner drops the old
+-- ones, and the caller creates the new ones as theirs. Only the functions of
+-- that collection, by the names vk gives them.
+-- client_min_messages: a first install has nothing to drop ("does not exist, skipping").
+CREATE OR REPLACE FUNCTION vk._drop_expression_functions(c_id bigint, what text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET client_min_messages = warning AS $$
+BEGIN
+    IF what = 'text' THEN
+        EXECUTE format('DROP FUNCTION IF EXISTS vk_expr.text_c%s(text[])', c_id);
+        EXECUTE format('DROP FUNCTION IF EXISTS vk_expr.texts_c%s(text, integer)', c_id);
+    ELSIF what = 'metadata' THEN
+        EXECUTE format('DROP FUNCTION IF EXISTS vk_expr.meta_c%s(text[])', c_id);
+    ELSE
+        RAISE EXCEPTION 'vectorkeep: no expression functions of kind %', what USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION vk._drop_expression_functions(bigint, text) IS
+    'Internal: drop a collection''s text (vk_expr.text_c<id>, texts_c<id>) or metadata (meta_c<id>) functions, whoever wrote them, so that the caller writes the new ones.';
+
 -- Make a function of vk_expr its author's: created by the caller (vk.attach
 -- runs as its caller), or handed to the recorded author (the upgrade that
 -- introduced authors runs as the schema owner); callable by no one else but
@@ -574,8 +663,7 @@ DECLARE
     page_fn text := format('vk_expr.texts_c%s', c_id);
 BEGIN
     SELECT * INTO STRICT c FROM vk.collections x WHERE x.id = c_id;
-    EXECUTE format('DROP FUNCTION IF EXISTS %s(text[])', one_fn);
-    EXECUTE format('DROP FUNCTION IF EXISTS %s(text, integer)', page_fn);
+    PERFORM vk._drop_expression_functions(c_id, 'text');
     BEGIN
         EXECUTE format(
             $f$CREATE FUNCTION %1$s(keys text[]) RETURNS TABLE (pk text, body text)
@@ -621,8 +709,10 @@ $$;
 COMMENT ON FUNCTION vk._install_text_functions(bigint) IS
     'Internal: write, check and test-run a collection''s text expression functions (vk_expr.text_c<id>, vk_expr.texts_c<id>) as its author''s.';
 
+-- client_min_messages: a DROP ... IF EXISTS of what was never made would say "does not exist, skipping".
 CREATE OR REPLACE FUNCTION vk.detach(collection_name text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp
+    SET client_min_messages = warning AS $$
 DECLARE
     c  vk.collections := vk._collection(collection_name);
     ix name;
@@ -686,8 +776,10 @@ COMMENT ON FUNCTION vk._insert_trigger_name(bigint) IS 'Internal: the name of a 
 -- statement: PL/pgSQL caches its plan, where a generic trigger would parse and
 -- plan a dynamic statement on every INSERT (a third of a single-row INSERT's
 -- cost, measured in bench/triggers.py).
+-- client_min_messages: a first install's DROP ... IF EXISTS would say "does not exist, skipping".
 CREATE OR REPLACE FUNCTION vk._install_insert_trigger(collection_id bigint) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    SET client_min_messages = warning AS $$
 DECLARE
     c  vk.collections;
     fn text := vk._insert_trigger_name(collection_id);
@@ -741,8 +833,10 @@ COMMENT ON FUNCTION vk._install_insert_trigger(bigint) IS
 -- table they fire on the node holding the shard and capture the keys there
 -- (vk._capture); on one server they queue and forget at once. The caller
 -- creates them (vk.attach: a role that may create triggers on the table).
+-- client_min_messages: a first install's DROP ... IF EXISTS would say "does not exist, skipping".
 CREATE OR REPLACE FUNCTION vk._install_change_triggers(collection_id bigint) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    SET client_min_messages = warning AS $$
 DECLARE
     c       vk.collections;
     capture boolean;

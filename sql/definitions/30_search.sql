@@ -85,6 +85,71 @@ $$;
 COMMENT ON FUNCTION vk._iterative_scans() IS
     'Internal: whether the installed pgvector (0.8 or later) has iterative index scans, which filtered search uses for broad filters.';
 
+-- A filter that matches nothing is usually a careless one: a key no row's
+-- metadata has (a typo), or a value of another JSON type than the rows hold
+-- ({"section": 8} where they hold "8"; "x" where they hold ["x", "y"], which
+-- containment does not match). Said as a notice, or raised where
+-- vk.strict_filters is on, naming the keys and types present. Only the rows
+-- the caller may read are looked at (row security on vk.embeddings), and
+-- only when nothing matches, so a search that finds rows pays nothing.
+CREATE OR REPLACE FUNCTION vk._explain_empty_filter(c vk.collections, m vk.models, filter jsonb) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    f       record;
+    problem text;
+    present text;
+    hint    text;
+BEGIN
+    IF jsonb_typeof(filter) <> 'object' THEN
+        RAISE EXCEPTION 'vectorkeep: a filter is a jsonb object, not %', filter
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example filter => ''{"tenant": 2}'': the rows whose metadata contains it.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM vk.embeddings e
+               WHERE e.collection_id = c.id AND e.model_id = m.id AND e.metadata @> filter) THEN
+        RETURN;
+    END IF;
+    FOR f IN SELECT x.key, x.value FROM jsonb_each(filter) x ORDER BY x.key LOOP
+        IF NOT EXISTS (SELECT 1 FROM vk.embeddings e
+                       WHERE e.collection_id = c.id AND e.model_id = m.id AND e.metadata ? f.key) THEN
+            problem := format('no row of collection "%s" has the metadata key "%s"', c.name, f.key);
+        ELSIF NOT EXISTS (SELECT 1 FROM vk.embeddings e
+                          WHERE e.collection_id = c.id AND e.model_id = m.id
+                            AND jsonb_typeof(e.metadata -> f.key) = jsonb_typeof(f.value)) THEN
+            problem := format('the filter gives "%s" a %s (%s), and no row''s "%s" is a %s',
+                              f.key, jsonb_typeof(f.value), f.value, f.key, jsonb_typeof(f.value))
+                       || CASE WHEN jsonb_typeof(f.value) <> 'array'
+                                    AND EXISTS (SELECT 1 FROM vk.embeddings e
+                                                WHERE e.collection_id = c.id AND e.model_id = m.id
+                                                  AND jsonb_typeof(e.metadata -> f.key) = 'array')
+                               THEN format(' (an array holding it is matched by {"%s": [%s]})', f.key, f.value) ELSE '' END;
+        END IF;
+        EXIT WHEN problem IS NOT NULL;
+    END LOOP;
+    IF problem IS NULL THEN
+        RETURN;  -- the keys and types are right: no row has those values
+    END IF;
+    SELECT string_agg(format('"%s" (%s)', t.key, t.types), ', ' ORDER BY t.key) INTO present
+    FROM (SELECT x.key, string_agg(DISTINCT jsonb_typeof(x.value), ' or ') AS types
+          FROM (SELECT e.metadata FROM vk.embeddings e
+                WHERE e.collection_id = c.id AND e.model_id = m.id AND jsonb_typeof(e.metadata) = 'object'
+                LIMIT 1000) s,
+               jsonb_each(s.metadata) x
+          GROUP BY x.key) t;
+    hint := CASE WHEN present IS NULL
+                 THEN format('The rows of "%s" have no metadata: give it with vk.set_metadata(%L, ...).', c.name, c.name)
+                 ELSE format('The rows'' metadata keys: %s.', present) END;
+    IF coalesce(current_setting('vk.strict_filters', true), '') IN ('on', 'true', '1') THEN
+        RAISE EXCEPTION 'vectorkeep: filter % matches nothing: %', filter, problem
+            USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+    END IF;
+    RAISE NOTICE 'vectorkeep: filter % matches nothing: %', filter, problem
+        USING HINT = hint || ' SET vk.strict_filters = on makes this an error.';
+END
+$$;
+COMMENT ON FUNCTION vk._explain_empty_filter(vk.collections, vk.models, jsonb) IS
+    'Internal: raises for a filter that is not a jsonb object; where a filter matches no row the caller may read because of a key no row has or a value of another JSON type, a notice naming the keys and types present (an error with SET vk.strict_filters = on).';
+
 -- The k nearest rows (or chunks) of a collection whose metadata contains
 -- filter. Without a filter: one HNSW index scan. With one: a filter that
 -- matches few vectors is ranked exactly; a broader one through pgvector's
@@ -108,14 +173,12 @@ BEGIN
         RETURN QUERY EXECUTE vk._nearest_sql(c, m, chunks, false, false) USING query, k;
         RETURN;
     END IF;
-    IF jsonb_typeof(filter) <> 'object' THEN
-        RAISE EXCEPTION 'vectorkeep: a filter is a jsonb object, not %', filter
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'For example filter => ''{"tenant": 2}'': the rows whose metadata contains it.';
-    END IF;
     EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM vk.embeddings e WHERE e.collection_id = %s '
                    'AND e.model_id = %s AND e.metadata @> $1 LIMIT %s) x', c.id, m.id, vk._exact_bound(k))
         INTO matching USING filter;
+    IF matching = 0 THEN  -- a filter that is not an object too
+        PERFORM vk._explain_empty_filter(c, m, filter);
+    END IF;
     IF matching < vk._exact_bound(k) THEN
         RETURN QUERY EXECUTE vk._nearest_sql(c, m, chunks, true, true) USING query, k, filter;
         RETURN;
@@ -370,6 +433,29 @@ $$;
 COMMENT ON FUNCTION vk.similar(text, text, integer, text, jsonb) IS
     'The k rows most similar to an existing row of the collection (itself excluded), by its stored vector (the mean of its chunks'' vectors when chunked); filter as in vk.search.';
 
+-- Keys as the table types them: vk.similar('docs', 883) and a uuid work as
+-- their text does (keys are stored as key::text). A quoted literal still
+-- takes the text function: PostgreSQL prefers it for an untyped argument.
+CREATE OR REPLACE FUNCTION vk.row_vector(collection text, row_pk anycompatible, model text DEFAULT NULL) RETURNS vector
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN vk.row_vector(collection, row_pk::text, model);
+END
+$$;
+COMMENT ON FUNCTION vk.row_vector(text, anycompatible, text) IS
+    'vk.row_vector with the row''s key in its own type (integer, bigint, uuid, ...): the same as passing it as text.';
+
+CREATE OR REPLACE FUNCTION vk.similar(
+    collection text, row_pk anycompatible, k integer DEFAULT 10, model text DEFAULT NULL, filter jsonb DEFAULT NULL
+) RETURNS TABLE (pk text, body text, distance double precision)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM vk.similar(collection, row_pk::text, k, model, filter);
+END
+$$;
+COMMENT ON FUNCTION vk.similar(text, anycompatible, integer, text, jsonb) IS
+    'vk.similar with the row''s key in its own type (integer, bigint, uuid, ...): the same as passing it as text.';
+
 -- Hybrid search: a keyword list (BM25 over the stored text, 33_keywords.sql)
 -- and a vector list (as vk.search), each `depth` deep, fused; each row once.
 --   convex: weight * the list's score scaled to [0, 1] over that list
@@ -404,6 +490,8 @@ BEGIN
     depth := least(greatest(k * 5, 50), 1000);
     IF vw > 0 THEN
         v := vk._query_vector(m, query);
+    ELSIF filter IS NOT NULL THEN
+        PERFORM vk._explain_empty_filter(c, m, filter);  -- vk._nearest says it where vectors rank too
     END IF;
     RETURN QUERY EXECUTE format(
         'WITH by_vector AS ('

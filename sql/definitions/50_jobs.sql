@@ -38,17 +38,36 @@ $$;
 COMMENT ON FUNCTION vk._train_job(text, text, jsonb) IS
     'Internal: a train job''s params (model, kind, params), the name and every parameter checked against vk.model_kinds, defaults filled in.';
 
-CREATE OR REPLACE FUNCTION vk.train(model_name text, kind text, params jsonb DEFAULT '{}', collection text DEFAULT 'documents')
+-- The collection a model is trained on is always named: a default (it was
+-- vk.documents, the sample corpus) silently trained the wrong texts under
+-- the user's model name.
+CREATE OR REPLACE FUNCTION vk._train_collection(collection text, call text) RETURNS vk.collections
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF collection IS NULL THEN
+        RAISE EXCEPTION 'vectorkeep: % needs collection => the collection whose texts it trains on', call
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('Name it: SELECT %s(..., collection => %L); collections: %s.', call,
+                                coalesce((SELECT min(x.name) FROM vk.collections x), 'documents'),
+                                coalesce((SELECT string_agg(x.name, ', ' ORDER BY x.name) FROM vk.collections x), 'none'));
+    END IF;
+    RETURN vk._collection(collection);
+END
+$$;
+COMMENT ON FUNCTION vk._train_collection(text, text) IS
+    'Internal: the collection a train (or schedule_train) call names; NULL raises, listing the collections.';
+
+CREATE OR REPLACE FUNCTION vk.train(model_name text, kind text, params jsonb DEFAULT '{}', collection text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
-    c vk.collections := vk._collection(collection);
+    c vk.collections := vk._train_collection(collection, 'vk.train');
 BEGIN
     RETURN vk.submit_job_v1('train', vk._train_job(model_name, kind, params), c.id);
 END
 $$;
 COMMENT ON FUNCTION vk.train(text, text, jsonb, text) IS
-    'Queue a train job: a worker trains the next version of model_name (a trainable kind of vk.model_kinds) on the collection, stores it, evaluates it and, for an encoder, re-embeds the collection with it. params are checked now against the kind (unknown names, types, bounds) and recorded with every default. Returns the job id.';
+    'Queue a train job: a worker trains the next version of model_name (a trainable kind of vk.model_kinds) on the collection (always named), stores it, evaluates it and, for an encoder, re-embeds the collection with it. params are checked now against the kind (unknown names, types, bounds) and recorded with every default. Returns the job id.';
 
 -- A collection is embedded with encoders (or adopted vectors that the
 -- application writes itself), never an inverter, a map or a next-vector
@@ -83,11 +102,11 @@ COMMENT ON FUNCTION vk.reembed(text, text) IS
     'Queue a reembed job: fills vk.embeddings for an encoder version over the whole collection (keyset pages, resumable), then builds its HNSW index once (a version new to the collection is written without it; vk.status.index shows where it stands). From now on, new and changed rows are queued for that version too. A retired version named as name@N comes back. Returns the job id.';
 
 CREATE OR REPLACE FUNCTION vk.schedule_train(
-    model_name text, kind text, every interval, params jsonb DEFAULT '{}', collection text DEFAULT 'documents'
+    model_name text, kind text, every interval, params jsonb DEFAULT '{}', collection text DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
-    c        vk.collections := vk._collection(collection);
+    c        vk.collections := vk._train_collection(collection, 'vk.schedule_train');
     k        vk.model_kinds := vk._kind(kind);
     sched_id bigint;
 BEGIN
@@ -578,7 +597,7 @@ BEGIN
                ORDER BY m.version DESC
                OFFSET greatest(keep, 1) - CASE WHEN (SELECT d.name FROM vk.models d WHERE d.id = c.default_model_id)
                                                      = model_name THEN 1 ELSE 0 END LOOP
-        PERFORM vk.retire(vk.model_label(old), c.name);
+        PERFORM vk.retire(vk.model_label(old), c.name, confirm => true);  -- the collection's keep policy
         retired := retired || vk.model_label(old);
     END LOOP;
     RETURN retired;

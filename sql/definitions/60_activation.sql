@@ -96,7 +96,7 @@ COMMENT ON FUNCTION vk._check_gates(vk.models, jsonb) IS
 -- next-vector model (lvm-*) becomes the collection's deployed one once its
 -- gates pass (a next-vector model must also beat both baselines).
 CREATE OR REPLACE FUNCTION vk.activate(collection text, model text, min_metrics jsonb DEFAULT '{}')
-RETURNS vk.models
+RETURNS TABLE (activated text, serves_as text, replaced text)
 LANGUAGE plpgsql AS $$
 DECLARE
     c      vk.collections := vk._collection(collection);
@@ -143,7 +143,8 @@ BEGIN
         UPDATE vk.models x SET status = 'ready', updated_at = now()
         WHERE x.id = old AND old <> m.id AND x.status = 'active'
           AND NOT EXISTS (SELECT 1 FROM vk.collections y WHERE y.default_model_id = old);
-        RETURN vk.model(vk.model_label(m));
+        RETURN QUERY SELECT vk.model_label(m), 'search'::text, (SELECT vk.model_label(p) FROM vk.models p WHERE p.id = old);
+        RETURN;
     END IF;
     IF (m.params ->> 'collection_id')::bigint IS DISTINCT FROM c.id THEN
         RAISE EXCEPTION 'vectorkeep: % was trained on another collection than "%"', vk.model_label(m), c.name
@@ -165,24 +166,27 @@ BEGIN
     UPDATE vk.models x SET status = 'ready', updated_at = now()
     WHERE x.id = old AND old <> m.id AND x.status = 'active'
       AND NOT EXISTS (SELECT 1 FROM vk.deployments d WHERE d.model_id = old);
-    RETURN vk.model(vk.model_label(m));
+    RETURN QUERY SELECT vk.model_label(m), serves, (SELECT vk.model_label(p) FROM vk.models p WHERE p.id = old);
 END
 $$;
 COMMENT ON FUNCTION vk.activate(text, text, jsonb) IS
-    'Make a model version the collection''s search default (an encoder: vectors complete, index valid, gates pass, and a space that has not collapsed: distance_spread >= 0.02 unless min_metrics sets its own), its map (umap) or its next-vector model (must beat both baselines). min_metrics: {"metric": minimum} or {"metric": {"min": a, "max": b}}, e.g. {"agreement@10": 0.5}.';
+    'Make a model version the collection''s search default (an encoder: vectors complete, index valid, gates pass, and a space that has not collapsed: distance_spread >= 0.02 unless min_metrics sets its own), its map (umap) or its next-vector model (must beat both baselines). min_metrics: {"metric": minimum} or {"metric": {"min": a, "max": b}}, e.g. {"agreement@10": 0.5}. Returns the version activated, what it serves (search, map or next-vector) and the version it replaced.';
 
 -- Retiring from one collection removes the version's vectors and indexes
 -- there and changes nothing else (its status included: other collections,
 -- inverters and text queries may use it); retiring everywhere (collection
 -- NULL) also marks it retired. A retired encoder comes back with vk.reembed.
-CREATE OR REPLACE FUNCTION vk.retire(model text, collection text DEFAULT NULL) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
+CREATE OR REPLACE FUNCTION vk.retire(model text, collection text DEFAULT NULL, confirm boolean DEFAULT false)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp
+    SET client_min_messages = warning AS $$
 DECLARE
-    m       vk.models := vk.model(model);
-    c       vk.collections;
-    removed bigint := 0;
-    n       bigint;
-    ix      name;
+    m        vk.models := vk.model(model);
+    c        vk.collections;
+    removed  bigint := 0;
+    n        bigint;
+    ix       name;
+    searched text;
 BEGIN
     PERFORM vk._one_connection_per_node();
     IF collection IS NOT NULL THEN
@@ -203,13 +207,27 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Activate another version for that collection first.';
     END IF;
+    SELECT x.name INTO searched FROM vk.collections x
+    WHERE x.default_model_id = m.id AND (collection IS NULL OR x.name = collection) ORDER BY x.name LIMIT 1;
+    IF searched IS NOT NULL THEN
+        RAISE EXCEPTION 'vectorkeep: % is the search default of "%"', vk.model_label(m), searched
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Activate another version for that collection first.';
+    END IF;
+    -- Vectors come back only by re-embedding every row: said first, done only when confirmed.
+    IF NOT coalesce(confirm, false) THEN
+        SELECT count(*) INTO n FROM vk.embeddings e
+        WHERE e.model_id = m.id AND (collection IS NULL OR e.collection_id = c.id);
+        IF n > 0 THEN
+            RAISE EXCEPTION 'vectorkeep: retiring % deletes its % vectors in %; only re-embedding every row brings them back',
+                    vk.model_label(m), n, CASE WHEN collection IS NULL THEN 'every collection' ELSE format('"%s"', c.name) END
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = format('If that is what you want: SELECT vk.retire(%L%s, confirm => true);', vk.model_label(m),
+                                    CASE WHEN collection IS NULL THEN '' ELSE format(', %L', c.name) END);
+        END IF;
+    END IF;
     FOR c IN SELECT x.* FROM vk.collections x JOIN vk.collection_models cm ON cm.collection_id = x.id
              WHERE cm.model_id = m.id AND (collection IS NULL OR x.name = collection) LOOP
-        IF c.default_model_id = m.id THEN
-            RAISE EXCEPTION 'vectorkeep: % is the search default of "%"', vk.model_label(m), c.name
-                USING ERRCODE = 'object_not_in_prerequisite_state',
-                      HINT = 'Activate another version for that collection first.';
-        END IF;
         DELETE FROM vk.queue q WHERE q.collection_id = c.id AND q.model_id = m.id;
         DELETE FROM vk.embeddings e WHERE e.collection_id = c.id AND e.model_id = m.id;
         GET DIAGNOSTICS n = ROW_COUNT;
@@ -226,5 +244,5 @@ BEGIN
     RETURN removed;
 END
 $$;
-COMMENT ON FUNCTION vk.retire(text, text) IS
-    'Remove a model version''s vectors and indexes from one collection (nothing else changes, its status included), or from every collection and mark it retired (collection NULL; vk.reembed(collection, ''name@N'') brings it back). A search default or a deployed map or next-vector model cannot be retired. Returns the vectors removed.';
+COMMENT ON FUNCTION vk.retire(text, text, boolean) IS
+    'Remove a model version''s vectors and indexes from one collection (nothing else changes, its status included), or from every collection and mark it retired (collection NULL; vk.reembed(collection, ''name@N'') brings it back). A search default or a deployed map or next-vector model cannot be retired. Returns the vectors removed. A version with vectors there is retired only with confirm => true.';

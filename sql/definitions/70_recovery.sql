@@ -23,11 +23,15 @@ $$;
 COMMENT ON FUNCTION vk._adopted(text) IS
     'Internal: the vk.adopted row of that name; unknown names raise.';
 
--- Register a table's vectors as a new external model version (no encoder),
--- after checking that the column holds vectors of one dimension.
+-- Register a table's vectors as a new external model version, after checking
+-- that the column holds vectors of one dimension. encoder: the registered
+-- version that made them (e.g. 'minilm@1'), taken on the caller's word: its
+-- fingerprint is copied, so recovery finds it and the versions of its space
+-- (`vectorkeep adopt --encoder` proves it instead, by encoding the probe).
 CREATE OR REPLACE FUNCTION vk.adopt(
-    source regclass, pk_column text, vector_column text, model_name text, adopted_name text DEFAULT NULL
-) RETURNS vk.adopted
+    source regclass, pk_column text, vector_column text, model_name text, adopted_name text DEFAULT NULL,
+    encoder text DEFAULT NULL
+) RETURNS TABLE (name text, model text, vectors bigint, model_id bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     pk_type text;
@@ -35,7 +39,16 @@ DECLARE
     dims    record;
     m_id    bigint;
     a       vk.adopted;
+    enc     vk.models;
 BEGIN
+    IF encoder IS NOT NULL THEN
+        enc := vk._require_usable(vk._require_role(vk.model(encoder), ARRAY['encoder'], 'have made adopted vectors'));
+        IF enc.fingerprint IS NULL THEN
+            RAISE EXCEPTION 'vectorkeep: % has no fingerprint yet, so nothing can be proven to share its space', vk.model_label(enc)
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'A worker records it when it first loads the version (vectorkeep worker), then adopt again.';
+        END IF;
+    END IF;
     SELECT format_type(att.atttypid, att.atttypmod) INTO pk_type FROM pg_attribute att
     WHERE att.attrelid = source AND att.attname = pk_column AND att.attnum > 0 AND NOT att.attisdropped;
     IF pk_type IS NULL THEN
@@ -77,20 +90,28 @@ BEGIN
                 vector_column, source, dims.lo, dims.hi
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    INSERT INTO vk.models (name, version, kind, dim, distance, params)
+    IF enc.dim <> dims.lo THEN
+        RAISE EXCEPTION 'vectorkeep: % makes %-d vectors; column "%" of % holds %-d ones', vk.model_label(enc), enc.dim,
+                vector_column, source, dims.lo
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Name the encoder that made them, or none.';
+    END IF;
+    INSERT INTO vk.models (name, version, kind, dim, distance, params, fingerprint)
     VALUES (model_name, coalesce((SELECT max(x.version) FROM vk.models x WHERE x.name = model_name), 0) + 1,
             'external', dims.lo, 'cosine',
-            jsonb_build_object('adopted_from', source::text, 'vector_column', vector_column, 'rows', dims.n))
+            jsonb_build_object('adopted_from', source::text, 'vector_column', vector_column, 'rows', dims.n)
+            || CASE WHEN enc.id IS NULL THEN '{}'
+                    ELSE jsonb_build_object('encoder', vk.model_label(enc), 'encoder_vouched_by', current_user) END,
+            enc.fingerprint)
     RETURNING id INTO m_id;
     INSERT INTO vk.adopted (name, source, pk_column, pk_type, vector_column, model_id)
     VALUES (coalesce(adopted_name, (SELECT relname FROM pg_class WHERE oid = source)), source, pk_column, pk_type,
             vector_column, m_id)
     RETURNING * INTO a;
-    RETURN a;
+    RETURN QUERY SELECT a.name, (SELECT vk.model_label(x) FROM vk.models x WHERE x.id = m_id), dims.n, m_id;
 END
 $$;
-COMMENT ON FUNCTION vk.adopt(regclass, text, text, text, text) IS
-    'Adopt a legacy table of vectors without text: its vectors become a new external version of model_name (dimension checked); recover text for them with vk.recover_adopted.';
+COMMENT ON FUNCTION vk.adopt(regclass, text, text, text, text, text) IS
+    'Adopt a legacy table of vectors without text: its vectors become a new external version of model_name (dimension checked); recover text for them with vk.recover_adopted. encoder: the registered version that made them (e.g. ''minilm@1''), taken on your word, so that recovery can search and re-embed with it. Returns the adopted name, its version (label and id) and the vectors counted.';
 
 -- The versions whose vectors live in the same space as m's, proven by the
 -- fingerprint (the vector of vk.probe_text() under each encoder).
@@ -193,7 +214,8 @@ BEGIN
             RAISE EXCEPTION 'vectorkeep: no model version is known to share the space of % (adopted "%")',
                     vk.model_label(m), a.name
                 USING ERRCODE = 'object_not_in_prerequisite_state',
-                      HINT = 'Name the encoder when adopting (vectorkeep adopt --encoder) so its fingerprint proves it, or name a reference version.';
+                      HINT = format('Name the version that made them: SELECT vk.recover_adopted(%L, reference => ''minilm@1''); '
+                                    '(or adopt with encoder => ''minilm@1'', or vectorkeep adopt --encoder, which proves it).', a.name);
         END IF;
     END IF;
     IF ref.dim <> m.dim THEN

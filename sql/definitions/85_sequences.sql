@@ -44,8 +44,9 @@ COMMENT ON FUNCTION vk._record_order(bigint, text, text, name) IS
 
 -- A collection's order as a function of its author's: each row's key, its
 -- group and its place in the group (1, 2, ...: by position, then key).
+-- client_min_messages: a first install's DROP ... IF EXISTS would say "does not exist, skipping".
 CREATE OR REPLACE FUNCTION vk._install_order_function(c_id bigint) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET client_min_messages = warning AS $$
 DECLARE
     c       vk.collections;
     fn      text := format('vk_expr.order_c%s', c_id);

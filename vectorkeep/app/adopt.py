@@ -2,10 +2,8 @@
 
 from dataclasses import dataclass
 
-from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
-from vectorkeep.workers.encoders.registry import load_kind
 
 
 @dataclass(frozen=True)
@@ -31,13 +29,16 @@ def adopt(
     encoder is loaded and its fingerprint recorded for the version, which proves
     (or refutes) that stored corpora share its space.
     """
+    # numpy and the encoders: imported when adopting, not with the command line.
+    from vectorkeep.db import registry
+    from vectorkeep.workers.encoders.registry import load_kind
+
     with connect(url) as conn:
         row = conn.execute(
             query("adopt"), {"table": table, "pk": pk, "vector": vector, "model": model, "name": name}
         ).fetchone()
         assert row is not None
-        adopted, model_id = row
-        label = registry.by_id(conn, model_id).label
+        adopted, label = row
         if encoder:
             loaded = load_kind(kind, {"source": encoder})
             fingerprint = loaded.encode([registry.probe_text(conn)])[0]

@@ -26,7 +26,7 @@ class TrainRequest:
 
     model: str
     kind: str
-    collection: str = "documents"
+    collection: str
     params: Mapping[str, Any] = field(default_factory=dict)
 
 

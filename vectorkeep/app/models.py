@@ -1,16 +1,20 @@
-"""Model versions: list them, register an encoder or a pretrained inverter or corrector, activate one, retire one."""
+"""Model versions: list them, register an encoder or a pretrained inverter or corrector, activate one, retire one.
+
+numpy and the encoders are imported when a version is registered, not with this module."""
+
+from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
-from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
-from vectorkeep.workers.encoders.registry import load_kind
+
+if TYPE_CHECKING:
+    from vectorkeep.db.records import ModelVersion
 
 __all__ = [
     "ModelVersion",
@@ -21,6 +25,15 @@ __all__ = [
     "register_inverter",
     "retire",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ModelVersion, re-exported from db.records (which imports numpy) when first read.
+    if name == "ModelVersion":
+        from vectorkeep.db.records import ModelVersion
+
+        return ModelVersion
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def list_models(url: str) -> list[dict[str, Any]]:
@@ -44,6 +57,9 @@ def register_encoder(
     the probe sentence) come from the encoder itself. storage: vector, or halfvec
     (its HNSW index and searches in half precision), in the same transaction.
     """
+    from vectorkeep.db import registry
+    from vectorkeep.workers.encoders.registry import load_kind
+
     params = {"source": source}
     encoder = load_kind(kind, params)
     with connect(url) as conn:
@@ -62,6 +78,7 @@ def register_inverter(url: str, name: str, *, source: str, encoder: str, t5: str
 
     source: the inverter's folder or hub name; t5: a local copy of its T5 (default: as its config says).
     """
+    from vectorkeep.db import registry
     from vectorkeep.workers.inversion import pretrained
     from vectorkeep.workers.inversion.model import to_artifact
     from vectorkeep.workers.trainers.vec2text import encoder_source
@@ -90,7 +107,7 @@ def register_corrector(url: str, name: str, *, source: str, inverter: str, t5: s
 
     source: the corrector's folder or hub name; t5: a local copy of its T5 (default: as its config says).
     """
-    from vectorkeep.db import artifacts
+    from vectorkeep.db import artifacts, registry
     from vectorkeep.workers.inversion import corrector, pretrained
     from vectorkeep.workers.trainers.vec2text_corrector import INVERTER_KIND, INVERTER_PARAMS
 
@@ -127,9 +144,11 @@ def activate(url: str, model: str, collection: str, gates: Mapping[str, Any] | N
     return str(row[0])
 
 
-def retire(url: str, model: str, collection: str | None = None) -> int:
-    """Retire a version (from one collection, or everywhere) and delete its vectors; how many were deleted."""
+def retire(url: str, model: str, collection: str | None = None, *, confirm: bool = False) -> int:
+    """Retire a version (from one collection, or everywhere) and delete its vectors; how many were deleted.
+
+    Where it has vectors, only with confirm (vk.retire refuses otherwise, saying how many)."""
     with connect(url, autocommit=True) as conn:
-        row = conn.execute(query("retire"), {"model": model, "collection": collection}).fetchone()
+        row = conn.execute(query("retire"), {"model": model, "collection": collection, "confirm": confirm}).fetchone()
     assert row is not None
     return int(row[0])

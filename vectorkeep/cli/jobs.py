@@ -119,7 +119,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     if args.kind is None:
         raise SystemExit("vectorkeep train: --kind is required (see vectorkeep train --help for the kinds)")
-    args.collection = args.collection or "documents"
+    if args.collection is None:
+        # As vk.train: a default (the sample corpus) silently trained the wrong texts under the user's model name.
+        raise SystemExit(
+            "vectorkeep train: --collection is required: the collection whose texts it trains on "
+            "(vectorkeep status lists them; the sample corpus is documents)"
+        )
     params = {**json.loads(args.params or "{}"), **key_values(args.param)}
     if args.activate:
         params["activate"] = key_values(args.activate)
@@ -235,7 +240,7 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--kind", choices=kinds.names(trainable=True), help="what to train (required unless --stop-schedule)"
     )
-    p.add_argument("--collection", help="the collection to train on (default documents)")
+    p.add_argument("--collection", help="the collection to train on (required, except with --stop-schedule)")
     p.add_argument(
         "--param",
         action="append",

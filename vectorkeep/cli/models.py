@@ -63,7 +63,7 @@ def cmd_activate(args: argparse.Namespace) -> int:
 
 
 def cmd_retire(args: argparse.Namespace) -> int:
-    removed = models.retire(url(args), args.name, args.collection)
+    removed = models.retire(url(args), args.name, args.collection, confirm=args.yes)
     print(f"retired {args.name}{' from ' + args.collection if args.collection else ''}: {removed} vectors removed")
     return 0
 
@@ -115,3 +115,4 @@ def register(commands: Commands) -> None:
     p = group.add("retire", cmd_retire, "Retire a version (from one collection, or everywhere); delete its vectors.")
     p.add_argument("name", help="name@version")
     p.add_argument("--collection", help="retire from this collection only")
+    p.add_argument("--yes", action="store_true", help="delete its vectors (only re-embedding brings them back)")
