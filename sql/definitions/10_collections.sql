@@ -204,7 +204,8 @@ COMMENT ON FUNCTION vk.embed_with_v1(vk.collections, vk.models) IS
     'Worker contract 1: keep a collection embedded with a version from now on (its partial HNSW index, the row that makes triggers queue for it); false when it already was. No backfill.';
 
 -- Keyword ranking's text-search configuration: its indexes are built anew.
-CREATE OR REPLACE FUNCTION vk.set_text_search(collection_name text, config regconfig) RETURNS vk.collections
+CREATE OR REPLACE FUNCTION vk.set_text_search(collection_name text, config regconfig)
+RETURNS TABLE (name text, text_search regconfig)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
 DECLARE
     c  vk.collections := vk._collection(collection_name);
@@ -223,7 +224,7 @@ BEGIN
             PERFORM vk._recount_keywords(c.id, cm.model_id);
         END IF;
     END LOOP;
-    RETURN c;
+    RETURN QUERY SELECT c.name, c.text_search;
 END
 $$;
 COMMENT ON FUNCTION vk.set_text_search(text, regconfig) IS
@@ -234,15 +235,14 @@ COMMENT ON FUNCTION vk.set_text_search(text, regconfig) IS
 -- are embedded. Any other encoder is a backfill: its rows are written without
 -- the index, and a reembed job builds it once they are (vk.activate waits).
 CREATE OR REPLACE FUNCTION vk.add_model(collection_name text, model text, make_default boolean DEFAULT false)
-RETURNS vk.collection_models
+RETURNS TABLE (name text, version text, rows_queued bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     c        vk.collections := vk._collection(collection_name);
     m        vk.models := vk._encoder_for(c, model, ARRAY['encoder', 'vectors']);
     default_ boolean := make_default OR c.default_model_id IS NULL;
     backfill boolean := NOT default_ AND vk.model_role(m) = 'encoder';
-    cm       vk.collection_models;
-    queued   bigint;
+    queued   bigint := 0;
 BEGIN
     IF vk._embed_with(c, m, NOT backfill) THEN
         EXECUTE format(
@@ -259,12 +259,11 @@ BEGIN
         UPDATE vk.collections SET default_model_id = m.id WHERE id = c.id;
         UPDATE vk.models SET status = 'active', updated_at = now() WHERE id = m.id AND status = 'ready';
     END IF;
-    SELECT * INTO cm FROM vk.collection_models x WHERE x.collection_id = c.id AND x.model_id = m.id;
-    RETURN cm;
+    RETURN QUERY SELECT c.name, vk.model_label(m), queued;
 END
 $$;
 COMMENT ON FUNCTION vk.add_model(text, text, boolean) IS
-    'Embed a collection with one more model version and queue every row. The search default (the first model, or make_default) gets its HNSW index at once; any other encoder is a backfill: a reembed job builds its index once its vectors are written (vk.status.index), before it can be activated.';
+    'Embed a collection with one more model version and queue every row. The search default (the first model, or make_default) gets its HNSW index at once; any other encoder is a backfill: a reembed job builds its index once its vectors are written (vk.status.index), before it can be activated. Returns the collection, the version and the rows queued.';
 
 -- Rows are told apart by one column with a unique index (the primary key or
 -- another); vk.attach and vk.adopt need it.
@@ -457,7 +456,8 @@ COMMENT ON FUNCTION vk.attach(regclass, text, text, text, text, text, text, regc
 -- Like the text expression, it becomes a function of the caller's
 -- (vk_expr.meta_c<id>), checked and test-run here. Every row's vectors get
 -- their metadata now, and keep it current on UPDATE, without re-embedding.
-CREATE OR REPLACE FUNCTION vk.set_metadata(collection_name text, expression text) RETURNS vk.collections
+CREATE OR REPLACE FUNCTION vk.set_metadata(collection_name text, expression text)
+RETURNS TABLE (name text, metadata_expression text)
 LANGUAGE plpgsql AS $$
 DECLARE
     c      vk.collections := vk._collection(collection_name);
@@ -475,7 +475,7 @@ BEGIN
     WHERE x.id = c.id RETURNING * INTO c;
     PERFORM vk._install_metadata_function(c.id);
     PERFORM vk._refresh_metadata(c.id, NULL);
-    RETURN c;
+    RETURN QUERY SELECT c.name, c.metadata_expression;
 END
 $$;
 COMMENT ON FUNCTION vk.set_metadata(text, text) IS
@@ -1016,12 +1016,12 @@ CREATE OR REPLACE FUNCTION vk.set_chunking(
     method text,
     size integer DEFAULT NULL,
     overlap integer DEFAULT 0
-) RETURNS vk.collections
+) RETURNS TABLE (name text, chunking jsonb, rows_queued bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
 DECLARE
     c        vk.collections := vk._collection(collection_name);
     setting  jsonb;
-    queued   bigint;
+    queued   bigint := 0;
 BEGIN
     IF method IS NULL OR method NOT IN ('none', 'tokens', 'sentences', 'markdown') THEN
         RAISE EXCEPTION 'vectorkeep: unknown chunking method %', coalesce(quote_literal(method), 'NULL')
@@ -1035,7 +1035,8 @@ BEGIN
     END IF;
     setting := jsonb_strip_nulls(jsonb_build_object('method', method, 'size', size, 'overlap', overlap));
     IF setting = c.chunking THEN
-        RETURN c;
+        RETURN QUERY SELECT c.name, c.chunking, queued;
+        RETURN;
     END IF;
     UPDATE vk.collections x SET chunking = setting WHERE x.id = c.id RETURNING * INTO c;
     IF method = 'none' THEN
@@ -1053,8 +1054,8 @@ BEGIN
         USING c.id;
     GET DIAGNOSTICS queued = ROW_COUNT;
     PERFORM vk._enqueued(c.id, queued);
-    RETURN c;
+    RETURN QUERY SELECT c.name, c.chunking, queued;
 END
 $$;
 COMMENT ON FUNCTION vk.set_chunking(text, text, integer, integer) IS
-    'Cut a collection''s rows before embedding: none, tokens (size, overlap), sentences (packed up to size) or markdown (headings, then sentences); every row is queued again.';
+    'Cut a collection''s rows before embedding: none, tokens (size, overlap), sentences (packed up to size) or markdown (headings, then sentences); every row is queued again. Returns the collection, its chunking and the (row, version) pairs queued.';

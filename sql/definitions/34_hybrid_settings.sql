@@ -41,9 +41,9 @@ COMMENT ON FUNCTION vk._record_hybrid(bigint, text, double precision, double pre
 CREATE OR REPLACE FUNCTION vk.set_hybrid_defaults(
     collection text, fusion text DEFAULT 'convex', keyword_weight double precision DEFAULT 0.1,
     vector_weight double precision DEFAULT 0.9
-) RETURNS vk.hybrid_settings
+) RETURNS integer
 LANGUAGE sql AS $$
-    SELECT vk._record_hybrid((vk._collection(collection)).id, fusion, keyword_weight, vector_weight, NULL, NULL, NULL)
+    SELECT (vk._record_hybrid((vk._collection(collection)).id, fusion, keyword_weight, vector_weight, NULL, NULL, NULL)).version
 $$;
 COMMENT ON FUNCTION vk.set_hybrid_defaults(text, text, double precision, double precision) IS
     'A collection''s hybrid search settings, as a new version of vk.hybrid_settings: fusion (''convex'' or ''rrf'') and the weights vk.hybrid_search uses when a query leaves them NULL. Returns the version recorded.';
@@ -54,7 +54,8 @@ COMMENT ON FUNCTION vk.set_hybrid_defaults(text, text, double precision, double 
 -- equals: convex before rrf, a smaller vector share first) and recorded with
 -- every setting tried. Queries are encoded by a worker, as any text search.
 CREATE OR REPLACE FUNCTION vk.tune_hybrid(collection text, queries jsonb, model text DEFAULT NULL)
-RETURNS vk.hybrid_settings
+RETURNS TABLE (version integer, fusion text, keyword_weight double precision, vector_weight double precision,
+               ndcg_at_10 double precision)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     c     vk.collections := vk._readable(vk._collection(collection));
@@ -103,10 +104,12 @@ BEGIN
             END IF;
         END LOOP;
     END LOOP;
-    RETURN vk._record_hybrid(c.id, best ->> 'fusion', (best ->> 'keyword_weight')::double precision,
-                             (best ->> 'vector_weight')::double precision, (best ->> 'ndcg_at_10')::double precision,
-                             jsonb_array_length(queries), tried);
+    RETURN QUERY
+    SELECT s.version, s.fusion, s.keyword_weight, s.vector_weight, s.ndcg_at_10
+    FROM vk._record_hybrid(c.id, best ->> 'fusion', (best ->> 'keyword_weight')::double precision,
+                           (best ->> 'vector_weight')::double precision, (best ->> 'ndcg_at_10')::double precision,
+                           jsonb_array_length(queries), tried) s;
 END
 $$;
 COMMENT ON FUNCTION vk.tune_hybrid(text, jsonb, text) IS
-    'Fit a collection''s hybrid search settings to labelled queries ([{"query": "...", "relevant": ["pk", ...]}, ...]): tries convex and rrf fusion with the vector share of the weight from 0 to 1 by tenths, keeps the best mean nDCG@10 and records it as a new version of vk.hybrid_settings (with every setting tried). Returns that version.';
+    'Fit a collection''s hybrid search settings to labelled queries ([{"query": "...", "relevant": ["pk", ...]}, ...]): tries convex and rrf fusion with the vector share of the weight from 0 to 1 by tenths, keeps the best mean nDCG@10 and records it as a new version of vk.hybrid_settings (with every setting tried there). Returns that version, its fusion, weights and nDCG@10.';

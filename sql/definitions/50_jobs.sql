@@ -554,7 +554,7 @@ COMMENT ON FUNCTION vk.row_vectors_v1(bigint, bigint, text[]) IS
 
 -- A running job sees the cancellation at its next heartbeat (vk.heartbeat_job_v1
 -- answers NULL) and stops; its progress stays on the row.
-CREATE OR REPLACE FUNCTION vk.cancel_job(job_id bigint) RETURNS vk.jobs
+CREATE OR REPLACE FUNCTION vk.cancel_job(job_id bigint) RETURNS TABLE (id bigint, kind text, status text)
 LANGUAGE plpgsql AS $$
 DECLARE
     j vk.jobs;
@@ -575,7 +575,7 @@ BEGIN
     IF j.kind = 'reembed' THEN
         DELETE FROM vk.queue q WHERE q.collection_id = j.collection_id AND q.model_id = j.model_id;
     END IF;
-    RETURN j;
+    RETURN QUERY SELECT j.id, j.kind, j.status;
 END
 $$;
 COMMENT ON FUNCTION vk.cancel_job(bigint) IS

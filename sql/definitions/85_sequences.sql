@@ -9,7 +9,7 @@
 -- they become a function of the caller's (vk_expr.order_c<id>), checked and
 -- test-run on real rows here, and always run with the caller's rights.
 CREATE OR REPLACE FUNCTION vk.set_order(collection_name text, group_expression text, position_expression text)
-RETURNS vk.collections
+RETURNS TABLE (name text, group_by text, position_by text)
 LANGUAGE plpgsql AS $$
 DECLARE
     c    vk.collections := vk._collection(collection_name);
@@ -24,7 +24,7 @@ BEGIN
     END LOOP;
     PERFORM vk._record_order(c.id, group_expression, position_expression, current_user);
     PERFORM vk._install_order_function(c.id);
-    RETURN vk._collection(collection_name);
+    RETURN QUERY SELECT c.name, group_expression, position_expression;
 END
 $$;
 COMMENT ON FUNCTION vk.set_order(text, text, text) IS
