@@ -2,6 +2,7 @@
 whether an installed database has exactly the objects its revision should;
 and, for developers, recording a release's catalogue."""
 
+import itertools
 import os
 import re
 from dataclasses import dataclass
@@ -86,6 +87,77 @@ def check(url: str) -> Check:
         return Check(revision, head, catalogue.drift(conn, recorded))
 
 
+_ROLES = ("vk_app", "vk_worker", "vk_admin")
+_CONTRACT = re.compile(r"_v\d+$")
+
+
+def _topics() -> dict[str, tuple[int, str, str]]:
+    """Each object name -> (file order, file, the first sentence of the file's header: its topic)."""
+    out: dict[str, tuple[int, str, str]] = {}
+    for order, path in enumerate(sql.definition_files()):
+        header = " ".join(
+            line.removeprefix("--").strip()
+            for line in itertools.takewhile(lambda x: x.startswith("--"), sql.read(path).splitlines())
+        )
+        topic = re.split(r"(?<=[A-Za-z)])\.\s", header, maxsplit=1)[0].rstrip(".")
+        for name, _, _ in _blocks(path):
+            out.setdefault(name.replace('"', ""), (order, Path(path).name, topic))
+    return out
+
+
+def reference(release: Release) -> str:
+    """The SQL reference (docs/reference/sql.md) of a release: every public function and view with
+    its arguments, result, who may call it, whether it runs as its owner, and its COMMENT, grouped
+    by the definitions file it lives in. Written by `vectorkeep schema record`; a test fails when
+    the committed page differs."""
+    topics = _topics()
+    entries: dict[tuple[int, str, str], list[str]] = {}
+    for key, props in sorted(release.objects.items()):
+        kind, _, name = key.partition(" ")
+        if kind not in ("function", "view"):
+            continue
+        bare = re.sub(r"\(.*$", "", name).replace('"', "")
+        short = bare.removeprefix("vk.")
+        if short.startswith("_") or not bare.startswith("vk."):
+            continue
+        where = topics[bare]
+        if kind == "view":
+            block = [f"### `{bare}` (view)", "", str(props.get("comment") or "").strip(), ""]
+        else:
+            granted = {g.split(":")[0] for g in props.get("grants", []) if g.endswith(":EXECUTE")}
+            who = ", ".join(r.removeprefix("vk_") for r in _ROLES if r in granted) or "the owner only"
+            runs = "its owner (SECURITY DEFINER)" if props.get("security") == "definer" else "its caller"
+            block = [
+                f"### `{bare}({props.get('arguments', '')})`",
+                "",
+                f"Returns `{props.get('result', '')}`. Callable by: {who}. Runs as {runs}."
+                + (" Worker contract: its signature never changes." if _CONTRACT.search(short) else ""),
+                "",
+                str(props.get("comment") or "").strip(),
+                "",
+            ]
+        entries.setdefault(where, []).append("\n".join(block))
+    lines = [
+        "# SQL reference",
+        "",
+        f"Generated from the catalogue of revision `{release.revision}` (`sql/releases/{release.revision}.json`,",
+        "the `COMMENT ON` and grants of a fresh install) by `vectorkeep schema record`; a test fails when this",
+        "page is stale. In psql, `\\df+ vk.*` shows the same comments; `vectorkeep schema show NAME` prints a",
+        "definition. Functions whose names start with `_` are internal and not listed.",
+        "",
+    ]
+    for (_, path, topic), blocks in sorted(entries.items()):
+        title, _, about = topic.partition(": ")
+        about = f"{about if about.startswith('vk') else about[:1].upper() + about[1:]}. " if about else ""
+        lines += [f"## {title}", "", f"{about}`sql/definitions/{path}`", "", *blocks]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def reference_path() -> Path:
+    """docs/reference/sql.md of the checkout this package runs from."""
+    return Path(sql.__file__).parent.parent / "docs" / "reference" / "sql.md"
+
+
 def record_release(server_url: str) -> Path:
     """Install the head revision into a scratch database of that server and write its catalogue
     to sql/releases/<head>.json (in the checkout this package runs from)."""
@@ -106,4 +178,6 @@ def record_release(server_url: str) -> Path:
             admin.execute(SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(Identifier(scratch)))
     path = Path(sql.__file__).parent / sql.release_file(head)
     path.write_text(text, encoding="utf-8")
+    reference_path().parent.mkdir(parents=True, exist_ok=True)
+    reference_path().write_text(reference(Release.loads(text)), encoding="utf-8")
     return path
