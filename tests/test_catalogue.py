@@ -1,5 +1,5 @@
 """The installed catalogue as a DBA reads it: every function explained, each role able to
-call exactly what the README documents for it, functions that read source tables with
+call exactly what docs/reference/api.md documents for it, functions that read source tables with
 dynamic SQL running with the rights and search_path the design gives them; and
 `vectorkeep schema check|show` finding drift in a live database."""
 
@@ -20,15 +20,15 @@ from vectorkeep.db import catalogue, migrate
 from vectorkeep.workers import kinds
 from vectorkeep.workers.encoder_cache import EncoderCache
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+API = Path(__file__).resolve().parent.parent / "docs" / "reference" / "api.md"
 ROLES = ("vk_app", "vk_worker", "vk_admin")
 
 
 def documented_roles() -> dict[str, set[str]]:
-    """Who may call each public and worker-contract function, from the README's tables
+    """Who may call each public and worker-contract function, from the tables of docs/reference/api.md
     (a row's first cell names the function, its last cell the roles)."""
     out: dict[str, set[str]] = {}
-    for line in README.read_text().splitlines():
+    for line in API.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         names = re.findall(r"`vk\.(\w+)\(", cells[0]) if line.startswith("| `vk.") else []
         for name in names:

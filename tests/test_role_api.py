@@ -1,5 +1,5 @@
 """Every documented call, made by a real login role of each group: each function and view that
-README.md's "Security model" table and its SQL API and worker contract tables (the roles column)
+docs/security.md's table and the SQL API and worker contract tables of docs/reference/api.md (the roles column)
 list for vk_app, vk_worker or vk_admin runs for a member of that group, on a collection whose table
 it may read, past every internal helper it uses; every call a role is not listed for is refused
 with insufficient_privilege (42501).
@@ -436,13 +436,13 @@ def test_each_role_makes_the_calls_documented_for_it_and_no_other(world: World, 
     try:
         rows = run(world, role, call)
     except psycopg.Error as exc:
-        pytest.fail(f"{role} may make {call.name} (README) but got {exc.sqlstate}: {exc}\n{call.sql}")
+        pytest.fail(f"{role} may make {call.name} (docs/reference/api.md) but got {exc.sqlstate}: {exc}\n{call.sql}")
     if call.rows:
         assert rows and rows[0] != (None,), f"{role}: {call.name} returned nothing"
 
 
 def test_every_public_function_is_called(world: World) -> None:
-    """The calls above cover every public function of the README's tables and of the installed schema
+    """The calls above cover every public function of docs/reference/api.md's tables and of the installed schema
     (tests/test_catalogue.py checks that the two are the same)."""
     from test_catalogue import documented_roles
 

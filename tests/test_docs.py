@@ -1,0 +1,70 @@
+"""The documentation site: it builds strictly (every page in the nav, every internal link and
+anchor resolving), the README stays short and links only to pages that exist, and the site's front
+page renders in a real headless browser."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def build(site: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(site)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_site_builds_strictly(tmp_path: Path) -> None:
+    build(tmp_path / "site")
+    assert (tmp_path / "site" / "reference" / "sql" / "index.html").is_file()
+
+
+def test_the_readme_is_short_and_links_to_pages_that_exist() -> None:
+    assert len(README.splitlines()) <= 200
+    targets = re.findall(r"\]\(([^)#\s]+)", README)
+    assert "docs/quickstart.md" in targets
+    assert [t for t in targets if not (ROOT / t).is_file()] == []
+    # The site's front page is the README, its links made relative to docs/.
+    front = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    assert front == README.replace("](docs/", "](").replace(
+        "[bench/README.md](bench/README.md)", "`bench/README.md` in the repository"
+    )
+
+
+def test_the_front_page_renders_in_a_headless_browser(tmp_path: Path) -> None:
+    browser = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no Chromium here (.ci/run installs Debian's chromium as root)")
+    build(tmp_path / "site")
+    page = (tmp_path / "site" / "index.html").as_uri()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", page], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert "<title>vectorkeep</title>" in dom
+    assert "The two commands" in dom and 'href="quickstart/"' in dom  # the page and its navigation rendered
+    shot = tmp_path / "front.png"
+    subprocess.run(
+        [browser, *flags, "--window-size=1280,900", f"--screenshot={shot}", page],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert shot.stat().st_size > 10_000  # a page drawn, not a blank one
+
+
+def test_the_quickstart_gives_the_readmes_two_commands_word_for_word() -> None:
+    quickstart = (ROOT / "docs" / "quickstart.md").read_text(encoding="utf-8")
+    commands = [line for line in quickstart.splitlines() if line.startswith("python3 -m venv")]
+    assert len(commands) == 2 and all(c in README.splitlines() for c in commands)
