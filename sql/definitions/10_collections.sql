@@ -444,7 +444,9 @@ BEGIN
         PERFORM vk.add_model(c.name, model, true);
     END IF;
     c := vk._collection(c.name);
-    RETURN QUERY SELECT c.name, (SELECT vk.model_label(m) FROM vk.models m WHERE m.id = c.default_model_id),
+    -- name || '@' || version, not vk.model_label(m): on Citus a whole row of a
+    -- reference table is read as its shard's row type.
+    RETURN QUERY SELECT c.name, (SELECT m.name || '@' || m.version FROM vk.models m WHERE m.id = c.default_model_id),
                         (SELECT count(*) FROM vk.queue q WHERE q.collection_id = c.id);
 END
 $$;

@@ -143,7 +143,8 @@ BEGIN
         UPDATE vk.models x SET status = 'ready', updated_at = now()
         WHERE x.id = old AND old <> m.id AND x.status = 'active'
           AND NOT EXISTS (SELECT 1 FROM vk.collections y WHERE y.default_model_id = old);
-        RETURN QUERY SELECT vk.model_label(m), 'search'::text, (SELECT vk.model_label(p) FROM vk.models p WHERE p.id = old);
+        -- p.name || '@' || p.version: on Citus a whole row of a reference table is its shard's row type.
+        RETURN QUERY SELECT vk.model_label(m), 'search'::text, (SELECT p.name || '@' || p.version FROM vk.models p WHERE p.id = old);
         RETURN;
     END IF;
     IF (m.params ->> 'collection_id')::bigint IS DISTINCT FROM c.id THEN
@@ -166,7 +167,7 @@ BEGIN
     UPDATE vk.models x SET status = 'ready', updated_at = now()
     WHERE x.id = old AND old <> m.id AND x.status = 'active'
       AND NOT EXISTS (SELECT 1 FROM vk.deployments d WHERE d.model_id = old);
-    RETURN QUERY SELECT vk.model_label(m), serves, (SELECT vk.model_label(p) FROM vk.models p WHERE p.id = old);
+    RETURN QUERY SELECT vk.model_label(m), serves, (SELECT p.name || '@' || p.version FROM vk.models p WHERE p.id = old);
 END
 $$;
 COMMENT ON FUNCTION vk.activate(text, text, jsonb) IS

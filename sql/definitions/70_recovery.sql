@@ -107,7 +107,8 @@ BEGIN
     VALUES (coalesce(adopted_name, (SELECT relname FROM pg_class WHERE oid = source)), source, pk_column, pk_type,
             vector_column, m_id)
     RETURNING * INTO a;
-    RETURN QUERY SELECT a.name, (SELECT vk.model_label(x) FROM vk.models x WHERE x.id = m_id), dims.n, m_id;
+    -- x.name || '@' || x.version: on Citus a whole row of a reference table is its shard's row type.
+    RETURN QUERY SELECT a.name, (SELECT x.name || '@' || x.version FROM vk.models x WHERE x.id = m_id), dims.n, m_id;
 END
 $$;
 COMMENT ON FUNCTION vk.adopt(regclass, text, text, text, text, text) IS
