@@ -236,10 +236,10 @@ SELECT set_config('maintenance_work_mem',
                   false);
 
 -- name: set_storage
-SELECT vk.model_label(m) FROM vk.set_storage(%(model)s, %(storage)s) m;
+SELECT vk.set_storage(%(model)s, %(storage)s);
 
 -- name: activate
-SELECT vk.model_label(m) FROM vk.activate(%(collection)s, %(model)s, %(gates)s) m;
+SELECT activated FROM vk.activate(%(collection)s, %(model)s, %(gates)s);
 
 -- name: collection_name
 SELECT name, default_model_id FROM vk.collection_v1(%(id)s) WHERE id IS NOT NULL;
@@ -273,7 +273,7 @@ SELECT vk.schedule_train(%(model)s, %(kind)s, %(every)s::interval, %(params)s, %
 SELECT vk.reembed(%(collection)s, %(model)s);
 
 -- name: retire
-SELECT vk.retire(%(model)s, %(collection)s);
+SELECT vk.retire(%(model)s, %(collection)s, confirm => %(confirm)s);
 
 -- name: cancel_job
 SELECT id, status FROM vk.cancel_job(%(id)s);
@@ -282,7 +282,7 @@ SELECT id, status FROM vk.cancel_job(%(id)s);
 SELECT vk.release_job_v1(%(id)s, %(worker)s, %(progress)s);
 
 -- name: adopt
-SELECT name, model_id FROM vk.adopt(%(table)s::regclass, %(pk)s, %(vector)s, %(model)s, %(name)s);
+SELECT name, model FROM vk.adopt(%(table)s::regclass, %(pk)s, %(vector)s, %(model)s, %(name)s);
 
 -- name: set_encoder
 -- The adopted vectors' encoder, named by the user and loaded here: its
