@@ -9,6 +9,7 @@ loader from the dotted paths here, on first use (they pull in torch, gensim
 and scikit-learn). The command line takes its choices and help from here.
 """
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -182,6 +183,97 @@ VEC2TEXT_DATA = (
         choices=("auto", "cpu", "cuda"),
     ),
 )
+
+
+def _api_kind(
+    name: str,
+    help_: str,
+    *,
+    base_url: str,
+    key_env: str | None,
+    limits: tuple[int, int, int, int, int],
+    extra: tuple[Param, ...] = (),
+) -> Kind:
+    """An encoder behind an HTTP API (workers/encoders/api.py). limits: the provider's published
+    requests and tokens a minute for a first paid tier, inputs and tokens a request, tokens a text."""
+    rpm, tpm, max_inputs, max_request_tokens, max_input_tokens = limits
+    key = (
+        (
+            Param(
+                "api_key_env",
+                "string",
+                key_env,
+                "the environment variable the worker reads the API key from (the key is never stored in the database)",
+            ),
+        )
+        if key_env
+        else ()
+    )
+    return Kind(
+        name,
+        "encoder",
+        help_,
+        (
+            Param("model", "string", None, "the provider's model name"),
+            Param("base_url", "string", base_url, "the API's base URL"),
+            _int("dimensions", None, 1, 65_536, "dimensions to ask for (models that shorten vectors)"),
+            *key,
+            _int("requests_per_minute", rpm, 0, 100_000_000, "requests a minute at most (0: no limit): your account's"),
+            _int("tokens_per_minute", tpm, 0, 10_000_000_000, "tokens a minute at most (0: no limit): your account's"),
+            _int("max_inputs", max_inputs, 1, 100_000, "texts a request"),
+            _int("max_request_tokens", max_request_tokens, 0, 100_000_000, "tokens a request (0: no limit)"),
+            _int(
+                "max_input_tokens",
+                max_input_tokens,
+                0,
+                10_000_000,
+                "the model's window: longer texts are cut (at 3 characters a token) and flagged truncated",
+            ),
+            _int("concurrency", 4, 1, 64, "requests in flight at most; halves on a 429, grows back after 20 successes"),
+            _num("timeout", 30.0, 0.1, 600.0, "seconds a request may take"),
+            _num("max_wait", 2.0, 0.0, 60.0, "longest wait (throttled, paced) in a batch; longer defers the rows"),
+            _int("retries", 2, 0, 10, "quick retries of a failed request before its rows are deferred"),
+            *extra,
+            STORAGE,
+        ),
+        loader=f"vectorkeep.workers.encoders.api:load_{name}",
+    )
+
+
+API_KINDS: tuple[Kind, ...] = (
+    _api_kind(
+        "openai",
+        "any OpenAI-compatible embeddings endpoint (OpenAI, Azure, vLLM, LiteLLM, ...), POST {base_url}/embeddings",
+        base_url="https://api.openai.com/v1",
+        key_env="OPENAI_API_KEY",
+        limits=(3_000, 1_000_000, 2048, 300_000, 8191),
+    ),
+    _api_kind(
+        "voyage",
+        "Voyage AI embeddings, POST {base_url}/embeddings",
+        base_url="https://api.voyageai.com/v1",
+        key_env="VOYAGE_API_KEY",
+        limits=(2_000, 3_000_000, 1000, 120_000, 32_000),
+        extra=(
+            Param(
+                "input_type",
+                "string",
+                "document",
+                "what Voyage is told the texts are",
+                choices=("document", "query"),
+            ),
+        ),
+    ),
+    _api_kind(
+        "ollama",
+        "a model served by Ollama, POST {base_url}/api/embed (no key)",
+        base_url="http://localhost:11434",
+        key_env=None,
+        limits=(0, 0, 64, 0, 2048),
+    ),
+)
+# Names a parameter holding a key would have: refused, the key belongs in the worker's environment.
+SECRET_PARAMS = ("api_key", "key", "token", "secret", "password", "authorization")
 
 KINDS: tuple[Kind, ...] = (
     Kind(
@@ -391,6 +483,7 @@ KINDS: tuple[Kind, ...] = (
         )
         for arch in ("lstm", "gru", "transformer")
     ),
+    *API_KINDS,
     Kind("external", "vectors", "vectors adopted from a table (vk.adopt); there is no encoder for them here"),
 )
 
@@ -402,6 +495,46 @@ def kind(name: str) -> Kind:
         return BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown model kind {name!r} (known: {', '.join(BY_NAME)})") from None
+
+
+def check_params(kind_name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The params of a version registered by hand, checked against its kind (names, types, bounds,
+    choices) with the defaults filled in; ValueError says what is wrong and what is expected."""
+    k = kind(kind_name)
+    for name in params:
+        if name.lower() in SECRET_PARAMS:
+            raise ValueError(
+                f"{name}: an API key is never stored in the database; put it in the worker's environment "
+                "and name the variable with api_key_env"
+            )
+        if k.param(name) is None:
+            raise ValueError(f"{kind_name} has no parameter {name!r}; it takes:\n{k.describe()}")
+    for p in k.params:
+        value = params.get(p.name)
+        if value is None:
+            continue
+        ok = {
+            "integer": isinstance(value, int) and not isinstance(value, bool),
+            "number": isinstance(value, int | float) and not isinstance(value, bool),
+            "string": isinstance(value, str),
+            "boolean": isinstance(value, bool),
+        }.get(p.type, True)
+        if not ok:
+            raise ValueError(f"{kind_name}: {p.name} must be of type {p.type}, got {value!r}: {p.describe()}")
+        if p.choices and value not in p.choices:
+            raise ValueError(f"{kind_name}: {p.name} must be one of {', '.join(map(str, p.choices))}, got {value!r}")
+        if p.type in ("integer", "number") and (
+            (p.min is not None and value < p.min) or (p.max is not None and value > p.max)
+        ):
+            raise ValueError(f"{kind_name}: {p.name}={value} is out of range: {p.describe()}")
+    key_env = params.get("api_key_env")
+    if isinstance(key_env, str) and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key_env):
+        raise ValueError(
+            "api_key_env names an environment variable (e.g. OPENAI_API_KEY), it does not hold the key itself"
+        )
+    if k.param("model") is not None and not params.get("model"):
+        raise ValueError(f"{kind_name} needs the provider's model name: model=...")
+    return k.with_defaults(params)
 
 
 def names(*, role: Role | None = None, trainable: bool | None = None) -> list[str]:

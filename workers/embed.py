@@ -34,7 +34,8 @@ from vectorkeep.workers import metrics
 from vectorkeep.workers.chunking import Chunk, Chunking, chunks, encoder_spans
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders import Encoder
-from vectorkeep.workers.encoders.base import truncation_flags
+from vectorkeep.workers.encoders.base import ProviderBusy, truncation_flags
+from vectorkeep.workers.encoders.usage import Usage, take_usage
 from vectorkeep.workers.maps import coordinates
 from vectorkeep.workers.maps.coordinates import MapCache
 
@@ -57,6 +58,7 @@ class BatchResult:
     embedded: int = 0
     emptied: int = 0
     failed: int = 0
+    deferred: int = 0  # an API encoder was busy or unreachable: back in the queue, attempts kept
 
 
 def _has_text(body: str | None) -> bool:
@@ -76,11 +78,20 @@ def encode_rows(encoder: Encoder, texts: list[str], dim: int) -> list[np.ndarray
     """A vector, or the error message, for each text.
 
     The batch is encoded at once; if that raises, each text is encoded alone
-    so that one bad row fails by itself and the others still get vectors.
+    so that one bad row fails by itself and the others still get vectors. An
+    encoder behind an API finds the texts its provider refuses itself
+    (encode_each); a provider that cannot embed now raises ProviderBusy, for
+    the whole batch: that is no text's fault.
     """
+    each = getattr(encoder, "encode_each", None)
+    if each is not None:
+        found: list[np.ndarray | str] = each(texts)
+        return [r if isinstance(r, str) else (_check_vector(r, dim) or r) for r in found]
     try:
         vectors = encoder.encode(texts)
         results: list[np.ndarray | str] = list(vectors)
+    except ProviderBusy:
+        raise
     except Exception as exc:
         if len(texts) == 1:
             return [f"{type(exc).__name__}: {exc}"]
@@ -144,6 +155,9 @@ class Encoded:
     empty: list[Claimed]  # no text: settled with no vector
     done: list[tuple[Claimed, Embedded]]
     failed: list[tuple[Claimed, str]]  # each with its error
+    # The encoder's provider was busy or unreachable: each row back in the queue after the seconds given.
+    deferred: list[tuple[Claimed, str, float]] = field(default_factory=list)
+    usage: Usage | None = None  # what an encoder behind an API used for these rows (vk.api_usage)
 
 
 @dataclass
@@ -178,6 +192,9 @@ class Batch:
             embedded, failed_here = rows.get(label, (0, 0))
             rows[label] = (embedded, failed_here + failed)
         self.record.committed(rows)
+        for p in self.parts:
+            if p.usage or p.deferred:
+                self.record.api(p.model.label, p.usage.as_params() if p.usage else {}, len(p.deferred))
         return self.result
 
 
@@ -235,7 +252,7 @@ def claim_batch(
     """
     if conn.autocommit or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         raise ValueError("claim_batch needs an idle connection that is not in autocommit")
-    loads: dict[int, str | None] = {}
+    loads: dict[int, str | ProviderBusy | None] = {}
     try:
         claimed = _claim_and_encode(conn, encoders, batch_size, retry, loads, claim, may_give_back=True)
         if isinstance(claimed, Batch):
@@ -262,7 +279,7 @@ def _claim_and_encode(
     encoders: EncoderCache,
     batch_size: int,
     retry: RetryPolicy,
-    loads: dict[int, str | None],
+    loads: dict[int, str | ProviderBusy | None],
     claim: str,
     *,
     may_give_back: bool,
@@ -342,7 +359,10 @@ def _no_transaction(conn: psycopg.Connection) -> Iterator[None]:
 
 
 def _load(
-    conn: psycopg.Connection, encoders: EncoderCache, models: list[ModelVersion], loads: dict[int, str | None]
+    conn: psycopg.Connection,
+    encoders: EncoderCache,
+    models: list[ModelVersion],
+    loads: dict[int, str | ProviderBusy | None],
 ) -> None:
     """Load (and fingerprint-check) each version's encoder, outside any transaction;
     record in loads None for each one loaded, the reason for each one that cannot be."""
@@ -353,6 +373,9 @@ def _load(
                 loads[model.id] = None
             except psycopg.OperationalError:
                 raise  # the connection is gone: the worker reconnects
+            except ProviderBusy as exc:
+                log.warning("%s cannot encode now: %s", model.label, exc)
+                loads[model.id] = exc
             except Exception as exc:
                 log.error("cannot encode with %s: %s", model.label, exc)
                 loads[model.id] = f"{type(exc).__name__}: {exc}"
@@ -367,28 +390,42 @@ def _encode(
     encoders: EncoderCache,
     model: ModelVersion,
     items: list[Claimed],
-    unusable: str | None,
+    unusable: str | ProviderBusy | None,
 ) -> Encoded:
     """Encode a version's rows (all of them failed with its reason when the version's encoder
-    could not load: unusable); rows with no text have nothing to encode."""
+    could not load: unusable; deferred when its provider is busy); rows with no text have nothing
+    to encode."""
     todo = [r for r in items if _has_text(r.body)]
     outcomes: list[Embedded | str] = []
-    if unusable is not None:
+    busy = unusable if isinstance(unusable, ProviderBusy) else None
+    usage: Usage | None = None
+    if isinstance(unusable, str):
         outcomes = [unusable] * len(todo)
-    elif todo:
+    elif todo and busy is None:
         try:
             # Loaded before the claim: this only checks the recorded fingerprint again.
             encoder = encoders.get(conn, model)
-            with metrics.encoding(model.label):
-                outcomes = embed_rows(conn, encoder, model.dim, todo)
+            try:
+                with metrics.encoding(model.label):
+                    outcomes = embed_rows(conn, encoder, model.dim, todo)
+            finally:
+                usage = take_usage(encoder)
+        except ProviderBusy as exc:
+            busy = exc
         except Exception as exc:
             log.error("cannot encode with %s: %s", model.label, exc)
             outcomes = [f"{type(exc).__name__}: {exc}"] * len(todo)
+    empty = [r for r in items if not _has_text(r.body)]
+    if busy is not None:
+        log.warning("%d rows of %s wait %.1fs: %s", len(todo), model.label, busy.retry_after, busy)
+        reason = f"{type(busy).__name__}: {busy}"
+        return Encoded(model, empty, [], [], [(r, reason, busy.retry_after) for r in todo], usage)
     return Encoded(
         model,
-        empty=[r for r in items if not _has_text(r.body)],
+        empty=empty,
         done=[(r, v) for r, v in zip(todo, outcomes, strict=True) if not isinstance(v, str)],
         failed=[(r, v) for r, v in zip(todo, outcomes, strict=True) if isinstance(v, str)],
+        usage=usage,
     )
 
 
@@ -396,6 +433,13 @@ def _write(conn: psycopg.Connection, part: Encoded, retry: RetryPolicy, result: 
     """Send one version's writes of a batch (in the batch's transaction)."""
     model, done, failed = part.model, part.done, part.failed
     with conn.cursor() as cur:
+        if part.deferred:
+            cur.executemany(
+                query("defer"), [{**_key(r), "reason": why, "seconds": wait} for r, why, wait in part.deferred]
+            )
+            result.deferred += len(part.deferred)
+        if part.usage:
+            cur.execute(query("record_api_usage"), {"model_id": model.id, "job_id": None, **part.usage.as_params()})
         if part.empty:
             # Nothing to embed: the row keeps no vector (vk.status counts it as empty).
             cur.executemany(query("finish_row"), [{**_key(r), "chunks": 0} for r in part.empty])

@@ -41,7 +41,8 @@ class EncoderCache:
         else:
             artifact = artifacts.load(conn, model) if stores_artifact(model.kind) else None
             encoder = load_encoder(model, artifact)
-            probe = encoder.encode([registry.probe_text(conn)])[0]
+            probe_text = registry.probe_text(conn)
+            probe = encoder.encode([probe_text])[0]
         # Checked on every use, cached or not: the recorded fingerprint may have changed since, or (a cache
         # that served another database of the same versions) be missing here.
         if model.fingerprint is None:
@@ -49,5 +50,9 @@ class EncoderCache:
             model = registry.by_id(conn, model.id)
             log.info("recorded the fingerprint of %s", model.label)
         check_fingerprint(model, probe)
+        if cached is None and model.fingerprint is not None and hasattr(encoder, "expect_probe"):
+            # An encoder behind an API may change under its name at any time: it sends the probe
+            # sentence with every request and refuses an answer whose probe vector is not this one.
+            encoder.expect_probe(probe_text, model.fingerprint)
         self._encoders[_key(model)] = (encoder, probe)
         return encoder

@@ -36,6 +36,7 @@ from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
 from vectorkeep.workers.embed import RetryPolicy, encode_rows, process_batch
 from vectorkeep.workers.encoder_cache import EncoderCache
+from vectorkeep.workers.encoders.usage import take_usage
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,12 @@ class InteractiveLane:
             model = self._model(conn, model_id)
             # A version no collection searches with yet: loaded here, once.
             encoder = self.encoders.get(conn, model)
-            return encode_rows(encoder, texts, model.dim)
+            try:
+                return encode_rows(encoder, texts, model.dim)
+            finally:
+                usage = take_usage(encoder)
+                if usage:
+                    conn.execute(query("record_api_usage"), {"model_id": model.id, "job_id": 0, **usage.as_params()})
         except psycopg.OperationalError:
             raise
         except Exception as exc:

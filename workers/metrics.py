@@ -26,7 +26,7 @@ import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import psycopg
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -151,6 +151,24 @@ class Metrics:
             buckets=SECONDS_BUCKETS,
             registry=r,
         )
+        self.rows_deferred = Counter(
+            "vectorkeep_rows_deferred",
+            "Queue rows put back because their API encoder was throttled, failing or unreachable (attempts kept)",
+            ["model"],
+            registry=r,
+        )
+        # Encoders behind an API (kinds openai, voyage, ollama): what vk.api_usage keeps, as this worker used it.
+        self.api = {
+            name: Counter(f"vectorkeep_api_{name}", what, ["model"], registry=r)
+            for name, what in (
+                ("requests", "Requests an API encoder answered with vectors"),
+                ("inputs", "Texts an API encoder embedded"),
+                ("tokens", "Tokens an API encoder's provider counted"),
+                ("retries", "Requests sent again after a 429, a 5xx, a timeout or a malformed answer"),
+                ("throttled_seconds", "Seconds waited for a 429's Retry-After, a back-off or the per-minute budgets"),
+                ("failures", "Requests an API encoder's provider answered with an error, or not at all"),
+            )
+        }
         if url is not None:
             r.register(DatabaseCollector(url))
 
@@ -193,6 +211,17 @@ class BatchMetrics:
                 self.metrics.rows_embedded.labels(model).inc(embedded)
             if failed:
                 self.metrics.rows_failed.labels(model).inc(failed)
+
+    def api(self, model: str, usage: Mapping[str, float], deferred: int) -> None:
+        """A committed batch's use of an API encoder (workers.encoders.usage.Usage.as_params()) and the rows
+        it deferred, for the version `model`."""
+        if self.metrics is None:
+            return
+        if deferred:
+            self.metrics.rows_deferred.labels(model).inc(deferred)
+        for name, value in usage.items():
+            if value and name in self.metrics.api:
+                self.metrics.api[name].labels(model).inc(value)
 
 
 @contextlib.contextmanager

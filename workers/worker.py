@@ -61,12 +61,14 @@ class WorkerStats:
     embedded: int = 0
     emptied: int = 0
     failed: int = 0
+    deferred: int = 0
 
     def add(self, batch: BatchResult) -> None:
         self.batches += 1
         self.embedded += batch.embedded
         self.emptied += batch.emptied
         self.failed += batch.failed
+        self.deferred += batch.deferred
 
 
 class Worker:

@@ -286,6 +286,43 @@ $$;
 COMMENT ON FUNCTION vk.fail_row_v1(bigint, text, bigint, text, integer, double precision) IS
     'Worker contract 1: a claimed row failed: record the error, retry after an exponential backoff, dead after max_attempts.';
 
+-- A provider that throttles (429), fails (5xx) or cannot be reached says nothing about the row: its
+-- rows wait, and their attempts stay as they were, so no storm or outage makes a row dead.
+CREATE OR REPLACE FUNCTION vk.defer_row_v1(
+    collection_id bigint, pk text, model_id bigint, reason text, seconds double precision
+) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    -- In epoch seconds, as vk.fail_row_v1 (Citus).
+    deferred_at double precision := extract(epoch FROM now());
+BEGIN
+    UPDATE vk.queue q
+    SET last_error = left(reason, 4000),
+        run_after = to_timestamp(deferred_at + least(3600, greatest(0, seconds)))
+    WHERE q.collection_id = defer_row_v1.collection_id AND q.pk = defer_row_v1.pk
+      AND q.model_id = defer_row_v1.model_id;
+END
+$$;
+COMMENT ON FUNCTION vk.defer_row_v1(bigint, text, bigint, text, double precision) IS
+    'Worker contract 1 (revision 0023): a claimed row''s encoder is busy or unreachable (an API that throttles, fails or is down): retry after seconds (at most an hour), keeping its attempts; the reason shows in last_error.';
+
+CREATE OR REPLACE FUNCTION vk.record_api_usage_v1(
+    model_id bigint, job_id bigint, requests bigint, inputs bigint, tokens bigint, retries bigint,
+    throttled_seconds double precision, failures bigint
+) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO vk.api_usage AS u
+        (model_id, job_id, requests, inputs, tokens, retries, throttled_seconds, failures)
+    VALUES (model_id, coalesce(job_id, 0), requests, inputs, tokens, retries, throttled_seconds, failures)
+    ON CONFLICT (model_id, job_id) DO UPDATE
+    SET requests = u.requests + EXCLUDED.requests, inputs = u.inputs + EXCLUDED.inputs,
+        tokens = u.tokens + EXCLUDED.tokens, retries = u.retries + EXCLUDED.retries,
+        throttled_seconds = u.throttled_seconds + EXCLUDED.throttled_seconds,
+        failures = u.failures + EXCLUDED.failures, last_at = now();
+$$;
+COMMENT ON FUNCTION vk.record_api_usage_v1(bigint, bigint, bigint, bigint, bigint, bigint, double precision, bigint) IS
+    'Worker contract 1 (revision 0023): add what an encoder behind an API used to vk.api_usage, for a model version and a job (NULL or 0: outside any job).';
+
 CREATE OR REPLACE FUNCTION vk.retry_dead(collection_name text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE

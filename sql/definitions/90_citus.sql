@@ -275,8 +275,9 @@ BEGIN
                    -- Text queries' requests and cache: the coordinator's own, plain
                    -- tables (the loopback of vk.embed connects to it). BM25's
                    -- statistics: kept on one server only (33_keywords.sql), emptied below.
+                   -- API usage: the coordinator's, written in the batch's transaction.
                    AND c.relname NOT IN ('embeddings', 'queue', 'captured', 'embed_requests', 'embed_cache',
-                                         'keyword_postings', 'keyword_stats', 'keyword_norms')
+                                         'keyword_postings', 'keyword_stats', 'keyword_norms', 'api_usage')
                    AND NOT EXISTS (SELECT 1 FROM vk.collections x WHERE x.source = c.oid)
                  ORDER BY c.relname LOOP
             IF NOT vk._citus_table(t) THEN

@@ -40,7 +40,7 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA vk TO vk_app;
 GRANT SELECT ON ALL TABLES IN SCHEMA vk TO vk_worker;
 GRANT INSERT, UPDATE, DELETE ON vk.queue, vk.embeddings, vk.jobs, vk.model_artifacts, vk.recovered,
     vk.maps, vk.coordinates, vk.predictions TO vk_worker;
-GRANT INSERT, UPDATE ON vk.models, vk.schedules TO vk_worker;
+GRANT INSERT, UPDATE ON vk.models, vk.schedules, vk.api_usage TO vk_worker;
 GRANT UPDATE (default_model_id) ON vk.collections TO vk_worker;
 -- vk.activate of a map or next-vector model (a job's params.activate too) deploys it.
 GRANT INSERT, UPDATE ON vk.deployments TO vk_worker;
@@ -90,6 +90,8 @@ GRANT EXECUTE ON FUNCTION
     vk._queued_metadata(bigint, text, bigint),
     vk.finish_row_v1(bigint, text, bigint, integer),
     vk.fail_row_v1(bigint, text, bigint, text, integer, double precision),
+    vk.defer_row_v1(bigint, text, bigint, text, double precision),
+    vk.record_api_usage_v1(bigint, bigint, bigint, bigint, bigint, bigint, double precision, bigint),
     vk.model_v1(bigint), vk.collection_model_v1(text, text), vk.record_fingerprint_v1(bigint, vector),
     vk.register_model_v1(text, text, integer, text, jsonb, vector),
     vk.embed_with_v1(vk.collections, vk.models), vk.backfill_v1(bigint, bigint), vk.index_plan_v1(bigint, bigint),

@@ -230,6 +230,8 @@ class _Exporter:
         history = list(history_metrics(job_metrics)) or list(history_metrics(model_metrics))
         stepped = {key for key, _, _ in history}
         scalars = {**scalar_metrics(model_metrics), **scalar_metrics(job_metrics)}
+        # What an encoder behind an API used for the job (vk.api_usage): api.requests, api.tokens, ...
+        scalars.update(scalar_metrics({"api": job.get("api_usage") or {}}))
         metrics = [entities.Metric(k, v, end, 0) for k, v in scalars.items() if k not in stepped]
         metrics += [entities.Metric(k, v, end, step) for k, v, step in history]
 
@@ -259,7 +261,8 @@ def export_jobs(
 
     A run: named ``train words@3 (job 12)``; params: the job's params (nested ones as dotted keys); metrics: the
     numeric figures of the job and, for the job that trained it, of the model version (``recall@10`` as
-    ``recall_at_10``), per-epoch histories (``loss_history``) with step = epoch; tags ``vectorkeep.*`` (job id,
+    ``recall_at_10``) and what an encoder behind an API used for it (``api.requests``, ``api.tokens``, ...),
+    per-epoch histories (``loss_history``) with step = epoch; tags ``vectorkeep.*`` (job id,
     kind, status, collection, model, model kind, artifact sha256, snapshot, database as host/dbname); the job's
     start and end times; status FINISHED, FAILED or KILLED; the error and the log tail as text artifacts.
     A job exported before (a run with its job id and database tags) is skipped: exporting twice adds nothing.

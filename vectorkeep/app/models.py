@@ -46,21 +46,28 @@ def register_encoder(
     url: str,
     name: str,
     *,
-    source: str,
+    source: str | None = None,
     kind: str = "sentence-transformers",
+    params: Mapping[str, Any] | None = None,
     distance: str = "cosine",
     storage: str = "vector",
 ) -> ModelVersion:
-    """The next version of an external encoder (a Hugging Face name or a local path).
+    """The next version of an external encoder: a Hugging Face name or a local path (source), or a
+    model behind an API (kinds openai, voyage, ollama: params model, base_url, limits ...).
 
-    The encoder is loaded here: its dimension and its fingerprint (the vector of
-    the probe sentence) come from the encoder itself. storage: vector, or halfvec
-    (its HNSW index and searches in half precision), in the same transaction.
+    The params are checked against the kind (vectorkeep.db.kinds) and stored with their defaults;
+    an API key is never among them (the worker reads it from the variable api_key_env names). The
+    encoder is loaded here: its dimension and its fingerprint (the vector of the probe sentence)
+    come from the encoder itself. storage: vector, or halfvec (its HNSW index and searches in half
+    precision), in the same transaction.
     """
-    from vectorkeep.db import registry
+    from vectorkeep.db import kinds, registry
     from vectorkeep.workers.encoders.registry import load_kind
 
-    params = {"source": source}
+    given = dict(params or {})
+    if source is not None:
+        given["source"] = source
+    params = kinds.check_params(kind, given)
     encoder = load_kind(kind, params)
     with connect(url) as conn:
         fingerprint = encoder.encode([registry.probe_text(conn)])[0]

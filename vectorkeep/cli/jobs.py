@@ -86,6 +86,8 @@ def job_text(job: jobs.Job) -> str:
     lines += ["", "params:"]
     lines += [f"  {line}" for line in json.dumps(job.get("params") or {}, indent=2, default=str).splitlines()]
     lines += ["", "metrics:", *_pairs(dict(sorted(jobs.summarise_metrics(job.get("metrics")).items())))]
+    if job.get("api_usage"):
+        lines += ["", "API use (vk.api_usage):", *_pairs(dict(job["api_usage"]))]
     lines += ["", "snapshot:", *_pairs(dict(sorted((job.get("snapshot") or {}).items())))]
     log = jobs.log_lines(job)
     if log:

@@ -21,6 +21,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
+    if args.kind in ("vec2text-inverter", "vec2text-corrector", "sentence-transformers", "hf-mean-pool") and (
+        not args.source
+    ):
+        raise SystemExit(f"error: registering a {args.kind} model needs --source (a Hugging Face name or a path)")
     if args.kind == "vec2text-corrector":
         if not args.for_model:
             raise SystemExit("error: registering a vec2text-corrector needs --for INVERTER@VERSION")
@@ -37,9 +41,18 @@ def cmd_register(args: argparse.Namespace) -> int:
         row = {"model": version.label, "kind": version.kind, "dim": version.dim, "status": version.status}
         emit([{**row, "encoder": version.params["encoder"]}], as_json=args.json)
         return 0
-    version = models.register_encoder(
-        url(args), args.name, source=args.source, kind=args.kind, distance=args.distance, storage=args.storage
-    )
+    try:
+        version = models.register_encoder(
+            url(args),
+            args.name,
+            source=args.source,
+            kind=args.kind,
+            params=key_values(args.param),
+            distance=args.distance,
+            storage=args.storage,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     emit(
         [
             {
@@ -82,7 +95,14 @@ def register(commands: Commands) -> None:
         "Register the next version of an external encoder, or a vec2text inverter or corrector.",
     )
     p.add_argument("name", help="the model name")
-    p.add_argument("--source", required=True, help="Hugging Face name or local path")
+    p.add_argument("--source", help="Hugging Face name or local path (local and vec2text kinds)")
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a parameter of the kind, e.g. model=text-embedding-3-small for kind openai (repeatable; "
+        "vk.model_kinds lists them); never an API key: the worker reads it from api_key_env",
+    )
     p.add_argument(
         "--kind",
         default="sentence-transformers",

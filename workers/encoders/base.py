@@ -9,6 +9,24 @@ class EncoderError(Exception):
     """An encoder cannot be loaded, or is not the one its model version was registered with."""
 
 
+class ProviderBusy(EncoderError):
+    """An encoder behind an API (workers/encoders/api.py) cannot embed now: it is throttled, failing
+    or unreachable. Retry after retry_after seconds. Says nothing about the texts: their rows are
+    deferred, never failed."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderChanged(ProviderBusy):
+    """The provider's vectors no longer match the version's fingerprint (or its dimension)."""
+
+
+class InputRejected(EncoderError):
+    """The provider refused the request for what it holds (400, 413, 422): one of its texts is bad."""
+
+
 def require_artifact(artifact: bytes | None) -> bytes:
     """A model trained here loads from its artifact (vk.model_artifacts)."""
     if artifact is None:

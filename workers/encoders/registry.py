@@ -7,7 +7,7 @@ import numpy as np
 
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.workers import kinds
-from vectorkeep.workers.encoders.base import Encoder, EncoderError
+from vectorkeep.workers.encoders.base import Encoder, EncoderError, ProviderBusy
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,8 @@ def load_encoder(model: ModelVersion, artifact: bytes | None = None) -> Encoder:
     """Load the encoder of a model version; its dimension must match the registry."""
     try:
         encoder = load_kind(model.kind, model.params, artifact)
+    except ProviderBusy:
+        raise  # an API that cannot answer now: the rows wait, they are not failed
     except EncoderError as exc:
         raise EncoderError(f"{model.label}: {exc}") from exc
     if encoder.dim != model.dim:
