@@ -203,7 +203,7 @@ def _api_kind(
                 "api_key_env",
                 "string",
                 key_env,
-                "the environment variable the worker reads the API key from (the key is never stored in the database)",
+                "the variable the worker reads the API key from (never stored in the database); empty: no key",
             ),
         )
         if key_env
@@ -231,7 +231,7 @@ def _api_kind(
             ),
             _int("concurrency", 4, 1, 64, "requests in flight at most; halves on a 429, grows back after 20 successes"),
             _num("timeout", 30.0, 0.1, 600.0, "seconds a request may take"),
-            _num("max_wait", 2.0, 0.0, 60.0, "longest wait (throttled, paced) in a batch; longer defers the rows"),
+            _num("max_wait", 2.0, 0.0, 60.0, "longest wait for the per-minute budgets in a batch (else: deferred)"),
             _int("retries", 2, 0, 10, "quick retries of a failed request before its rows are deferred"),
             *extra,
             STORAGE,
@@ -528,7 +528,8 @@ def check_params(kind_name: str, params: Mapping[str, Any]) -> dict[str, Any]:
         ):
             raise ValueError(f"{kind_name}: {p.name}={value} is out of range: {p.describe()}")
     key_env = params.get("api_key_env")
-    if isinstance(key_env, str) and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key_env):
+    # Empty: an endpoint that takes no key (a local OpenAI-compatible server).
+    if isinstance(key_env, str) and key_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key_env):
         raise ValueError(
             "api_key_env names an environment variable (e.g. OPENAI_API_KEY), it does not hold the key itself"
         )

@@ -6,6 +6,7 @@ logged or shown; what it costs is kept in vk.api_usage."""
 
 import functools
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -175,15 +176,20 @@ def test_a_throttled_provider_defers_its_rows_and_never_delays_another_version(
     ready_now(conn)
     drain(db_url, encoders)
     assert queue(conn, "api-mini@1") == [] and len(vectors(conn, "api-mini@1")) == len(vectors(conn, "minilm@1"))
-    # A short Retry-After (under max_wait) is waited out inside the batch, and counted.
+    # A failure (503, a malformed answer) is retried at once within the batch; a 429 defers even for a
+    # second (sleeping in the batch would hold the other versions' rows), and is counted.
     before = usage(conn, "api-mini@1")
-    server.script(status(429, retry_after=1), malformed())
+    server.script(status(503), malformed(), status(429, retry_after=1))
     conn.execute("INSERT INTO vk.documents (body) VALUES ('short throttle')")
+    drain(db_url, encoders)
+    [(_, attempts, dead, error, later)] = queue(conn, "api-mini@1")
+    assert (attempts, dead, later) == (0, False, True) and "429" in error
+    time.sleep(1.1)
     drain(db_url, encoders)
     assert queue(conn, "api-mini@1") == []
     after = usage(conn, "api-mini@1")
-    assert after["retries"] - before["retries"] == 2 and after["throttled_seconds"] - before["throttled_seconds"] >= 1
-    assert after["failures"] - before["failures"] == 2
+    assert after["retries"] - before["retries"] == 3 and after["throttled_seconds"] - before["throttled_seconds"] == 1
+    assert after["failures"] - before["failures"] == 3
 
 
 def test_a_text_the_provider_rejects_fails_alone(
@@ -302,3 +308,28 @@ def test_a_reembed_jobs_api_use_is_in_jobs_show_prometheus_and_mlflow(
     [result] = mlflow_export.export_jobs(db_url, tracking, "vk-api", [job_id])
     run = MlflowClient(tracking_uri=tracking).get_run(result.run_id)
     assert run.data.metrics["api.inputs"] == job["api_usage"]["inputs"]
+
+
+def test_an_application_sees_the_use_of_the_jobs_it_may_see_only(
+    conn: psycopg.Connection, db_url: str, server: EmbeddingServer, login: Any
+) -> None:
+    """Inputs counted per version tell how many rows a table holds: an application sees a job's figures
+    when it may see the job (it may read its collection), the queue's (job 0) never."""
+    register(db_url, server)
+    add(conn, "api-mini@1")  # queues a reembed job
+    job_id = one(conn, "SELECT max(id) FROM vk.jobs WHERE kind = 'reembed'")
+    model_id = one(conn, "SELECT id FROM vk.models WHERE name = 'api-mini'")
+    for job in (0, job_id):
+        conn.execute("SELECT vk.record_api_usage_v1(%s, %s, 1, 10, 100, 0, 0, 0)", (model_id, job))
+    app = login("vk_app")
+    source = one(conn, "SELECT source::text FROM vk.collections WHERE name = 'documents'")
+    conn.execute(f"REVOKE ALL ON {source} FROM PUBLIC, vk_app")
+    with psycopg.connect(app) as as_app:
+        assert one(as_app, "SELECT count(*) FROM vk.jobs") == 0
+    with psycopg.connect(app) as as_app:
+        assert one(as_app, "SELECT count(*) FROM vk.api_usage") == 0
+    conn.execute(f"GRANT SELECT ON {source} TO vk_app")
+    with psycopg.connect(app) as as_app:
+        assert as_app.execute("SELECT job_id, inputs FROM vk.api_usage").fetchall() == [(job_id, 10)]
+    with psycopg.connect(login("vk_worker")) as as_worker:
+        assert one(as_worker, "SELECT count(*) FROM vk.api_usage") == 2

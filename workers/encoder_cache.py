@@ -22,8 +22,12 @@ def _key(model: ModelVersion) -> tuple[object, ...]:
 
 
 class EncoderCache:
-    def __init__(self) -> None:
+    def __init__(self, *, patience: float | None = None) -> None:
+        """patience: the longest an encoder behind an API may wait for its per-minute budget inside a
+        batch (its max_wait at most); the interactive lane gives 0, so that a saturated provider defers
+        its rows there rather than hold the application's other rows of the batch."""
         self._encoders: dict[tuple[object, ...], tuple[Encoder, np.ndarray]] = {}
+        self.patience = patience
 
     def loaded(self, model: ModelVersion) -> bool:
         """Whether this version's encoder is loaded in this process (get() then touches no table)."""
@@ -41,6 +45,8 @@ class EncoderCache:
         else:
             artifact = artifacts.load(conn, model) if stores_artifact(model.kind) else None
             encoder = load_encoder(model, artifact)
+            if self.patience is not None and hasattr(encoder, "max_wait"):
+                encoder.max_wait = min(encoder.max_wait, self.patience)
             probe_text = registry.probe_text(conn)
             probe = encoder.encode([probe_text])[0]
         # Checked on every use, cached or not: the recorded fingerprint may have changed since, or (a cache

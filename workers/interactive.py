@@ -67,7 +67,8 @@ class InteractiveLane:
     ) -> None:
         self.url = url
         self.stop_event = stop_event
-        self.encoders = encoders or EncoderCache()
+        # Patience 0: an API encoder whose budget is spent defers its rows here, never holds the others'.
+        self.encoders = encoders or EncoderCache(patience=0.0)
         self.batch_size = batch_size
         self.live_rows = live_rows
         self.retry = retry or RetryPolicy()

@@ -268,9 +268,11 @@ CREATE OR REPLACE FUNCTION vk.register_model_v1(
     model_name text, kind text, dim integer, distance text, params jsonb, fingerprint vector
 ) RETURNS vk.models
 LANGUAGE sql AS $$
+    -- INSERT ... SELECT: Citus refuses a subquery in VALUES (an aggregate gives its one row with no version yet).
     INSERT INTO vk.models (name, version, kind, dim, distance, params, fingerprint)
-    VALUES (model_name, coalesce((SELECT max(x.version) FROM vk.models x WHERE x.name = model_name), 0) + 1,
-            kind, dim, distance, coalesce(params, '{}'), fingerprint)
+    SELECT model_name, coalesce(max(x.version), 0) + 1, register_model_v1.kind, register_model_v1.dim,
+           register_model_v1.distance, coalesce(register_model_v1.params, '{}'), register_model_v1.fingerprint
+    FROM vk.models x WHERE x.name = model_name
     RETURNING *;
 $$;
 COMMENT ON FUNCTION vk.register_model_v1(text, text, integer, text, jsonb, vector) IS

@@ -244,6 +244,8 @@ DECLARE
     backfill boolean := NOT default_ AND vk.model_role(m) = 'encoder';
     queued   bigint := 0;
 BEGIN
+    -- On Citus: it fills the distributed queue, then writes vk.jobs and vk.collections (reference tables).
+    PERFORM vk._one_connection_per_node();
     IF vk._embed_with(c, m, NOT backfill) THEN
         EXECUTE format(
             'INSERT INTO vk.queue (collection_id, pk, model_id, priority) SELECT $1, s.%I::text, $2, $3 FROM %s s '

@@ -90,3 +90,23 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- What an API encoder used: a job's figures to whoever may see the job (its inputs count the rows of
+-- its collection); the queue's and text queries' (job 0), summed over every collection a version
+-- embeds, to operators only. The check is a function, not a subquery in the policy: on Citus, where
+-- vk.api_usage is the coordinator's own and vk.jobs a reference table, planning the subquery in the
+-- policy recursed until the stack ran out.
+CREATE OR REPLACE FUNCTION vk._may_read_job_id(id bigint) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce((SELECT vk._may_read_job(j.id, j.kind, j.params, j.collection_id, j.model_id)
+                     FROM vk.jobs j WHERE j.id = _may_read_job_id.id), false)
+$$;
+COMMENT ON FUNCTION vk._may_read_job_id(bigint) IS
+    'Internal: whether the caller may see the job of this id (the row security of vk.api_usage).';
+
+ALTER TABLE vk.api_usage ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS operators ON vk.api_usage;
+CREATE POLICY operators ON vk.api_usage TO vk_worker, vk_admin USING (true) WITH CHECK (true);
+DROP POLICY IF EXISTS readers ON vk.api_usage;
+CREATE POLICY readers ON vk.api_usage FOR SELECT
+    USING (job_id <> 0 AND vk._may_read_job_id(job_id));

@@ -76,6 +76,7 @@ GRANT EXECUTE ON FUNCTION
     vk._indexable(vk.models),
     vk._hnsw_index_name(bigint, bigint), vk._map(text), vk._ordered(vk.collections), vk._readable(vk.collections),
     vk._may_read(bigint), vk._may_read_adopted(bigint), vk._may_read_job(bigint, text, jsonb, bigint, bigint),
+    vk._may_read_job_id(bigint),
     vk._may_use(vk.models, name), vk._may_use_trained(bigint, name), vk._kind_role(text),
     vk._require_may_use(vk.models),
     vk._next_vector_model(vk.collections, text)

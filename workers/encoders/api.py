@@ -3,10 +3,13 @@
 What the peers' users report is what this gets right:
 
 - A provider that throttles (429, with or without Retry-After), fails (5xx), times out or cannot be
-  reached says nothing about the texts: short waits (up to max_wait seconds) are waited out here,
-  longer ones raise ProviderBusy, and the worker defers the rows without spending an attempt
-  (vk.defer_row_v1). While a provider backs off, no request is sent to it: every encode raises
-  ProviderBusy at once, so its rows wait and no other version's do.
+  reached says nothing about the texts: the worker defers the rows without spending an attempt
+  (vk.defer_row_v1). A 429 defers at once; a failure is first retried `retries` times, a fraction
+  of a second apart. Then the provider backs off (its Retry-After, or 1 s doubled per failure in a
+  row up to 60 s) and no request is sent to it meanwhile: every encode raises ProviderBusy at once,
+  so its rows wait and no other version's do. Nothing here sleeps for a provider's back-off inside a
+  batch (that would hold the batch's other rows): only for this process's own per-minute budgets, up
+  to max_wait seconds (the interactive lane: 0).
 - One text the API rejects (400, 413, 422) fails alone: encode_each splits the request in halves
   until the rejected text stands by itself.
 - Requests stay within the provider's limits: inputs and (estimated) tokens per request, requests
@@ -40,7 +43,13 @@ from typing import Any
 
 import numpy as np
 
-from vectorkeep.workers.encoders.base import EncoderError, InputRejected, ProviderBusy, ProviderChanged
+from vectorkeep.workers.encoders.base import (
+    EncoderError,
+    InputRejected,
+    ProviderBusy,
+    ProviderChanged,
+    ProviderThrottled,
+)
 from vectorkeep.workers.encoders.usage import Usage
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,8 @@ log = logging.getLogger(__name__)
 # A conservative estimate of characters per token (English BPE averages about 4): used to keep requests
 # under the token limits and to cut a text to the model's window before the provider refuses it.
 CHARS_PER_TOKEN = 3
+# The pause before a quick retry of a failed request, doubled for the next one.
+QUICK_RETRY = 0.25
 # Successes in a row after which a throttled concurrency grows by one again.
 GROW_AFTER = 20
 # Back-off when a provider fails without saying how long to wait: doubles per failure in a row.
@@ -253,14 +264,16 @@ class ApiEncoder:
         self._dim = int(self.params.get("dimensions") or 0) or self._ask_dimension()
 
     def _read_key(self) -> str | None:
-        name = self.params.get("api_key_env", self.preset.key_env)
+        name = self._key_env = str(self.params.get("api_key_env", self.preset.key_env) or "")
         if not name:
             return None
         key = os.environ.get(str(name))
         if not key:
-            raise EncoderError(
+            # The operator's to fix, not the rows': they wait (ProviderBusy) rather than spend their attempts.
+            raise ProviderBusy(
                 f"{self.kind} needs an API key: set the environment variable {name} where the worker runs "
-                "(the key is never stored in the database)"
+                "(the key is never stored in the database)",
+                CHANGED_BACKOFF,
             )
         return key
 
@@ -279,7 +292,9 @@ class ApiEncoder:
 
     @property
     def window(self) -> int:
-        return self.max_input_tokens
+        """The window in words, for chunking (which counts words for an encoder without a tokenizer here):
+        about 0.75 of a word a token, the providers' own rule of thumb."""
+        return max(1, self.max_input_tokens * 3 // 4) if self.max_input_tokens else 0
 
     def _cut(self, text: str) -> str:
         if not self.max_input_tokens:
@@ -351,16 +366,13 @@ class ApiEncoder:
             return self._group(texts, group[:half], each) + self._group(texts, group[half:], each)
 
     def _check_blocked(self) -> None:
-        """Wait out a short back-off of the provider; a longer one raises ProviderBusy without a request."""
+        """While the provider backs off (a 429, failures in a row), ProviderBusy at once, with no request:
+        never a sleep here, which would hold the batch's other versions' rows."""
         with self._state.lock:
             left = self._state.blocked_until - time.monotonic()
             reason = self._state.block_reason
-        if left <= 0:
-            return
-        if left > self.max_wait:
+        if left > 0:
             raise ProviderBusy(f"{self._name()} backs off for {left:.1f}s more: {reason}", left)
-        self._count(throttled_seconds=left)
-        time.sleep(left)
 
     def _name(self) -> str:
         return f"{self.kind} model {self.params['model']!r}"
@@ -391,23 +403,31 @@ class ApiEncoder:
         return taken
 
     def _post(self, texts: list[str]) -> np.ndarray:
-        """One request (its probe sentence first, once known), retried while the waits are short."""
+        """One request (its probe sentence first, once known). A failure (5xx, malformed, unreachable) is
+        retried at once, up to `retries` times, after QUICK_RETRY seconds and twice that: a blip costs the
+        batch a fraction of a second. A 429, a changed model or failures beyond that raise ProviderBusy:
+        the worker defers the rows, and the provider's back-off spares the next batches the requests."""
         sent = [self._probe[0], *texts] if self._probe else texts
         tokens = sum(estimate_tokens(t) for t in sent)
         attempt = 0
         while True:
             self._check_blocked()
             self._reserve(tokens)
+            if self._state.failures_in_a_row:
+                self._count(retries=1)  # the last request to this provider failed: this one sends again
             try:
                 answer = self._send(sent)
+                vectors = self._vectors(answer, len(sent))
+            except (ProviderThrottled, ProviderChanged):
+                raise  # the provider's back-off is set already
             except ProviderBusy as exc:
-                if isinstance(exc, ProviderChanged) or exc.retry_after > self.max_wait or attempt >= self.retries:
+                if attempt >= self.retries:
+                    # Spare the next batches the requests: they defer their rows at once until then.
+                    self._state.throttled(exc.retry_after, str(exc))
                     raise
+                time.sleep(min(self.max_wait, QUICK_RETRY * 2**attempt))
                 attempt += 1
-                self._count(retries=1, throttled_seconds=exc.retry_after)
-                time.sleep(exc.retry_after)
                 continue
-            vectors = self._vectors(answer, len(sent))
             self._count(requests=1, inputs=len(texts), tokens=self.preset.tokens(answer) or tokens)
             self._state.succeeded()
             return vectors[1:] if self._probe else vectors
@@ -421,8 +441,6 @@ class ApiEncoder:
             self._count(failures=1)
             wait = self._state.failed()
             reason = f"{self._name()} unreachable ({type(exc).__name__}: {self._mask(str(exc))})"
-            if wait > self.max_wait:
-                self._state.throttled(wait, reason)
             raise ProviderBusy(reason, wait) from None
         status = response.status_code
         if status == 200:
@@ -439,11 +457,13 @@ class ApiEncoder:
             wait = retry_after_seconds(response.headers.get("retry-after"), self._state.failed())
             reason = f"{self._name()} throttles (429): {message}"
             self._state.throttled(wait, reason)
-            raise ProviderBusy(reason, wait)
+            self._count(throttled_seconds=wait)
+            raise ProviderThrottled(reason, wait)
         if status in (401, 403):
-            reason = (
-                f"{self._name()} refuses the key ({status}: {message}); set the environment variable "
-                f"{self.params.get('api_key_env', self.preset.key_env)} where the worker runs"
+            reason = f"{self._name()} refuses the key ({status}: {message}); " + (
+                f"set the environment variable {self._key_env} where the worker runs"
+                if self._key_env
+                else "the version sends none (api_key_env is empty): register a version with api_key_env"
             )
             self._state.throttled(CHANGED_BACKOFF, reason)
             raise ProviderBusy(reason, CHANGED_BACKOFF)
@@ -452,10 +472,7 @@ class ApiEncoder:
         if status in (400, 413, 422):
             raise InputRejected(f"{self._name()} refused the text ({status}): {message}")
         wait = retry_after_seconds(response.headers.get("retry-after"), self._state.failed())
-        reason = f"{self._name()} failed ({status}): {message}"
-        if wait > self.max_wait:
-            self._state.throttled(wait, reason)
-        raise ProviderBusy(reason, wait)
+        raise ProviderBusy(f"{self._name()} failed ({status}): {message}", wait)
 
     def _vectors(self, answer: dict[str, Any], n: int) -> np.ndarray:
         try:

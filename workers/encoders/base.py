@@ -19,6 +19,10 @@ class ProviderBusy(EncoderError):
         self.retry_after = retry_after
 
 
+class ProviderThrottled(ProviderBusy):
+    """The provider answered 429: it says how long to wait (Retry-After), or the back-off does."""
+
+
 class ProviderChanged(ProviderBusy):
     """The provider's vectors no longer match the version's fingerprint (or its dimension)."""
 
