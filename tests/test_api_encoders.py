@@ -333,3 +333,19 @@ def test_an_application_sees_the_use_of_the_jobs_it_may_see_only(
         assert as_app.execute("SELECT job_id, inputs FROM vk.api_usage").fetchall() == [(job_id, 10)]
     with psycopg.connect(login("vk_worker")) as as_worker:
         assert one(as_worker, "SELECT count(*) FROM vk.api_usage") == 2
+
+
+def test_a_text_longer_than_the_window_is_cut_and_flagged(
+    conn: psycopg.Connection, db_url: str, encoders: EncoderCache, server: EmbeddingServer
+) -> None:
+    register(db_url, server, max_input_tokens=4)  # 12 characters at 3 a token
+    conn.execute("INSERT INTO vk.documents (body) VALUES ('short text'), ('a text far longer than the window')")
+    add(conn, "api-mini@1")
+    drain(db_url, encoders)
+    flags = conn.execute(
+        "SELECT e.body, e.truncated FROM vk.embeddings e JOIN vk.models m ON m.id = e.model_id "
+        "WHERE m.name = 'api-mini' ORDER BY e.pk"
+    ).fetchall()
+    assert flags == [("short text", False), ("a text far longer than the window", True)]
+    cut = vectors(conn, "api-mini@1")[one(conn, "SELECT id::text FROM vk.documents WHERE body LIKE 'a text far%'")]
+    assert float(cut @ encode(["a text far l"])[0]) > 0.999

@@ -6,7 +6,7 @@ What the peers' users report is what this gets right:
   reached says nothing about the texts: the worker defers the rows without spending an attempt
   (vk.defer_row_v1). A 429 defers at once; a failure is first retried `retries` times, a fraction
   of a second apart. Then the provider backs off (its Retry-After, or 1 s doubled per failure in a
-  row up to 60 s) and no request is sent to it meanwhile: every encode raises ProviderBusy at once,
+  row up to 30 s) and no request is sent to it meanwhile: every encode raises ProviderBusy at once,
   so its rows wait and no other version's do. Nothing here sleeps for a provider's back-off inside a
   batch (that would hold the batch's other rows): only for this process's own per-minute budgets, up
   to max_wait seconds (the interactive lane: 0).
@@ -63,7 +63,7 @@ QUICK_RETRY = 0.25
 GROW_AFTER = 20
 # Back-off when a provider fails without saying how long to wait: doubles per failure in a row.
 FIRST_BACKOFF = 1.0
-MAX_BACKOFF = 60.0
+MAX_BACKOFF = 30.0
 # How long rows wait when the provider answers with another model than the recorded one, or refuses
 # the key: an operator has to act, and the rows must not die meanwhile.
 CHANGED_BACKOFF = 300.0
@@ -286,7 +286,8 @@ class ApiEncoder:
 
     def expect_probe(self, text: str, vector: Sequence[float] | np.ndarray) -> None:
         """Send the probe sentence with every request and refuse an answer whose probe vector is not this."""
-        self._probe = (text, np.asarray(vector, dtype=np.float32))
+        # Cut to the window as when its fingerprint was taken (encode cuts every text).
+        self._probe = (self._cut(text), np.asarray(vector, dtype=np.float32))
 
     # --- texts -----------------------------------------------------------------------------------
 
