@@ -349,3 +349,29 @@ def test_a_text_longer_than_the_window_is_cut_and_flagged(
     assert flags == [("short text", False), ("a text far longer than the window", True)]
     cut = vectors(conn, "api-mini@1")[one(conn, "SELECT id::text FROM vk.documents WHERE body LIKE 'a text far%'")]
     assert float(cut @ encode(["a text far l"])[0]) > 0.999
+
+
+def test_a_slow_provider_times_out_into_a_deferral_and_throttling_halves_the_concurrency(
+    conn: psycopg.Connection, db_url: str, encoders: EncoderCache, server: EmbeddingServer
+) -> None:
+    from bench.embedding_server import slow
+
+    register(db_url, server, timeout=0.5, retries=0, concurrency=4)
+    conn.execute("INSERT INTO vk.documents (body) VALUES ('a slow answer')")
+    add(conn, "api-mini@1")
+    server.script(slow(2.0))
+    drain(db_url, encoders)
+    [(_, attempts, dead, error, later)] = queue(conn, "api-mini@1")
+    assert (attempts, dead, later) == (0, False, True) and "Timeout" in error
+    ready_now(conn)
+    drain(db_url, encoders)
+    assert queue(conn, "api-mini@1") == []
+    # A 429 halves the requests in flight; twenty successes in a row give one back.
+    encoder = ApiEncoder("openai", params(server, concurrency=4))
+    server.script(status(429, retry_after=0))
+    with pytest.raises(ProviderBusy):
+        encoder.encode(["throttled"])
+    assert encoder._state.concurrency == 2
+    for i in range(20):
+        encoder.encode([f"fine {i}"])
+    assert encoder._state.concurrency == 3
