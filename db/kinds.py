@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -204,6 +205,12 @@ def _api_kind(
                 "string",
                 key_env,
                 "the variable the worker reads the API key from (never stored in the database); empty: no key",
+            ),
+            Param(
+                "api_key_file",
+                "string",
+                None,
+                "a file holding the key (a Docker or Kubernetes secret), read instead of api_key_env",
             ),
         )
         if key_env
@@ -533,6 +540,14 @@ def check_params(kind_name: str, params: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(
             "api_key_env names an environment variable (e.g. OPENAI_API_KEY), it does not hold the key itself"
         )
+    base_url = params.get("base_url")
+    if isinstance(base_url, str):
+        parts = urlsplit(base_url)
+        if parts.username or parts.password or re.search(r"(key|token|secret|signature)=", parts.query, re.I):
+            raise ValueError(
+                "base_url holds a credential (user:password@ or a key in its query), and vk.models.params is "
+                "readable by every vk role: give the key with api_key_env or api_key_file instead"
+            )
     if k.param("model") is not None and not params.get("model"):
         raise ValueError(f"{kind_name} needs the provider's model name: model=...")
     return k.with_defaults(params)

@@ -128,6 +128,10 @@ def test_an_openai_encoder_embeds_searches_by_text_and_counts_its_use(
     # A text query through the API encoder, answered by the interactive lane.
     with running_lane(db_url, encoders):
         best = one(conn, "SELECT pk FROM vk.search('documents', 'text number 7 about the queue', 1, 'api-mini@1')")
+        asked = server.requests
+        # The same text again: from the text queries' cache (vk.embed_cache), no request.
+        again = one(conn, "SELECT pk FROM vk.search('documents', 'text number 7 about the queue', 1, 'api-mini@1')")
+        assert (again, server.requests) == (best, asked)
     assert best in api
     assert one(conn, "SELECT sum(requests) FROM vk.api_usage WHERE job_id = 0") >= 4
     assert all(KEY not in r.getMessage() for r in caplog.records)
@@ -140,6 +144,8 @@ def test_the_key_is_never_stored_and_a_missing_one_says_which_variable(
         models.register_encoder(db_url, "k", kind="openai", params={**params(server), "api_key": KEY})
     with pytest.raises(ValueError, match="names an environment variable"):
         models.register_encoder(db_url, "k", kind="openai", params={**params(server), "api_key_env": KEY})
+    with pytest.raises(ValueError, match="holds a credential"):
+        models.register_encoder(db_url, "k", kind="openai", params={**params(server), "base_url": "https://u:p@h/v1"})
     with pytest.raises(ValueError, match="no parameter 'modle'"):
         models.register_encoder(db_url, "k", kind="openai", params={"modle": "x"})
     monkeypatch.delenv(KEY_ENV)
@@ -375,3 +381,16 @@ def test_a_slow_provider_times_out_into_a_deferral_and_throttling_halves_the_con
     for i in range(20):
         encoder.encode([f"fine {i}"])
     assert encoder._state.concurrency == 3
+
+
+def test_the_key_may_come_from_a_secret_file(
+    db_url: str, server: EmbeddingServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.delenv(KEY_ENV)
+    secret = tmp_path / "openai-key"
+    with pytest.raises(ProviderBusy, match="cannot read") as unread:
+        register(db_url, server, api_key_file=str(secret))
+    assert KEY not in str(unread.value)
+    secret.write_text(KEY + "\n")
+    version = register(db_url, server, api_key_file=str(secret))
+    assert version.dim == 384 and KEY not in str(version.params)

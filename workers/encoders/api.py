@@ -39,6 +39,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -265,9 +266,24 @@ class ApiEncoder:
 
     def _read_key(self) -> str | None:
         name = self._key_env = str(self.params.get("api_key_env", self.preset.key_env) or "")
+        secret = self.params.get("api_key_file")
+        if secret:
+            # A named secret (Docker's /run/secrets/..., a Kubernetes secret volume): read at each load.
+            self._key_env = f"in the file {secret}"
+            try:
+                key = Path(str(secret)).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ProviderBusy(
+                    f"{self.kind} reads its API key from {secret}, which this worker cannot read "
+                    f"({type(exc).__name__}); mount the secret there",
+                    CHANGED_BACKOFF,
+                ) from None
+            if not key:
+                raise ProviderBusy(f"{self.kind}: the key file {secret} is empty", CHANGED_BACKOFF)
+            return key
         if not name:
             return None
-        key = os.environ.get(str(name))
+        key = os.environ.get(name, "")
         if not key:
             # The operator's to fix, not the rows': they wait (ProviderBusy) rather than spend their attempts.
             raise ProviderBusy(
@@ -462,7 +478,7 @@ class ApiEncoder:
             raise ProviderThrottled(reason, wait)
         if status in (401, 403):
             reason = f"{self._name()} refuses the key ({status}: {message}); " + (
-                f"set the environment variable {self._key_env} where the worker runs"
+                f"set the key ({self._key_env}) where the worker runs"
                 if self._key_env
                 else "the version sends none (api_key_env is empty): register a version with api_key_env"
             )
