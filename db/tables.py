@@ -334,3 +334,19 @@ hybrid_settings = Table(
     Column("chosen_by", Text, nullable=False),
     Column("chosen_at", DateTime(timezone=True), nullable=False),
 )
+
+# What encoders behind an API used, per version and job (0: outside any job); revision 0023.
+api_usage = Table(
+    "api_usage",
+    metadata,
+    Column("model_id", BigInteger, primary_key=True),
+    Column("job_id", BigInteger, primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("inputs", BigInteger, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("retries", BigInteger, nullable=False),
+    Column("throttled_seconds", Float, nullable=False),
+    Column("failures", BigInteger, nullable=False),
+    Column("first_at", DateTime(timezone=True), nullable=False),
+    Column("last_at", DateTime(timezone=True), nullable=False),
+)

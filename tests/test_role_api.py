@@ -149,6 +149,8 @@ CONTRACT = [
         ),
         ("finish_row_v1", "SELECT vk.finish_row_v1(%(cid)s, %(pk)s, %(mid)s, 1)"),
         ("fail_row_v1", "SELECT vk.fail_row_v1(%(note_cid)s, '1', %(mid)s, 'an error', 3, 0.0)"),
+        ("defer_row_v1", "SELECT vk.defer_row_v1(%(note_cid)s, '1', %(mid)s, 'a provider throttles', 5.0)"),
+        ("record_api_usage_v1", "SELECT vk.record_api_usage_v1(%(mid)s, 0, 1, 2, 30, 0, 0.5, 0)"),
         ("model_v1", "SELECT vk.model_v1(%(mid)s)"),
         ("collection_v1", "SELECT vk.collection_v1(%(cid)s)"),
         ("collection_model_v1", "SELECT vk.collection_model_v1('documents', NULL)"),
