@@ -42,12 +42,14 @@ WITH returned AS (
               > (SELECT count(*) FROM vk.queue q JOIN returned r USING (collection_id, pk, model_id)
                  WHERE q.xmin = (SELECT xid FROM mine)) AS failed_some
 )
-SELECT vk.model_label(m) AS model, count(*) AS failed
+-- (The label spelt out: on Citus the join runs on the shards, where a row of the reference table vk.models
+-- has the shard's row type and vk.model_label(vk.models) does not resolve.)
+SELECT m.name || '@' || m.version AS model, count(*) AS failed
 FROM vk.queue q JOIN vk.models m ON m.id = q.model_id
 WHERE (SELECT failed_some FROM gate) AND q.xmin = (SELECT xid FROM mine)
   AND NOT EXISTS (SELECT 1 FROM returned r
                   WHERE r.collection_id = q.collection_id AND r.pk = q.pk AND r.model_id = q.model_id)
-GROUP BY vk.model_label(m);
+GROUP BY m.name, m.version;
 
 -- name: upsert_chunk
 -- One chunk's vector (chunk 0 of an unchunked row) and the exact text it came
@@ -253,9 +255,15 @@ LEFT JOIN vk.models m ON m.id = j.model_id
 ORDER BY j.id DESC LIMIT %(limit)s;
 
 -- name: job
--- One job with its collection and model names, how long it waited in the
--- queue and how long it ran (so far, while it waits or runs).
-SELECT j.*, c.name AS collection, vk.model_label(m) AS model,
+-- One job with its collection and model names, what an encoder behind an API used for it (NULL: none),
+-- how long it waited in the queue and how long it ran (so far, while it waits or runs).
+-- (Labels spelt out: on Citus the subquery on vk.api_usage, a table of the coordinator, sends the rest to a
+-- node, where a row of vk.models has the shard's row type and vk.model_label(vk.models) does not resolve.)
+SELECT j.*, c.name AS collection, m.name || '@' || m.version AS model,
+       (SELECT jsonb_build_object('requests', u.requests, 'inputs', u.inputs, 'tokens', u.tokens,
+                                  'retries', u.retries, 'throttled_seconds', u.throttled_seconds,
+                                  'failures', u.failures)
+        FROM vk.api_usage u WHERE u.job_id = j.id AND u.model_id = j.model_id) AS api_usage,
        extract(epoch FROM coalesce(j.started_at, j.finished_at, now()) - j.created_at)::float8 AS queued_seconds,
        extract(epoch FROM coalesce(j.finished_at, now()) - j.started_at)::float8 AS run_seconds
 FROM vk.jobs j
@@ -635,12 +643,16 @@ DELETE FROM vk.model_kinds WHERE kind <> ALL (%(kinds)s);
 -- name: jobs_for_export
 -- Jobs as MLflow runs (vectorkeep.app.mlflow_export): every finished job when %(ids)s is NULL, else those
 -- ids whatever their status (the caller refuses unfinished ones); with the collection, the model version
--- and, for the job that trained that version, the version's metrics.
+-- and, for the job that trained that version, the version's metrics; what an API encoder used for it.
 SELECT j.id, j.kind, j.status, j.params, j.metrics, j.snapshot, j.log_tail, j.error, j.worker, j.attempts,
        j.created_at, j.started_at, j.finished_at,
-       c.name AS collection, vk.model_label(m) AS model, m.kind AS model_kind,
+       c.name AS collection, m.name || '@' || m.version AS model, m.kind AS model_kind,
        m.params ->> 'artifact_sha256' AS artifact_sha256,
-       CASE WHEN m.trained_by_job = j.id THEN m.metrics END AS model_metrics
+       CASE WHEN m.trained_by_job = j.id THEN m.metrics END AS model_metrics,
+       (SELECT jsonb_build_object('requests', u.requests, 'inputs', u.inputs, 'tokens', u.tokens,
+                                  'retries', u.retries, 'throttled_seconds', u.throttled_seconds,
+                                  'failures', u.failures)
+        FROM vk.api_usage u WHERE u.job_id = j.id AND u.model_id = j.model_id) AS api_usage
 FROM vk.jobs j
 LEFT JOIN vk.collections c ON c.id = j.collection_id
 LEFT JOIN vk.models m ON m.id = j.model_id
@@ -817,3 +829,16 @@ $$;
 -- vk over Citus (sql/definitions/90_citus.sql): each table and how it is placed.
 SELECT table_name::text AS table_name, citus_table_type, distribution_column, shard_count
 FROM vk.distribute(%(shards)s, %(embeddings_by)s);
+
+-- name: defer
+-- The row's encoder (an API) is busy or unreachable: back in the queue after seconds, attempts kept.
+SELECT vk.defer_row_v1(%(collection_id)s, %(pk)s, %(model_id)s, %(reason)s, %(seconds)s);
+
+-- name: record_api_usage
+-- What an encoder behind an API used: for the job given, else the version's running reembed job if there
+-- is one (text queries give 0: outside any job).
+SELECT vk.record_api_usage_v1(
+    %(model_id)s,
+    coalesce(%(job_id)s::bigint, (SELECT max(j.id) FROM vk.jobs j
+                                  WHERE j.kind = 'reembed' AND j.model_id = %(model_id)s AND j.status = 'running')),
+    %(requests)s, %(inputs)s, %(tokens)s, %(retries)s, %(throttled_seconds)s, %(failures)s);
