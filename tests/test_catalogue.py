@@ -267,6 +267,45 @@ def test_schema_show_prints_the_current_definition_from_its_file(db_url: str) ->
     assert schema.show("vk.no_such_thing") == []
 
 
+COLUMNS = (
+    "SELECT attname, format_type(atttypid, atttypmod), attnotnull, attidentity FROM pg_attribute"
+    " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+)
+
+
+def test_schema_show_prints_a_table_as_sql_that_creates_it(db_url: str) -> None:
+    """Tables are built up by run-once migrations; `schema show vk.embeddings` prints their sum as one
+    CREATE TABLE (with indexes, row security, policies, triggers, comments, grants), and that SQL
+    runs: every table of head, created again from it in a schema of its own, has the installed columns."""
+    shown = schema.show("vk.embeddings")
+    assert [d.path for d in shown] == [f"sql/releases/{migrate.head_revision()}.json"]
+    text = shown[0].text
+    assert "CREATE TABLE vk.embeddings (\n    collection_id bigint NOT NULL," in text
+    assert "CONSTRAINT embeddings_pkey PRIMARY KEY (collection_id, pk, model_id, chunk)" in text
+    assert "ALTER TABLE vk.embeddings ENABLE ROW LEVEL SECURITY;" in text
+    assert "CREATE POLICY readers ON vk.embeddings" in text and "CREATE TRIGGER embeddings_check" in text
+    assert "GRANT SELECT ON vk.embeddings TO vk_app;" in text
+    assert "embeddings_c1_m1" not in text  # a collection's own indexes are not the table's
+    with psycopg.connect(db_url) as conn:
+        tables = [
+            name
+            for (name,) in conn.execute(
+                "SELECT relname FROM pg_class WHERE relnamespace = 'vk'::regnamespace AND relkind IN ('r', 'p')"
+            )
+        ]
+        assert "embeddings" in tables
+        conn.execute("CREATE SCHEMA vk_shown")
+        for table in tables:
+            (definition,) = schema.show(f"vk.{table}")
+            sql = re.sub(rf"\bvk\.{table}\b(?!\.)", f"vk_shown.{table}", definition.text)
+            if conn.info.server_version < 170000:  # recorded on PostgreSQL 18, which has MAINTAIN
+                sql = sql.replace("MAINTAIN, ", "")
+            conn.execute(sql.encode())
+            shown_columns = conn.execute(COLUMNS, (f"vk_shown.{table}",)).fetchall()
+            assert shown_columns == conn.execute(COLUMNS, (f"vk.{table}",)).fetchall(), table
+        conn.rollback()
+
+
 def test_head_release_catalogue_is_the_one_schema_check_uses() -> None:
     head = migrate.head_revision()
     assert head is not None

@@ -19,7 +19,7 @@ REVOKE ALL ON SCHEMA vk FROM PUBLIC, vk_app, vk_worker, vk_admin;
 REVOKE ALL ON SCHEMA vk_expr FROM PUBLIC, vk_app, vk_worker, vk_admin;
 GRANT USAGE ON SCHEMA vk TO vk_app, vk_worker, vk_admin;
 -- The roles that may attach a table or set an order write their expression
--- functions there, as themselves (10_collections.sql).
+-- functions there, as themselves (11_expressions.sql).
 GRANT USAGE, CREATE ON SCHEMA vk_expr TO vk_worker, vk_admin;
 
 -- Operators: everything.

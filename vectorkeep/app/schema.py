@@ -56,14 +56,75 @@ def _blocks(path: str) -> list[tuple[str, int, str]]:
 
 def show(name: str) -> list[Definition]:
     """The current definitions of an object (``vk.search``, ``search``, ``vk.status``), as
-    written in sql/definitions/; empty when none is."""
+    written in sql/definitions/, or of a table (``vk.embeddings``) as head's catalogue records it;
+    empty when there is none."""
     wanted = name if name.startswith("vk.") else f"vk.{name}"
-    return [
+    found = [
         Definition(f"sql/{path}", line, text)
         for path in sql.definition_files()
         for found, line, text in _blocks(path)
         if found == wanted
     ]
+    return found or _table(wanted)
+
+
+# The indexes each (collection, version) brings (13_indexes.sql); the sample collection's are in
+# the catalogue, but they are no part of the table's own definition.
+_COLLECTION_INDEX = re.compile(r"^index vk\.embeddings_c\d+_m\d+_")
+
+
+def _table(name: str) -> list[Definition]:
+    """A table as one CREATE TABLE with its constraints, indexes, row security, policies, triggers,
+    comments and grants. Tables are built up by run-once migrations (sql/migrations/), so their
+    current definition is the sum that head's recorded catalogue holds, rendered here."""
+    from vectorkeep.db import migrate  # alembic: imported when a table is shown, not with the command line
+
+    head = migrate.head_revision()
+    assert head is not None
+    objects = migrate.release(head).objects
+    table = objects.get(f"table {name}")
+    if table is None:
+        return []
+    bare = name.removeprefix("vk.")
+    lines = [f"CREATE TABLE {name} ("]
+    # The catalogue says IDENTITY for either kind; every identity column of vk's is GENERATED ALWAYS
+    # (tests/test_catalogue.py creates each table from this text and compares the columns' kinds).
+    columns = [re.sub(r" IDENTITY$", " GENERATED ALWAYS AS IDENTITY", c) for c in table["columns"]]
+    items = [*columns, *(f"CONSTRAINT {c}" for c in table["constraints"])]
+    lines += [f"    {item}{',' if i < len(items) - 1 else ''}" for i, item in enumerate(items)]
+    lines.append(");")
+    related = sorted(
+        key
+        for key in objects
+        if (key.startswith("index ") and f" ON {name} " in str(objects[key].get("definition", "")) + " ")
+        or (key.startswith(("policy ", "trigger ")) and key.endswith(f" ON {name}"))
+    )
+    constraint_names = {c.split()[0] for c in table["constraints"]}
+    for key in related:
+        if _COLLECTION_INDEX.match(key) or key.removeprefix("index vk.") in constraint_names:
+            continue
+        lines.append(str(objects[key]["definition"]).replace("CREATE OR REPLACE ", "CREATE ", 1) + ";")
+    if table.get("row_security"):
+        lines.append(f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY;")
+    if table.get("comment"):
+        lines.append(f"COMMENT ON TABLE {name} IS {_literal(str(table['comment']))};")
+    for column, comment in sorted(table.get("column_comments", {}).items()):
+        lines.append(f"COMMENT ON COLUMN {name}.{column} IS {_literal(str(comment))};")
+    granted: dict[str, list[str]] = {}
+    for grant in table.get("grants", []):
+        role, _, privilege = grant.partition(":")
+        granted.setdefault(role, []).append(privilege)
+    lines += [f"GRANT {', '.join(privileges)} ON {name} TO {role};" for role, privileges in sorted(granted.items())]
+    if bare == "embeddings":
+        lines.append(
+            "-- Each (collection, version) adds embeddings_c<C>_m<M>_hnsw and _fts (sql/definitions/13_indexes.sql)."
+        )
+    header = f"-- the sum of sql/migrations/ up to {head}: no file holds it whole"
+    return [Definition(f"sql/releases/{head}.json", 0, "\n".join([header, *lines]))]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)

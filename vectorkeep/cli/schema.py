@@ -11,10 +11,10 @@ from vectorkeep.cli.parsing import Commands, url
 def cmd_show(args: argparse.Namespace) -> int:
     found = schema.show(args.name)
     if not found:
-        print(f"error: no current definition of {args.name} in sql/definitions/", file=sys.stderr)
+        print(f"error: no current definition of {args.name} in sql/definitions/, and no such table", file=sys.stderr)
         return 1
     for d in found:
-        print(f"-- {d.path}:{d.line}\n{d.text}\n")
+        print(f"-- {d.path}{f':{d.line}' if d.line else ''}\n{d.text}\n")
     return 0
 
 
@@ -40,8 +40,14 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def register(commands: Commands) -> None:
     _, group = commands.group("schema", "Read the SQL's current definitions; check an installed schema for drift.")
-    p = group.add("show", cmd_show, "Print the current definition of an object from sql/definitions/.", json_flag=False)
-    p.add_argument("name", help="e.g. vk.search, vk.status, vk.claim_v1")
+    p = group.add(
+        "show",
+        cmd_show,
+        "Print the current definition of a function, view or trigger (from sql/definitions/) or of a table "
+        "(CREATE TABLE with its indexes, policies, triggers, comments and grants, from head's catalogue).",
+        json_flag=False,
+    )
+    p.add_argument("name", help="e.g. vk.search, vk.status, vk.claim_v1, vk.embeddings")
     group.add(
         "check",
         cmd_check,
