@@ -32,6 +32,23 @@ def _name(key: str) -> str:
     return key.split(" ", 1)[1]
 
 
+class _Batch:
+    """Statements sent to the server together, in order, in one round trip: a restore runs
+    thousands (each grant is one), and one at a time they cost seconds in every install."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+        self.statements: list[str] = []
+
+    def add(self, statement: str | sql.Composable) -> None:
+        self.statements.append(statement if isinstance(statement, str) else statement.as_string(self.conn))
+
+    def send(self) -> None:
+        if self.statements:
+            self.conn.execute(";\n".join(self.statements).encode())
+            self.statements = []
+
+
 def restore(conn: psycopg.Connection, release: Release, skip: Iterable[str] = ()) -> None:
     """Make the database's definitions those of `release` (tables and data are left alone).
 
@@ -40,15 +57,16 @@ def restore(conn: psycopg.Connection, release: Release, skip: Iterable[str] = ()
     schema = catalogue.vector_schema(conn)
     have = catalogue.read(conn)
     want = {key: props for key, props in release.objects.items() if key not in set(skip)}
+    batch = _Batch(conn)
 
     def run(text: str) -> None:
         # Without the column lists the recording server printed after a function in FROM (release 0015's
         # vk._backend_alive names 31 columns of pg_stat_get_activity, PostgreSQL 15 and 16 have 30).
-        conn.execute(fill_vector_schema(catalogue.comparable_definition(text), schema).encode())
+        batch.add(fill_vector_schema(catalogue.comparable_definition(text), schema))
 
     def drop(kind: str, name: str) -> None:
         # Names as the catalogue printed them: qualified and quoted already.
-        conn.execute(sql.SQL("DROP {} {}").format(sql.SQL(kind), sql.SQL(name)))
+        batch.add(sql.SQL("DROP {} {}").format(sql.SQL(kind), sql.SQL(name)))
 
     # Views and policies depend on functions: dropped first, created last.
     for key in (k for k in have if k.startswith("view ")):
@@ -68,12 +86,14 @@ def restore(conn: psycopg.Connection, release: Release, skip: Iterable[str] = ()
     for key in reversed(catalogue.function_order(conn)):
         if key in doomed:
             drop("FUNCTION", _name(key))
+    batch.send()
     checked = conn.execute(query("function_bodies_checked")).fetchone()
     conn.execute(query("check_function_bodies"), {"value": "off"})
     try:
         for key in release.function_order:
             if key in want:
                 run(want[key]["definition"])
+        batch.send()
     finally:
         conn.execute(query("check_function_bodies"), {"value": checked[0] if checked else "on"})
     for kind in ("view ", "trigger ", "policy "):
@@ -82,15 +102,16 @@ def restore(conn: psycopg.Connection, release: Release, skip: Iterable[str] = ()
     for key, props in sorted(want.items()):
         if key.startswith("table "):
             switch = "ENABLE" if props.get("row_security") else "DISABLE"
-            conn.execute(sql.SQL("ALTER TABLE {} {} ROW LEVEL SECURITY").format(sql.SQL(_name(key)), sql.SQL(switch)))
+            batch.add(sql.SQL("ALTER TABLE {} {} ROW LEVEL SECURITY").format(sql.SQL(_name(key)), sql.SQL(switch)))
     for key, props in sorted(want.items()):
         if key.startswith(("function ", "view ")):
             target = "FUNCTION" if key.startswith("function ") else "VIEW"
-            conn.execute(
+            batch.add(
                 sql.SQL("COMMENT ON {} {} IS {}").format(
                     sql.SQL(target), sql.SQL(_name(key)), sql.Literal(props.get("comment"))
                 )
             )
+    batch.send()
     # Grants of privileges the server lacks (a release recorded on a newer PostgreSQL) are left out.
     _restore_grants(conn, catalogue.for_server(want, conn.info.server_version))
 
@@ -146,8 +167,9 @@ def loosen_row_type_users(conn: psycopg.Connection, *tables: str) -> list[str]:
 def _restore_grants(conn: psycopg.Connection, want: catalogue.Catalogue) -> None:
     existing = [r for (r,) in conn.execute(query("existing_roles"), {"names": list(ROLES)})]
     grantees = sql.SQL(", ").join([sql.SQL("PUBLIC"), *map(sql.Identifier, existing)])
+    batch = _Batch(conn)
     for objects in ("ALL TABLES IN SCHEMA vk", "ALL SEQUENCES IN SCHEMA vk", "ALL FUNCTIONS IN SCHEMA vk", "SCHEMA vk"):
-        conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.SQL(objects), grantees))
+        batch.add(sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.SQL(objects), grantees))
     for key, props in sorted(want.items()):
         kind = key.split(" ", 1)[0]
         target = {"function": "FUNCTION", "view": "TABLE", "table": "TABLE", "sequence": "SEQUENCE", "schema": "SCHEMA"}
@@ -157,8 +179,9 @@ def _restore_grants(conn: psycopg.Connection, want: catalogue.Catalogue) -> None
             grantee, privilege = grant.split(":", 1)
             privilege, _, column = privilege.partition(" ")
             who = sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.Identifier(grantee)
-            conn.execute(
+            batch.add(
                 sql.SQL("GRANT {} {} ON {} {} TO {}").format(
                     sql.SQL(privilege), sql.SQL(column), sql.SQL(target[kind]), sql.SQL(_name(key)), who
                 )
             )
+    batch.send()
