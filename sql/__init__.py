@@ -18,6 +18,7 @@ import re
 from importlib.resources import files
 
 _QUERY_HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+_SECTION = re.compile(r"^-- ==.*\n", re.MULTILINE)  # a heading that groups statements by caller
 
 
 def read(relative_path: str) -> str:
@@ -50,7 +51,7 @@ def migration_dirs() -> list[str]:
 @functools.cache
 def queries() -> dict[str, str]:
     """Named queries of queries.sql: a ``-- name: x`` line, comments, then the statement."""
-    parts = _QUERY_HEADER.split(read("queries.sql"))
+    parts = _QUERY_HEADER.split(_SECTION.sub("", read("queries.sql")))
     return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 

@@ -4,6 +4,10 @@
 -- Workers and job runners call only the worker contract (vk.*_v1, see
 -- sql/definitions/20_queue.sql) and the public API; the other statements here
 -- are reads for the command line.
+--
+-- Sections (lines starting with "-- ==") group the statements by their caller.
+
+-- == The batch: claim, write, fail and defer queue rows (workers/embed.py, workers/worker.py)
 
 -- name: claim
 -- Lock a batch of ready queue rows with their current text (see vk.claim_v1).
@@ -12,10 +16,6 @@ SELECT collection_id, pk, model_id, attempts, body FROM vk.claim_v1(%(batch_size
 -- name: claim_live
 -- The same, only the rows the application wrote for its searched versions (see vk.claim_live_v1).
 SELECT collection_id, pk, model_id, attempts, body FROM vk.claim_live_v1(%(batch_size)s);
-
--- name: has_live_claim
--- Schemas before revision 0015 have no separate claim for the application's rows.
-SELECT to_regprocedure('vk.claim_live_v1(integer)') IS NOT NULL;
 
 -- name: queue_updates
 -- Queue rows this session has updated and not yet reported to the statistics, which PostgreSQL does only
@@ -69,6 +69,77 @@ SELECT vk.chunking_v1(%(collection_id)s);
 -- Retry later with exponential backoff; dead after max_attempts, with its error.
 SELECT vk.fail_row_v1(%(collection_id)s, %(pk)s, %(model_id)s, %(error)s, %(max_attempts)s, %(backoff)s);
 
+-- name: defer
+-- The row's encoder (an API) is busy or unreachable: back in the queue after seconds, attempts kept.
+SELECT vk.defer_row_v1(%(collection_id)s, %(pk)s, %(model_id)s, %(reason)s, %(seconds)s);
+
+-- name: record_api_usage
+-- What an encoder behind an API used: for the job given, else the version's running reembed job if there
+-- is one (text queries give 0: outside any job).
+SELECT vk.record_api_usage_v1(
+    %(model_id)s,
+    coalesce(%(job_id)s::bigint, (SELECT max(j.id) FROM vk.jobs j
+                                  WHERE j.kind = 'reembed' AND j.model_id = %(model_id)s AND j.status = 'running')),
+    %(requests)s, %(inputs)s, %(tokens)s, %(retries)s, %(throttled_seconds)s, %(failures)s);
+
+-- name: has_keyword_stats
+-- Schemas before revision 0020 keep no BM25 statistics.
+SELECT to_regprocedure('vk.compact_keyword_stats_v1()') IS NOT NULL;
+
+-- name: compact_keyword_stats
+-- After a batch: fold the BM25 counts its writes appended (33_keywords.sql).
+SELECT vk.compact_keyword_stats_v1();
+
+-- name: listen
+-- The channel the queue triggers notify (vk._enqueued).
+LISTEN vk_queue;
+
+-- name: distributed
+-- Whether to collect what Citus nodes captured (vk.collect_captured_v1, which
+-- answers 0 unless vk is distributed): a schema older than revision 0017 and
+-- a server without Citus have nothing to collect.
+SELECT to_regprocedure('vk.collect_captured_v1()') IS NOT NULL
+   AND to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL;
+
+-- name: collect_captured
+-- On Citus: what every node's triggers captured, to the queue (its count).
+SELECT vk.collect_captured_v1();
+
+-- == Text queries: the worker's interactive lane (workers/interactive.py)
+
+-- name: has_live_claim
+-- Schemas before revision 0015 have no separate claim for the application's rows.
+SELECT to_regprocedure('vk.claim_live_v1(integer)') IS NOT NULL;
+
+-- name: has_interactive_lane
+-- Schemas before revision 0011 serve no text queries.
+SELECT to_regprocedure('vk.claim_embed_requests_v1(integer)') IS NOT NULL;
+
+-- name: listen_embed
+-- The channel text queries notify (vk._request_embedding).
+LISTEN vk_embed;
+
+-- name: claim_embed_requests
+SELECT id, model_id, input FROM vk.claim_embed_requests_v1(%(batch_size)s);
+
+-- name: answer_embed_request
+SELECT vk.answer_embed_request_v1(%(id)s, %(embedding)s);
+
+-- name: release_embed_requests
+-- The claim's advisory locks, held until the answers are committed: their callers wake now.
+SELECT pg_advisory_unlock_all();
+
+-- name: fail_embed_request
+SELECT vk.fail_embed_request_v1(%(id)s, %(error)s);
+
+-- name: prune_embed_cache
+SELECT vk.prune_embed_cache_v1();
+
+-- name: search_models
+SELECT model_id FROM vk.search_models_v1() AS model_id;
+
+-- == Model versions, kinds and artifacts (db/registry.py, db/kinds.py, db/artifacts.py)
+
 -- name: model_by_id
 SELECT id, name, version, kind, dim, distance, params, fingerprint, status
 FROM vk.model_v1(%(id)s) WHERE id IS NOT NULL;
@@ -93,82 +164,26 @@ SELECT vk.probe_text();
 SELECT id, name, version, kind, dim, distance, params, fingerprint, status
 FROM vk.register_model_v1(%(name)s, %(kind)s, %(dim)s, %(distance)s, %(params)s, %(fingerprint)s);
 
--- name: list_models
-SELECT vk.model_label(m) AS model, m.kind, m.dim, m.distance, m.status,
-       m.fingerprint IS NOT NULL AS fingerprinted, m.params, m.created_at
-FROM vk.models m ORDER BY m.name, m.version;
+-- name: model_trained
+SELECT vk.model_trained_v1(%(id)s, %(dim)s, %(params)s, %(metrics)s, %(fingerprint)s);
 
--- name: attach
-SELECT name FROM vk.attach(%(table)s::regclass, %(pk)s, %(text)s, %(model)s, %(name)s, %(row_security)s,
-                           %(metadata)s);
+-- name: sync_model_kind
+INSERT INTO vk.model_kinds (kind, role, trainable, loadable, params, description)
+VALUES (%(kind)s, %(role)s, %(trainable)s, %(loadable)s, %(params)s, %(description)s)
+ON CONFLICT (kind) DO UPDATE
+SET role = EXCLUDED.role, trainable = EXCLUDED.trainable, loadable = EXCLUDED.loadable,
+    params = EXCLUDED.params, description = EXCLUDED.description;
 
--- name: search
--- query: a vector, or a text (encoded by a worker's interactive lane).
-SELECT pk, body, distance FROM vk.search(%(collection)s, %(query)s, %(k)s, %(model)s, %(filter)s);
-
--- name: similar
-SELECT pk, body, distance FROM vk.similar(%(collection)s, %(pk)s, %(k)s, %(model)s, %(filter)s);
-
--- name: search_chunks
-SELECT pk, chunk, start_char, end_char, body, distance
-FROM vk.search_chunks(%(collection)s, %(query)s, %(k)s, %(model)s, %(filter)s);
-
--- name: hybrid_search
-SELECT pk, body, score, keyword_rank, vector_rank
-FROM vk.hybrid_search(%(collection)s, %(query)s::text, %(k)s, %(filter)s, %(keyword_weight)s, %(vector_weight)s,
-                      %(model)s, %(fusion)s);
-
--- name: has_keyword_stats
--- Schemas before revision 0020 keep no BM25 statistics.
-SELECT to_regprocedure('vk.compact_keyword_stats_v1()') IS NOT NULL;
-
--- name: compact_keyword_stats
--- After a batch: fold the BM25 counts its writes appended (33_keywords.sql).
-SELECT vk.compact_keyword_stats_v1();
-
--- name: interactive_lane_running
--- Whether a worker's interactive lane listens (workers/interactive.py).
-SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-               WHERE datname = current_database() AND application_name LIKE 'vectorkeep interactive %');
-
--- name: set_chunking
-SELECT name, chunking FROM vk.set_chunking(%(collection)s, %(method)s, %(size)s, %(overlap)s);
-
--- name: status
-SELECT collection, model, is_default, rows, embedded, chunks, chunking, pending, failed, dead, empty, stale,
-       last_embedded_at, error
-FROM vk.status ORDER BY collection, model;
-
--- name: pending
--- Queue rows still to do (not dead), for progress bars.
-SELECT count(*) FROM vk.queue WHERE NOT dead;
-
--- name: corpus_loaded
-SELECT EXISTS (SELECT 1 FROM vk.documents WHERE metadata ->> 'source' = %(source)s);
-
--- name: insert_document
-INSERT INTO vk.documents (body, metadata) VALUES (%(body)s, %(metadata)s);
-
--- name: listen
--- The channel the queue triggers notify (vk._enqueued).
-LISTEN vk_queue;
-
--- name: distributed
--- Whether to collect what Citus nodes captured (vk.collect_captured_v1, which
--- answers 0 unless vk is distributed): a schema older than revision 0017 and
--- a server without Citus have nothing to collect.
-SELECT to_regprocedure('vk.collect_captured_v1()') IS NOT NULL
-   AND to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL;
-
--- name: collect_captured
--- On Citus: what every node's triggers captured, to the queue (its count).
-SELECT vk.collect_captured_v1();
+-- name: drop_other_model_kinds
+DELETE FROM vk.model_kinds WHERE kind <> ALL (%(kinds)s);
 
 -- name: store_artifact
 SELECT vk.store_artifact_v1(%(model_id)s, %(name)s, %(data)s);
 
 -- name: load_artifact
 SELECT data, sha256 FROM vk.artifact_v1(%(model_id)s, %(name)s);
+
+-- == The job protocol and train and reembed jobs (workers/jobs/, workers/trainers/)
 
 -- name: claim_job
 SELECT * FROM vk.claim_job_v1(%(worker)s, %(lease)s, %(kinds)s);
@@ -182,14 +197,17 @@ SELECT vk.finish_job_v1(%(id)s, %(worker)s, %(metrics)s, %(model_id)s, %(log)s);
 -- name: fail_job
 SELECT vk.fail_job_v1(%(id)s, %(worker)s, %(error)s, %(log)s);
 
--- name: record_snapshot
-SELECT vk.record_snapshot_v1(%(id)s, %(collection_id)s);
+-- name: release_job
+SELECT vk.release_job_v1(%(id)s, %(worker)s, %(progress)s);
 
 -- name: run_due_schedules
 SELECT vk.run_due_schedules_v1();
 
 -- name: listen_jobs
 LISTEN vk_jobs;
+
+-- name: record_snapshot
+SELECT vk.record_snapshot_v1(%(id)s, %(collection_id)s);
 
 -- name: enqueue_page
 SELECT last_key, scanned, queued FROM vk.enqueue_page_v1(%(collection_id)s, %(model_id)s, %(after)s, %(page)s);
@@ -205,13 +223,14 @@ SELECT pk, body FROM vk.collection_texts_v1(%(collection_id)s);
 -- (text, vector) pairs of a collection under a model: what a distilled model learns from.
 SELECT pk, body, embedding FROM vk.collection_pairs_v1(%(collection_id)s, %(model_id)s);
 
+-- name: row_vectors
+-- One vector a row (the mean of its chunks' vectors), with the hash of its text, in key order.
+SELECT pk, embedding, text_sha256 FROM vk.row_vectors_v1(%(collection_id)s, %(model_id)s, %(pks)s::text[]);
+
 -- name: reserve_model
 -- The version a train job produces, reserved at its start (status training)
 -- and recorded on the job.
 SELECT vk.reserve_model_v1(%(job_id)s, %(name)s, %(kind)s, %(params)s);
-
--- name: model_trained
-SELECT vk.model_trained_v1(%(id)s, %(dim)s, %(params)s, %(metrics)s, %(fingerprint)s);
 
 -- name: model_failed
 SELECT vk.model_failed_v1(%(id)s);
@@ -237,14 +256,122 @@ SELECT set_config('maintenance_work_mem',
                   greatest(current_setting('max_parallel_maintenance_workers')::integer, %(parallel_workers)s::integer)::text,
                   false);
 
+-- name: collection_name
+SELECT name, default_model_id FROM vk.collection_v1(%(id)s) WHERE id IS NOT NULL;
+
+-- name: keep_newest
+SELECT vk.keep_newest_v1(%(collection_id)s, %(name)s, %(keep)s);
+
+-- == Recovery, maps and next-vector jobs (workers/jobs/recover.py, workers/inversion/, workers/maps/, workers/jobs/predict.py)
+
+-- name: adopted_id
+SELECT id FROM vk.adopted_v1(%(name)s) WHERE id IS NOT NULL;
+
+-- name: recover_nearest_page
+SELECT last_key, recovered FROM vk.recover_nearest_page_v1(%(adopted_id)s, %(after)s, %(page)s,
+                                                            %(reference_model_id)s, %(job_id)s);
+
+-- name: recovered_summary
+SELECT recovered, mean_similarity, without_text FROM vk.recovered_summary_v1(%(adopted_id)s, %(method)s);
+
+-- name: adopted_page
+SELECT pk, embedding FROM vk.adopted_page_v1(%(adopted_id)s, %(after)s, %(page)s);
+
+-- name: put_recovered
+SELECT vk.put_recovered_v2(%(adopted_id)s, %(pk)s, %(method)s, %(body)s, %(similarity)s, %(model_id)s,
+                           %(reference_model_id)s, %(source_collection)s, %(source_pk)s, %(job_id)s, %(details)s);
+
+-- name: recover_nearest
+SELECT collection, pk, body, similarity FROM vk.recover(%(query)s, %(model)s, %(k)s, %(collection)s);
+
+-- name: inverters_for
+-- The ready inverters trained for an encoder version, best recorded held-out cosine first.
+SELECT vk.inverters_v1(%(model_id)s);
+
+-- name: maps_of
+-- The maps drawn from a collection's vectors of a model version, still in use.
+SELECT vk.maps_of_v1(%(collection_id)s, %(model_id)s);
+
+-- name: add_map
+SELECT vk.add_map_v1(%(model_id)s, %(collection_id)s, %(source_model_id)s);
+
+-- name: upsert_coordinates
+SELECT vk.put_coordinates_v1(%(collection_id)s, %(pk)s, %(model_id)s, %(x)s, %(y)s, %(text_sha256)s);
+
+-- name: map_coordinates
+SELECT pk, x, y FROM vk.coordinates WHERE model_id = %(model_id)s ORDER BY pk;
+
+-- name: sequence_windows
+SELECT group_key, target_pk, context_vectors, target
+FROM vk.sequence_windows_v1(%(collection_id)s, %(model_id)s, %(context)s);
+
+-- name: group_tail
+SELECT pk, v FROM vk.group_tail_v1(%(collection_id)s, %(model_id)s, %(group_key)s, %(n)s);
+
+-- name: put_prediction
+SELECT vk.put_prediction_v1(%(job_id)s, %(collection_id)s, %(model_id)s, %(group_key)s, %(context_pks)s, %(vector)s);
+
+-- name: put_prediction_text
+SELECT vk.put_prediction_text_v1(%(job_id)s, %(recovered)s);
+
+-- == The application layer: what the command line and programs call (vectorkeep/app/)
+
+-- name: list_models
+SELECT vk.model_label(m) AS model, m.kind, m.dim, m.distance, m.status,
+       m.fingerprint IS NOT NULL AS fingerprinted, m.params, m.created_at
+FROM vk.models m ORDER BY m.name, m.version;
+
 -- name: set_storage
 SELECT vk.set_storage(%(model)s, %(storage)s);
+
+-- name: attach
+SELECT name FROM vk.attach(%(table)s::regclass, %(pk)s, %(text)s, %(model)s, %(name)s, %(row_security)s,
+                           %(metadata)s);
+
+-- name: set_chunking
+SELECT name, chunking FROM vk.set_chunking(%(collection)s, %(method)s, %(size)s, %(overlap)s);
+
+-- name: search
+-- query: a vector, or a text (encoded by a worker's interactive lane).
+SELECT pk, body, distance FROM vk.search(%(collection)s, %(query)s, %(k)s, %(model)s, %(filter)s);
+
+-- name: similar
+SELECT pk, body, distance FROM vk.similar(%(collection)s, %(pk)s, %(k)s, %(model)s, %(filter)s);
+
+-- name: search_chunks
+SELECT pk, chunk, start_char, end_char, body, distance
+FROM vk.search_chunks(%(collection)s, %(query)s, %(k)s, %(model)s, %(filter)s);
+
+-- name: hybrid_search
+SELECT pk, body, score, keyword_rank, vector_rank
+FROM vk.hybrid_search(%(collection)s, %(query)s::text, %(k)s, %(filter)s, %(keyword_weight)s, %(vector_weight)s,
+                      %(model)s, %(fusion)s);
+
+-- name: interactive_lane_running
+-- Whether a worker's interactive lane listens (workers/interactive.py).
+SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+               WHERE datname = current_database() AND application_name LIKE 'vectorkeep interactive %');
+
+-- name: status
+SELECT collection, model, is_default, rows, embedded, chunks, chunking, pending, failed, dead, empty, stale,
+       last_embedded_at, error
+FROM vk.status ORDER BY collection, model;
+
+-- name: pending
+-- Queue rows still to do (not dead), for progress bars.
+SELECT count(*) FROM vk.queue WHERE NOT dead;
+
+-- name: corpus_loaded
+SELECT EXISTS (SELECT 1 FROM vk.documents WHERE metadata ->> 'source' = %(source)s);
+
+-- name: insert_document
+INSERT INTO vk.documents (body, metadata) VALUES (%(body)s, %(metadata)s);
 
 -- name: activate
 SELECT activated FROM vk.activate(%(collection)s, %(model)s, %(gates)s);
 
--- name: collection_name
-SELECT name, default_model_id FROM vk.collection_v1(%(id)s) WHERE id IS NOT NULL;
+-- name: retire
+SELECT vk.retire(%(model)s, %(collection)s, confirm => %(confirm)s);
 
 -- name: list_jobs
 SELECT j.id, j.kind, j.status, c.name AS collection, vk.model_label(m) AS model, j.attempts,
@@ -277,17 +404,34 @@ SELECT vk.train(%(model)s, %(kind)s, %(params)s, %(collection)s);
 -- name: schedule_train
 SELECT vk.schedule_train(%(model)s, %(kind)s, %(every)s::interval, %(params)s, %(collection)s);
 
+-- name: unschedule
+SELECT vk.unschedule(%(model)s, %(collection)s);
+
 -- name: reembed
 SELECT vk.reembed(%(collection)s, %(model)s);
-
--- name: retire
-SELECT vk.retire(%(model)s, %(collection)s, confirm => %(confirm)s);
 
 -- name: cancel_job
 SELECT id, status FROM vk.cancel_job(%(id)s);
 
--- name: release_job
-SELECT vk.release_job_v1(%(id)s, %(worker)s, %(progress)s);
+-- name: jobs_for_export
+-- Jobs as MLflow runs (vectorkeep.app.mlflow_export): every finished job when %(ids)s is NULL, else those
+-- ids whatever their status (the caller refuses unfinished ones); with the collection, the model version
+-- and, for the job that trained that version, the version's metrics; what an API encoder used for it.
+SELECT j.id, j.kind, j.status, j.params, j.metrics, j.snapshot, j.log_tail, j.error, j.worker, j.attempts,
+       j.created_at, j.started_at, j.finished_at,
+       c.name AS collection, m.name || '@' || m.version AS model, m.kind AS model_kind,
+       m.params ->> 'artifact_sha256' AS artifact_sha256,
+       CASE WHEN m.trained_by_job = j.id THEN m.metrics END AS model_metrics,
+       (SELECT jsonb_build_object('requests', u.requests, 'inputs', u.inputs, 'tokens', u.tokens,
+                                  'retries', u.retries, 'throttled_seconds', u.throttled_seconds,
+                                  'failures', u.failures)
+        FROM vk.api_usage u WHERE u.job_id = j.id AND u.model_id = j.model_id) AS api_usage
+FROM vk.jobs j
+LEFT JOIN vk.collections c ON c.id = j.collection_id
+LEFT JOIN vk.models m ON m.id = j.model_id
+WHERE CASE WHEN %(ids)s::bigint[] IS NULL THEN j.status IN ('succeeded', 'failed', 'cancelled')
+           ELSE j.id = ANY (%(ids)s::bigint[]) END
+ORDER BY j.id;
 
 -- name: adopt
 SELECT name, model FROM vk.adopt(%(table)s::regclass, %(pk)s, %(vector)s, %(model)s, %(name)s);
@@ -300,73 +444,14 @@ SELECT vk.set_encoder_v1(%(model)s, %(encoder)s, %(fingerprint)s);
 -- name: recover_adopted
 SELECT vk.recover_adopted(%(adopted)s, %(method)s, %(reference)s, %(params)s);
 
--- name: adopted_id
-SELECT id FROM vk.adopted_v1(%(name)s) WHERE id IS NOT NULL;
-
--- name: recover_nearest_page
-SELECT last_key, recovered FROM vk.recover_nearest_page_v1(%(adopted_id)s, %(after)s, %(page)s,
-                                                            %(reference_model_id)s, %(job_id)s);
-
--- name: recovered_summary
-SELECT recovered, mean_similarity, without_text FROM vk.recovered_summary_v1(%(adopted_id)s, %(method)s);
-
--- name: adopted_page
-SELECT pk, embedding FROM vk.adopted_page_v1(%(adopted_id)s, %(after)s, %(page)s);
-
--- name: put_recovered
-SELECT vk.put_recovered_v2(%(adopted_id)s, %(pk)s, %(method)s, %(body)s, %(similarity)s, %(model_id)s,
-                           %(reference_model_id)s, %(source_collection)s, %(source_pk)s, %(job_id)s, %(details)s);
-
 -- name: recovered_text
 SELECT pk, body, method, model, similarity, alternatives FROM vk.recovered_text(%(adopted)s);
 
 -- name: evaluate_recovery
 SELECT vk.evaluate_recovery(%(collection)s, %(model)s, %(inverter)s, %(params)s);
 
--- name: nearest_other
--- The nearest stored text to a vector that is not the row itself: recovery's baseline.
-SELECT r.pk, r.body, r.similarity FROM vk.recover(%(vector)s, %(model)s, 2, %(collection)s) r
-WHERE r.pk <> %(pk)s LIMIT 1;
-
--- name: row_vectors
--- One vector a row (the mean of its chunks' vectors), with the hash of its text, in key order.
-SELECT pk, embedding, text_sha256 FROM vk.row_vectors_v1(%(collection_id)s, %(model_id)s, %(pks)s::text[]);
-
--- name: maps_of
--- The maps drawn from a collection's vectors of a model version, still in use.
-SELECT vk.maps_of_v1(%(collection_id)s, %(model_id)s);
-
--- name: add_map
-SELECT vk.add_map_v1(%(model_id)s, %(collection_id)s, %(source_model_id)s);
-
--- name: upsert_coordinates
-SELECT vk.put_coordinates_v1(%(collection_id)s, %(pk)s, %(model_id)s, %(x)s, %(y)s, %(text_sha256)s);
-
--- name: map_coordinates
-SELECT pk, x, y FROM vk.coordinates WHERE model_id = %(model_id)s ORDER BY pk;
-
 -- name: map_gaps
 SELECT cell_x, cell_y, x, y, neighbours FROM vk.map_gaps(%(model)s, %(cells)s, %(min_neighbours)s);
-
--- name: recover_nearest
-SELECT collection, pk, body, similarity FROM vk.recover(%(query)s, %(model)s, %(k)s, %(collection)s);
-
--- name: inverters_for
--- The ready inverters trained for an encoder version, best recorded held-out cosine first.
-SELECT vk.inverters_v1(%(model_id)s);
-
--- name: sequence_windows
-SELECT group_key, target_pk, context_vectors, target
-FROM vk.sequence_windows_v1(%(collection_id)s, %(model_id)s, %(context)s);
-
--- name: group_tail
-SELECT pk, v FROM vk.group_tail_v1(%(collection_id)s, %(model_id)s, %(group_key)s, %(n)s);
-
--- name: put_prediction
-SELECT vk.put_prediction_v1(%(job_id)s, %(collection_id)s, %(model_id)s, %(group_key)s, %(context_pks)s, %(vector)s);
-
--- name: put_prediction_text
-SELECT vk.put_prediction_text_v1(%(job_id)s, %(recovered)s);
 
 -- name: set_order
 SELECT name FROM vk.set_order(%(collection)s, %(group)s, %(position)s);
@@ -380,6 +465,8 @@ SELECT pk, body, similarity FROM vk.predicted(%(job_id)s, %(k)s);
 -- Catalogue reads (db/catalogue.py, vectorkeep schema check). Run with
 -- search_path = pg_catalog, <pgvector's schema>, so names print the same in
 -- every session.
+
+-- == The schema: catalogue, definitions, worker contract, health probes, preflight, Citus (db/)
 
 -- name: search_path
 SELECT current_setting('search_path');
@@ -603,69 +690,6 @@ CROSS JOIN LATERAL (VALUES ('vk_queue_insert', vk._insert_trigger_name(c.id) || 
                            ('vk_forget_delete', format('vk._on_delete(%L)', c.id)),
                            ('vk_forget_truncate', format('vk._on_truncate(%L)', c.id))) t(name, executes);
 
--- name: has_interactive_lane
--- Schemas before revision 0011 serve no text queries.
-SELECT to_regprocedure('vk.claim_embed_requests_v1(integer)') IS NOT NULL;
-
--- name: listen_embed
--- The channel text queries notify (vk._request_embedding).
-LISTEN vk_embed;
-
--- name: claim_embed_requests
-SELECT id, model_id, input FROM vk.claim_embed_requests_v1(%(batch_size)s);
-
--- name: answer_embed_request
-SELECT vk.answer_embed_request_v1(%(id)s, %(embedding)s);
-
--- name: release_embed_requests
--- The claim's advisory locks, held until the answers are committed: their callers wake now.
-SELECT pg_advisory_unlock_all();
-
--- name: fail_embed_request
-SELECT vk.fail_embed_request_v1(%(id)s, %(error)s);
-
--- name: prune_embed_cache
-SELECT vk.prune_embed_cache_v1();
-
--- name: search_models
-SELECT model_id FROM vk.search_models_v1() AS model_id;
-
--- name: sync_model_kind
-INSERT INTO vk.model_kinds (kind, role, trainable, loadable, params, description)
-VALUES (%(kind)s, %(role)s, %(trainable)s, %(loadable)s, %(params)s, %(description)s)
-ON CONFLICT (kind) DO UPDATE
-SET role = EXCLUDED.role, trainable = EXCLUDED.trainable, loadable = EXCLUDED.loadable,
-    params = EXCLUDED.params, description = EXCLUDED.description;
-
--- name: drop_other_model_kinds
-DELETE FROM vk.model_kinds WHERE kind <> ALL (%(kinds)s);
-
--- name: jobs_for_export
--- Jobs as MLflow runs (vectorkeep.app.mlflow_export): every finished job when %(ids)s is NULL, else those
--- ids whatever their status (the caller refuses unfinished ones); with the collection, the model version
--- and, for the job that trained that version, the version's metrics; what an API encoder used for it.
-SELECT j.id, j.kind, j.status, j.params, j.metrics, j.snapshot, j.log_tail, j.error, j.worker, j.attempts,
-       j.created_at, j.started_at, j.finished_at,
-       c.name AS collection, m.name || '@' || m.version AS model, m.kind AS model_kind,
-       m.params ->> 'artifact_sha256' AS artifact_sha256,
-       CASE WHEN m.trained_by_job = j.id THEN m.metrics END AS model_metrics,
-       (SELECT jsonb_build_object('requests', u.requests, 'inputs', u.inputs, 'tokens', u.tokens,
-                                  'retries', u.retries, 'throttled_seconds', u.throttled_seconds,
-                                  'failures', u.failures)
-        FROM vk.api_usage u WHERE u.job_id = j.id AND u.model_id = j.model_id) AS api_usage
-FROM vk.jobs j
-LEFT JOIN vk.collections c ON c.id = j.collection_id
-LEFT JOIN vk.models m ON m.id = j.model_id
-WHERE CASE WHEN %(ids)s::bigint[] IS NULL THEN j.status IN ('succeeded', 'failed', 'cancelled')
-           ELSE j.id = ANY (%(ids)s::bigint[]) END
-ORDER BY j.id;
-
--- name: keep_newest
-SELECT vk.keep_newest_v1(%(collection_id)s, %(name)s, %(keep)s);
-
--- name: unschedule
-SELECT vk.unschedule(%(model)s, %(collection)s);
-
 -- name: set_statement_timeout
 -- A probe's statements give up after this many milliseconds (as text) rather than hang a health check or a scrape.
 SELECT set_config('statement_timeout', %(ms)s, false);
@@ -829,16 +853,3 @@ $$;
 -- vk over Citus (sql/definitions/90_citus.sql): each table and how it is placed.
 SELECT table_name::text AS table_name, citus_table_type, distribution_column, shard_count
 FROM vk.distribute(%(shards)s, %(embeddings_by)s);
-
--- name: defer
--- The row's encoder (an API) is busy or unreachable: back in the queue after seconds, attempts kept.
-SELECT vk.defer_row_v1(%(collection_id)s, %(pk)s, %(model_id)s, %(reason)s, %(seconds)s);
-
--- name: record_api_usage
--- What an encoder behind an API used: for the job given, else the version's running reembed job if there
--- is one (text queries give 0: outside any job).
-SELECT vk.record_api_usage_v1(
-    %(model_id)s,
-    coalesce(%(job_id)s::bigint, (SELECT max(j.id) FROM vk.jobs j
-                                  WHERE j.kind = 'reembed' AND j.model_id = %(model_id)s AND j.status = 'running')),
-    %(requests)s, %(inputs)s, %(tokens)s, %(retries)s, %(throttled_seconds)s, %(failures)s);
