@@ -48,11 +48,22 @@ def migration_dirs() -> list[str]:
     return sorted(f"migrations/{p.name}" for p in folder.iterdir() if re.fullmatch(r"\d{4}_\w+", p.name))
 
 
+def parse_queries(text: str) -> dict[str, str]:
+    """Named statements of a queries file: a ``-- name: x`` line, comments, then the statement."""
+    parts = _QUERY_HEADER.split(_SECTION.sub("", text))
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
 @functools.cache
 def queries() -> dict[str, str]:
-    """Named queries of queries.sql: a ``-- name: x`` line, comments, then the statement."""
-    parts = _QUERY_HEADER.split(_SECTION.sub("", read("queries.sql")))
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    """Named queries of queries.sql."""
+    return parse_queries(read("queries.sql"))
+
+
+def released_queries_file(revision: str) -> str:
+    """The statements the Python side sent when `revision` was released (``vectorkeep schema release``):
+    the next release's workers may change theirs, these must keep working against head."""
+    return f"releases/{revision}.queries.sql"
 
 
 def query(name: str) -> str:

@@ -5,17 +5,17 @@ jobs, upgrades without losing or re-embedding anything."""
 
 import functools
 import hashlib
-import re
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
 from helpers import drain, is_do_block, one, prepare
+from vectorkeep import sql
+from vectorkeep.app import schema
 from vectorkeep.db import contract, migrate
 from vectorkeep.db.connect import connect
 from vectorkeep.db.records import ModelVersion
@@ -27,14 +27,12 @@ from vectorkeep.workers.worker import Worker, WorkerSettings
 PREVIOUS = "0015_safety"
 # The last release whose schema had no worker contract version.
 BEFORE_CONTRACTS = "0008_maps_sequences"
-_HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
 def previous_queries() -> dict[str, str]:
-    """The named statements of the previous release (tests/previous_release/queries.sql)."""
-    text = (Path(__file__).parent / "previous_release" / "queries.sql").read_text()
-    parts = _HEADER.split(text)
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    """The named statements of the newest release (sql/releases/<revision>.queries.sql, kept by
+    `vectorkeep schema release`): while head is unreleased, its previous release's."""
+    return sql.parse_queries(sql.read(sql.released_queries_file(schema.frozen_revisions()[-1])))
 
 
 Q = previous_queries()

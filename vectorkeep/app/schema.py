@@ -2,6 +2,7 @@
 whether an installed database has exactly the objects its revision should;
 and, for developers, recording a release's catalogue."""
 
+import hashlib
 import itertools
 import os
 import re
@@ -242,3 +243,38 @@ def record_release(server_url: str) -> Path:
     reference_path().parent.mkdir(parents=True, exist_ok=True)
     reference_path().write_text(reference(Release.loads(text)), encoding="utf-8")
     return path
+
+
+def frozen_path() -> Path:
+    return Path(sql.__file__).parent / "frozen.txt"
+
+
+def frozen_revisions() -> list[str]:
+    """The released revisions, in order: those whose catalogue sql/frozen.txt lists."""
+    lines = frozen_path().read_text(encoding="utf-8").splitlines()
+    paths = [line.split()[1] for line in lines if line.strip() and not line.startswith("#")]
+    return sorted({Path(p).stem for p in paths if p.startswith("releases/") and p.endswith(".json")})
+
+
+def release(server_url: str) -> list[Path]:
+    """Release the head revision, in one step: record its catalogue (and the SQL reference) from a fresh
+    install on this server, keep the statements the Python side sends today beside it (the next
+    release's contract test runs them against its head), and freeze the revision: the sha256 of its
+    run-once files, its catalogue and those statements go to sql/frozen.txt, after which they are
+    never edited again (tests/test_frozen_sql.py). The files written."""
+    from vectorkeep.db import migrate
+
+    head = migrate.head_revision()
+    assert head is not None
+    if head in frozen_revisions():
+        raise ValueError(f"{head} is released already: a change is a new revision (sql/migrations/NNNN_name/)")
+    root = Path(sql.__file__).parent
+    catalogue_file = record_release(server_url)
+    statements = root / sql.released_queries_file(head)
+    statements.write_text(sql.read("queries.sql"), encoding="utf-8")
+    files = [*sorted((root / "migrations" / head).glob("*.sql")), catalogue_file, statements]
+    with frozen_path().open("a", encoding="utf-8") as frozen:
+        for path in files:
+            frozen.write(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(root)}\n")
+    return [catalogue_file, reference_path(), statements, frozen_path()]
+

@@ -38,6 +38,12 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_release(args: argparse.Namespace) -> int:
+    for path in schema.release(url(args)):
+        print(f"wrote {path}")
+    return 0
+
+
 def register(commands: Commands) -> None:
     _, group = commands.group("schema", "Read the SQL's current definitions; check an installed schema for drift.")
     p = group.add(
@@ -60,5 +66,12 @@ def register(commands: Commands) -> None:
         "record",
         cmd_record,
         "Developers: write sql/releases/<head>.json from a fresh install of the head revision (on this server).",
+        json_flag=False,
+    )
+    group.add(
+        "release",
+        cmd_release,
+        "Developers: release the head revision: record its catalogue, keep today's statements beside it "
+        "(sql/releases/<head>.queries.sql) and freeze its files (sql/frozen.txt).",
         json_flag=False,
     )
