@@ -277,4 +277,3 @@ def release(server_url: str) -> list[Path]:
         for path in files:
             frozen.write(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(root)}\n")
     return [catalogue_file, reference_path(), statements, frozen_path()]
-
