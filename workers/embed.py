@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,14 +36,21 @@ from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders import Encoder
 from vectorkeep.workers.encoders.base import ProviderBusy, truncation_flags
 from vectorkeep.workers.encoders.usage import Usage, take_usage
-from vectorkeep.workers.maps import coordinates
-from vectorkeep.workers.maps.coordinates import MapCache
 
 log = logging.getLogger(__name__)
 
-# Maps loaded once per process; keyed by version and artifact hash, so a
-# process serving several databases never mixes them.
-_maps = MapCache()
+# Steps that follow a batch's new vectors in its transaction: (connection, collection id, model version,
+# [(pk, the row's vector (the mean of its chunks'), text sha256)]). The batch knows no feature that
+# registers one (map-following: workers/maps/coordinates.py, registered by the loops that run batches),
+# and imports none of them (an import-linter contract in pyproject.toml).
+AfterWrite = Callable[[psycopg.Connection, int, ModelVersion, list[tuple[str, np.ndarray, bytes]]], None]
+_after_write: list[AfterWrite] = []
+
+
+def after_write(step: AfterWrite) -> None:
+    """Run `step` after each batch writes vectors, in the batch's transaction (once, however often registered)."""
+    if step not in _after_write:
+        _after_write.append(step)
 
 
 @dataclass(frozen=True)
@@ -456,19 +463,15 @@ def _write(conn: psycopg.Connection, part: Encoded, retry: RetryPolicy, result: 
             # Chunks past the new last one belong to an older, longer text: same transaction.
             cur.executemany(query("finish_row"), [{**_key(r), "chunks": len(p)} for r, (_, p) in done])
             result.embedded += len(done)
-            # Rows move on the maps drawn from these vectors, in the same transaction.
-            for collection_id in {r.collection_id for r, _ in done}:
-                coordinates.follow(
-                    conn,
-                    _maps,
-                    collection_id,
-                    model,
-                    [
-                        (r.pk, np.mean([v for _, v, _ in pieces], axis=0), sha)
-                        for r, (sha, pieces) in done
-                        if r.collection_id == collection_id
-                    ],
-                )
+            # What follows the vectors (rows moving on their maps) changes with them, in the same transaction.
+            for collection_id in {r.collection_id for r, _ in done} if _after_write else ():
+                rows = [
+                    (r.pk, np.mean([v for _, v, _ in pieces], axis=0), sha)
+                    for r, (sha, pieces) in done
+                    if r.collection_id == collection_id
+                ]
+                for step in _after_write:
+                    step(conn, collection_id, model, rows)
         if failed:
             for r, error in failed:
                 log.warning(

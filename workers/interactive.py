@@ -34,11 +34,15 @@ from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
-from vectorkeep.workers.embed import RetryPolicy, encode_rows, process_batch
+from vectorkeep.workers.embed import RetryPolicy, after_write, encode_rows, process_batch
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders.usage import take_usage
+from vectorkeep.workers.maps.coordinates import follow_batch
 
 log = logging.getLogger(__name__)
+
+# The batches this loop runs move their rows on their maps (the batch itself knows no maps).
+after_write(follow_batch)
 
 APPLICATION_NAME = "vectorkeep interactive"
 # Callers wait on the claim's locks; the lane polls only for a missed

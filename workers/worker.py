@@ -25,12 +25,16 @@ import psycopg
 from vectorkeep.db import contract
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
-from vectorkeep.workers.embed import BatchResult, RetryPolicy, claim_batch
+from vectorkeep.workers.embed import BatchResult, RetryPolicy, after_write, claim_batch
 from vectorkeep.workers.encoder_cache import EncoderCache
+from vectorkeep.workers.maps.coordinates import follow_batch
 from vectorkeep.workers.metrics import Metrics, recording
 from vectorkeep.workers.overlap import WriteBehind
 
 log = logging.getLogger(__name__)
+
+# The batches this loop runs move their rows on their maps (the batch itself knows no maps).
+after_write(follow_batch)
 
 CHANNEL = "vk_queue"
 

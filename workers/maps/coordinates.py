@@ -85,6 +85,18 @@ def place_all(conn: psycopg.Connection, map_version: ModelVersion, model: MapMod
     return done
 
 
+# Maps loaded once per process; keyed by version and artifact hash, so a
+# process serving several databases never mixes them.
+_maps = MapCache()
+
+
+def follow_batch(
+    conn: psycopg.Connection, collection_id: int, source: ModelVersion, rows: list[tuple[str, np.ndarray, bytes]]
+) -> None:
+    """The batch's step (workers/embed.py after_write): move its rows on their maps, with this process's maps."""
+    follow(conn, _maps, collection_id, source, rows)
+
+
 def follow(
     conn: psycopg.Connection,
     maps: MapCache,
