@@ -68,3 +68,26 @@ def test_the_quickstart_gives_the_readmes_two_commands_word_for_word() -> None:
     quickstart = (ROOT / "docs" / "quickstart.md").read_text(encoding="utf-8")
     commands = [line for line in quickstart.splitlines() if line.startswith("python3 -m venv")]
     assert len(commands) == 2 and all(c in README.splitlines() for c in commands)
+
+
+def test_the_feature_table_names_places_that_exist_and_every_sql_file() -> None:
+    """docs/contributing.md's "Where each feature lives": each file or folder it names exists, and
+    every file of sql/definitions/ has a row."""
+    text = (ROOT / "docs" / "contributing.md").read_text(encoding="utf-8")
+    table = text.split("## Where each feature lives", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    sql_named, missing = set(), []
+    for _, sql_cell, python, app, _docs in rows:
+        for name in re.findall(r"`(\w+)`", sql_cell):
+            sql_named.add(name)
+            if not (ROOT / "sql" / "definitions" / f"{name}.sql").is_file():
+                missing.append(f"sql/definitions/{name}.sql")
+        for place in re.findall(r"`([\w/.]+)`", python):
+            if not (ROOT / place).exists():
+                missing.append(place)
+        for place in re.findall(r"`([\w/.]+)`", app):
+            if not (ROOT / "vectorkeep" / place).exists():
+                missing.append(f"vectorkeep/{place}")
+    assert missing == []
+    every = {p.stem for p in (ROOT / "sql" / "definitions").glob("*.sql")}
+    assert every - sql_named == set()
