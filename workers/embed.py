@@ -32,6 +32,7 @@ from vectorkeep.db.records import Claimed, ModelVersion
 from vectorkeep.sql import query
 from vectorkeep.workers import metrics
 from vectorkeep.workers.chunking import Chunk, Chunking, chunks, encoder_spans
+from vectorkeep.workers.counts import RowCounts
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders import Encoder
 from vectorkeep.workers.encoders.base import ProviderBusy, truncation_flags
@@ -60,12 +61,8 @@ class RetryPolicy:
 
 
 @dataclass
-class BatchResult:
+class BatchResult(RowCounts):
     claimed: int = 0
-    embedded: int = 0
-    emptied: int = 0
-    failed: int = 0
-    deferred: int = 0  # an API encoder was busy or unreachable: back in the queue, attempts kept
 
 
 def _has_text(body: str | None) -> bool:

@@ -10,11 +10,12 @@ metrics address, Prometheus metrics are served over HTTP while it runs
 import threading
 from dataclasses import dataclass, field
 
+from vectorkeep.workers.counts import WorkerStats
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.interactive import InteractiveLane
 from vectorkeep.workers.jobs.runner import JobRunner
 from vectorkeep.workers.metrics import Metrics, MetricsAddress, serving
-from vectorkeep.workers.worker import Worker, WorkerSettings, WorkerStats
+from vectorkeep.workers.worker import Worker, WorkerSettings
 
 
 @dataclass
@@ -98,6 +99,5 @@ class Service:
         drain = Worker(self.url, self.settings, encoders=self.encoders, metrics=self.metrics)
         drain.run(until_idle=True)
         result.queue = self.worker.stats
-        for name in ("batches", "embedded", "emptied", "failed"):
-            setattr(result.queue, name, getattr(result.queue, name) + getattr(drain.stats, name))
+        result.queue.add(drain.stats)
         return result

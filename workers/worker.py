@@ -25,6 +25,7 @@ import psycopg
 from vectorkeep.db import contract
 from vectorkeep.db.connect import connect
 from vectorkeep.sql import query
+from vectorkeep.workers.counts import WorkerStats
 from vectorkeep.workers.embed import BatchResult, RetryPolicy, after_write, claim_batch
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.maps.coordinates import follow_batch
@@ -57,22 +58,6 @@ class WorkerSettings:
     reconnect_max_delay: float = 10.0
     # Encode a batch while the last one is written (two work connections); off: one after the other.
     overlap: bool = True
-
-
-@dataclass
-class WorkerStats:
-    batches: int = 0
-    embedded: int = 0
-    emptied: int = 0
-    failed: int = 0
-    deferred: int = 0
-
-    def add(self, batch: BatchResult) -> None:
-        self.batches += 1
-        self.embedded += batch.embedded
-        self.emptied += batch.emptied
-        self.failed += batch.failed
-        self.deferred += batch.deferred
 
 
 class Worker:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vectorkeep.workers import device as devices
+from vectorkeep.workers.counts import WorkerStats
 from vectorkeep.workers.metrics_address import DEFAULT_HOST as DEFAULT_METRICS_HOST
 
 if TYPE_CHECKING:
@@ -53,13 +54,9 @@ OnStart = Callable[[Callable[[], None]], None]
 
 
 @dataclass
-class ServeReport:
-    """What a service did: queue batches and rows, and the jobs it ran."""
+class ServeReport(WorkerStats):
+    """What a service did: queue batches and rows (workers/worker.py's counters), and the jobs it ran."""
 
-    batches: int = 0
-    embedded: int = 0
-    emptied: int = 0
-    failed: int = 0
     jobs: list[int] = field(default_factory=list)
 
 
@@ -133,5 +130,4 @@ def serve(
         on_start(service.stop)
     result = service.run(until_idle=until_idle)
     log.info("worker stopped: %s, jobs run: %s", result.queue, result.jobs)
-    q = result.queue
-    return ServeReport(batches=q.batches, embedded=q.embedded, emptied=q.emptied, failed=q.failed, jobs=result.jobs)
+    return ServeReport(**asdict(result.queue), jobs=result.jobs)
