@@ -1,15 +1,21 @@
 """Helpers the tests share: run a worker, run the CLI, read vectors back."""
 
+import argparse
 import hashlib
+import io
+import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from typing import Any
+from unittest import mock
 
 import psycopg
 from psycopg.rows import dict_row
@@ -51,17 +57,107 @@ def save_untrained_inverter(folder: Any) -> Any:
     return original, folder / "inverter"
 
 
-def cli(url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the vectorkeep console script against a database."""
-    env = {**os.environ, "VECTORKEEP_DATABASE_URL": url}
-    return subprocess.run(
-        [sys.executable, "-m", "vectorkeep", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+def cli(url: str, *args: str, process: bool = False, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the vectorkeep command line against a database (VECTORKEEP_DATABASE_URL=url): its exit status,
+    stdout and stderr (log lines included), as a process of its own would give them.
+
+    By default in this process (vectorkeep.cli.main: no interpreter to start, no torch to import again),
+    which keeps nothing of the call (see in_process); not from two threads at once. With process=True in
+    a new Python process (`python -m vectorkeep`, killed after timeout seconds), for a test about the
+    process itself: its signals, or all that a fresh process prints (a warning too, which pytest would
+    catch here)."""
+    if process:
+        return subprocess.run(
+            [sys.executable, "-m", "vectorkeep", *args],
+            env={**os.environ, "VECTORKEEP_DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    from vectorkeep.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with in_process(url), redirect_stdout(out), redirect_stderr(err):
+        try:
+            returncode = main(list(args))
+        except SystemExit as exc:  # argparse's errors (2), --help (0), SystemExit("message")
+            returncode = exit_status(exc.code)
+        except Exception:
+            traceback.print_exc()  # as the interpreter prints it, then exits 1
+            returncode = 1
+    return subprocess.CompletedProcess(
+        [sys.executable, "-m", "vectorkeep", *args], returncode, out.getvalue(), err.getvalue()
     )
+
+
+def exit_status(code: object) -> int:
+    """A process's exit status for SystemExit(code): None is 0; any other object than an int is
+    printed to stderr, and is 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def in_process(url: str) -> Iterator[None]:
+    """The CLI's main run here as in a process of its own, and nothing of it kept after: the
+    environment (VECTORKEEP_DATABASE_URL=url; `worker --device` sets VECTORKEEP_DEVICE), the root
+    logger without the tests' handlers (main's logging.basicConfig adds its own, to sys.stderr, only
+    to a root logger that has none) and with its level, the levels main sets on the loggers it quiets
+    (httpx...), and the SIGINT/SIGTERM handlers (a worker's stop on them). pytest's handlers (caplog)
+    come back."""
+    from vectorkeep import cli as command_line
+
+    configure = command_line.log_to_stderr
+    quieted: dict[str, int] = {}
+
+    def log_to_stderr(args: argparse.Namespace) -> None:
+        """main's logging set-up, remembering what each logger's level was before it."""
+        before = logger_levels()
+        configure(args)
+        for name, level in logger_levels().items():
+            if level != before.get(name, logging.NOTSET):
+                quieted.setdefault(name, before.get(name, logging.NOTSET))
+
+    environ = dict(os.environ)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    signals = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    for handler in handlers:
+        root.removeHandler(handler)
+    os.environ["VECTORKEEP_DATABASE_URL"] = url
+    try:
+        with mock.patch.object(command_line, "log_to_stderr", log_to_stderr):
+            yield
+    finally:
+        for signum, on_signal in signals.items():
+            if on_signal is not None and signal.getsignal(signum) is not on_signal:
+                signal.signal(signum, on_signal)
+        for name, saved in quieted.items():
+            logging.getLogger(name).setLevel(saved)
+        for added in root.handlers[:]:
+            root.removeHandler(added)
+            added.close()
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        for key in os.environ.keys() - environ.keys():
+            del os.environ[key]
+        for key, value in environ.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+
+
+def logger_levels() -> dict[str, int]:
+    """The level of every logger made so far, by name (the root's aside)."""
+    return {name: log.level for name, log in logging.root.manager.loggerDict.items() if isinstance(log, logging.Logger)}
 
 
 def embeddings(conn: psycopg.Connection, collection: str = "documents") -> dict[str, dict[str, Any]]:

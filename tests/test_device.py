@@ -71,6 +71,7 @@ def test_a_worker_asked_for_cuda_without_one_fails_its_rows_with_the_reason(
 
 @no_gpu
 def test_the_worker_command_refuses_a_missing_device_at_once(db_url: str) -> None:
-    result = cli(db_url, "worker", "--device", "cuda", "--until-idle")
+    # A process of its own: were the device not refused, a worker would start serving (signal handlers, a device).
+    result = cli(db_url, "worker", "--device", "cuda", "--until-idle", process=True)
     assert result.returncode == 1
     assert "device 'cuda' was asked for, and this worker has no CUDA GPU" in result.stderr
