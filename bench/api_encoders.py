@@ -1,7 +1,7 @@
 """Encoders behind an API: throughput against a provider's rate limit, isolation from a 429 storm,
 and a provider down mid-backfill. Each provider is bench/embedding_server.py on 127.0.0.1, speaking
 the OpenAI embeddings API, backed by all-MiniLM-L6-v2 in this process; the worker is the real
-service (main loop, interactive lane, job runner) in a thread of this process, as `vectorkeep worker`
+service (main loop, text-query lane, job runner) in a thread of this process, as `vectorkeep worker`
 runs it.
 
 1. Throughput. Provider A allows R requests a minute (a sliding 60 s window: more answers 429 with

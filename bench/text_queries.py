@@ -1,7 +1,7 @@
 """Text queries: vk.search with a text, against the application encoding the text itself.
 
 ~400 paragraphs of the sample corpus in vk.documents (MiniLM), a `vectorkeep
-worker` process serving text queries (its interactive lane). For each of N
+worker` process serving text queries (its text-query lane). For each of N
 query texts never asked before (phrases of the corpus in a question, each
 numbered so that no two are alike), side by side in one loop:
 
@@ -59,7 +59,7 @@ def running_worker(url: str, *, model: str = "minilm@1", timeout: float = 120.0)
     """A `vectorkeep worker` process for this database, ready for text queries (yielded, for its pid); SIGTERM
     at the end.
 
-    Ready means its interactive lane is connected and has answered a first
+    Ready means its text-query lane is connected and has answered a first
     text (the lane connects before it loads its encoders, so the first answer
     is what proves the model loaded).
     """
@@ -89,7 +89,7 @@ def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Any, mode
             if process.poll() is not None or time.monotonic() > deadline:
                 log.seek(0)
                 tail = log.read()[-4000:].decode(errors="replace")
-                raise RuntimeError(f"the worker's interactive lane did not start (exit {process.poll()}):\n{tail}")
+                raise RuntimeError(f"the worker's text-query lane did not start (exit {process.poll()}):\n{tail}")
             time.sleep(0.2)
         # Long enough for the lane's first model load; a ready lane answers in milliseconds. (The schema may
         # refuse a setting over 60 s.)

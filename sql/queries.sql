@@ -105,13 +105,13 @@ SELECT to_regprocedure('vk.collect_captured_v1()') IS NOT NULL
 -- On Citus: what every node's triggers captured, to the queue (its count).
 SELECT vk.collect_captured_v1();
 
--- == Text queries: the worker's interactive lane (workers/interactive.py)
+-- == Text queries: the worker's text-query lane (workers/text_queries.py)
 
 -- name: has_live_claim
 -- Schemas before revision 0015 have no separate claim for the application's rows.
 SELECT to_regprocedure('vk.claim_live_v1(integer)') IS NOT NULL;
 
--- name: has_interactive_lane
+-- name: has_text_query_lane
 -- Schemas before revision 0011 serve no text queries.
 SELECT to_regprocedure('vk.claim_embed_requests_v1(integer)') IS NOT NULL;
 
@@ -332,7 +332,7 @@ SELECT name FROM vk.attach(%(table)s::regclass, %(pk)s, %(text)s, %(model)s, %(n
 SELECT name, chunking FROM vk.set_chunking(%(collection)s, %(method)s, %(size)s, %(overlap)s);
 
 -- name: search
--- query: a vector, or a text (encoded by a worker's interactive lane).
+-- query: a vector, or a text (encoded by a worker's text-query lane).
 SELECT pk, body, distance FROM vk.search(%(collection)s, %(query)s, %(k)s, %(model)s, %(filter)s);
 
 -- name: similar
@@ -347,8 +347,8 @@ SELECT pk, body, score, keyword_rank, vector_rank
 FROM vk.hybrid_search(%(collection)s, %(query)s::text, %(k)s, %(filter)s, %(keyword_weight)s, %(vector_weight)s,
                       %(model)s, %(fusion)s);
 
--- name: interactive_lane_running
--- Whether a worker's interactive lane listens (workers/interactive.py).
+-- name: text_query_lane_running
+-- Whether a worker's text-query lane listens (workers/text_queries.py).
 SELECT EXISTS (SELECT 1 FROM pg_stat_activity
                WHERE datname = current_database() AND application_name LIKE 'vectorkeep interactive %');
 

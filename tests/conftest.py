@@ -103,7 +103,7 @@ def encoders(server_url: str) -> EncoderCache:
 
 @pytest.fixture(scope="session")
 def lane_encoders(server_url: str) -> EncoderCache:
-    """The encoders of interactive lanes (tests/helpers.py running_lane), never those the test's
+    """The encoders of text-query lanes (tests/helpers.py running_lane), never those the test's
     own thread uses: one encoder is never called from two threads. Loaded once per session."""
     return EncoderCache()
 

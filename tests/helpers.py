@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 
 from vectorkeep.workers.embed import RetryPolicy
 from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.interactive import InteractiveLane
+from vectorkeep.workers.text_queries import TextQueryLane
 from vectorkeep.workers.worker import Worker, WorkerSettings
 
 FAST_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=0.0)
@@ -311,14 +311,14 @@ def background_worker(url: str, encoders: EncoderCache, settings: WorkerSettings
 
 
 @contextmanager
-def running_lane(url: str, encoders: EncoderCache) -> Iterator[InteractiveLane]:
-    """A worker's interactive lane (text queries) serving in a thread of this process until the block ends."""
+def running_lane(url: str, encoders: EncoderCache) -> Iterator[TextQueryLane]:
+    """A worker's text-query lane (text queries) serving in a thread of this process until the block ends."""
     stop = threading.Event()
-    lane = InteractiveLane(url, stop, encoders=encoders)
+    lane = TextQueryLane(url, stop, encoders=encoders)
     thread = threading.Thread(target=lane.run, daemon=True)
     thread.start()
     try:
-        assert lane.ready.wait(60), "the interactive lane did not start"
+        assert lane.ready.wait(60), "the text-query lane did not start"
         yield lane
     finally:
         stop.set()

@@ -139,7 +139,7 @@ def test_a_text_query_goes_through_the_api_once_then_from_the_cache(
     add(conn, "api-mini@1")
     drain(db_url, encoders)
     before = usage(conn, "api-mini@1")["requests"]
-    # A text query through the API encoder, answered by the interactive lane.
+    # A text query through the API encoder, answered by the text-query lane.
     with running_lane(db_url, encoders):
         best = one(conn, "SELECT pk FROM vk.search('documents', 'text number 7 about the queue', 1, 'api-mini@1')")
         asked = server.requests
@@ -315,7 +315,7 @@ def test_a_reembed_jobs_api_use_is_in_jobs_show_prometheus_and_mlflow(
     drain(db_url, encoders)
     register(db_url, server)
     job_id = one(conn, "SELECT vk.reembed('documents', 'api-mini@1')")
-    service = Service(db_url, WorkerSettings(), encoders=encoders, interactive=False)
+    service = Service(db_url, WorkerSettings(), encoders=encoders, text_queries=False)
     service.worker.metrics = metrics = Metrics()
     service.run(until_idle=True)
     job = jobs.get_job(db_url, job_id)

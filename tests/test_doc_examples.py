@@ -121,7 +121,7 @@ class Reader:
     def start_worker(self) -> None:
         if self.service is None:
             settings = WorkerSettings(retry=FAST_RETRY)
-            self.service = Service(self.url, settings, encoders=self.encoders, interactive=False)
+            self.service = Service(self.url, settings, encoders=self.encoders, text_queries=False)
             self.thread = threading.Thread(target=self.service.run, daemon=True)
             self.thread.start()
 

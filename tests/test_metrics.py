@@ -58,7 +58,7 @@ def serving_worker(url: str, encoders: EncoderCache) -> Iterator[int]:
         url,
         WorkerSettings(retry=FAST_RETRY, poll_interval=0.2),
         jobs=False,
-        interactive=False,
+        text_queries=False,
         encoders=encoders,
         metrics=MetricsAddress(port, "127.0.0.1"),
     )

@@ -8,7 +8,7 @@ One database is prepared for the whole module (the embedded corpus, a map, a nex
 with a prediction, an adopted table with recovered text, jobs, a schedule: the rows jobs would
 write, written directly by the owner), and one session per role; each call runs in a transaction
 that is rolled back, so the calls see the same database and leave it as it was. Text queries are
-answered by a worker's interactive lane running for the module."""
+answered by a worker's text-query lane running for the module."""
 
 import itertools
 import os
@@ -375,7 +375,7 @@ def prepare(conn: psycopg.Connection) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def world(server_url: str, corpus_template: str, lane_encoders: EncoderCache) -> Iterator[World]:
     """The corpus database prepared once for the module, a login role of each group (no superuser),
-    and a worker's interactive lane answering text queries."""
+    and a worker's text-query lane answering text queries."""
     from conftest import CORPUS_TEMPLATE, as_user, drop_database, fresh_database
 
     name, url = fresh_database(server_url, CORPUS_TEMPLATE)

@@ -1,4 +1,4 @@
-"""Text queries in plain SQL (vk.embed, vk.search with a text): a running worker's interactive
+"""Text queries in plain SQL (vk.embed, vk.search with a text): a running worker's text-query
 lane encodes them, the cache answers repeats, and nothing hangs or leaks without one."""
 
 import time
@@ -14,7 +14,7 @@ from vectorkeep.app import search
 from vectorkeep.db import registry
 from vectorkeep.db.connect import connect
 from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.interactive import InteractiveLane
+from vectorkeep.workers.text_queries import TextQueryLane
 
 pytestmark = pytest.mark.needs_dblink
 
@@ -22,8 +22,8 @@ QUERY = "how long should bread dough rise before baking"
 
 
 @pytest.fixture
-def lane(corpus_url: str, lane_encoders: EncoderCache) -> Iterator[InteractiveLane]:
-    """A worker's interactive lane serving the corpus database until the test ends."""
+def lane(corpus_url: str, lane_encoders: EncoderCache) -> Iterator[TextQueryLane]:
+    """A worker's text-query lane serving the corpus database until the test ends."""
     with running_lane(corpus_url, lane_encoders) as served:
         yield served
 
@@ -38,7 +38,7 @@ def local_vector(conn: psycopg.Connection, encoders: EncoderCache, spec: str, te
 
 
 def test_a_text_query_from_plain_sql_with_a_worker_running(
-    corpus_url: str, lane: InteractiveLane, encoders: EncoderCache
+    corpus_url: str, lane: TextQueryLane, encoders: EncoderCache
 ) -> None:
     with connect(corpus_url, autocommit=True) as conn:
         by_text = conn.execute("SELECT pk, distance FROM vk.search('documents', %s, 5)", (QUERY,)).fetchall()
@@ -59,7 +59,7 @@ def test_a_text_query_from_plain_sql_with_a_worker_running(
     assert lane.answered == 2
 
 
-def test_the_command_line_search_uses_the_worker_and_loads_no_model(corpus_url: str, lane: InteractiveLane) -> None:
+def test_the_command_line_search_uses_the_worker_and_loads_no_model(corpus_url: str, lane: TextQueryLane) -> None:
     mine = EncoderCache()
     rows = search.search(corpus_url, "documents", QUERY, k=3, encoders=mine)
     assert len(rows) == 3
@@ -104,7 +104,7 @@ def test_a_worker_that_does_not_answer_times_out_instead_of_hanging(corpus_url: 
             conn.execute("SELECT vk.embed('minilm', 'x')")
 
 
-def test_bad_text_queries_get_clear_errors(corpus_url: str, lane: InteractiveLane) -> None:
+def test_bad_text_queries_get_clear_errors(corpus_url: str, lane: TextQueryLane) -> None:
     cases: list[tuple[str, object, type[Exception], str]] = [
         ("SELECT vk.embed('minilm', %s)", None, errors.InvalidParameterValue, "query text is NULL"),
         ("SELECT vk.embed('minilm', %s)", "   ", errors.InvalidParameterValue, "query text is empty"),
@@ -136,7 +136,7 @@ def test_a_model_trained_in_the_database_answers_text_queries(
 
 
 def test_an_application_text_searches_only_what_it_can_read(
-    corpus_url: str, lane: InteractiveLane, server_url: str
+    corpus_url: str, lane: TextQueryLane, server_url: str
 ) -> None:
     with psycopg.connect(corpus_url, autocommit=True) as owner:
         owner.execute("CREATE TABLE secrets (id int PRIMARY KEY, s text)")
@@ -164,7 +164,7 @@ def test_an_application_text_searches_only_what_it_can_read(
 
 
 def test_a_role_that_could_use_dblink_gets_no_connection_left_open(
-    corpus_url: str, lane: InteractiveLane, server_url: str
+    corpus_url: str, lane: TextQueryLane, server_url: str
 ) -> None:
     """Where a session's role may call dblink itself, the loopback vk opens as its owner is closed
     after each text query, so the role cannot send its own statements down it."""

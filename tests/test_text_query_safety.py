@@ -18,7 +18,7 @@ from psycopg import errors
 from helpers import one, running_lane, wait_for
 from vectorkeep.db.connect import connect
 from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.interactive import InteractiveLane
+from vectorkeep.workers.text_queries import TextQueryLane
 
 pytestmark = pytest.mark.needs_dblink
 
@@ -230,7 +230,7 @@ def test_a_workers_lane_embeds_new_rows_while_bulk_rows_wait(db_url: str, lane_e
     with psycopg.connect(db_url, autocommit=True) as owner:
         owner.execute("INSERT INTO vk.documents (body) SELECT 'bulk row ' || g FROM generate_series(1, 1001) g")
         stop = threading.Event()
-        lane = InteractiveLane(db_url, stop, encoders=lane_encoders, live_rows=True)
+        lane = TextQueryLane(db_url, stop, encoders=lane_encoders, live_rows=True)
         thread = threading.Thread(target=lane.run, daemon=True)
         thread.start()
         try:

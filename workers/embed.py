@@ -243,7 +243,7 @@ def claim_batch(
     its transaction open on conn (a connection not in autocommit, idle) until Batch.commit.
 
     claim names the claiming query: "claim" (every ready row, the application's first) or
-    "claim_live" (only the application's rows for searched versions: the interactive lane's).
+    "claim_live" (only the application's rows for searched versions: the text-query lane's).
 
     No encoder is loaded while queue rows are locked: an application that
     rewrites one of those rows would wait for the load. A claim that finds

@@ -24,7 +24,7 @@ def _key(model: ModelVersion) -> tuple[object, ...]:
 class EncoderCache:
     def __init__(self, *, patience: float | None = None) -> None:
         """patience: the longest an encoder behind an API may wait for its per-minute budget inside a
-        batch (its max_wait at most); the interactive lane gives 0, so that a saturated provider defers
+        batch (its max_wait at most); the text-query lane gives 0, so that a saturated provider defers
         its rows there rather than hold the application's other rows of the batch."""
         self._encoders: dict[tuple[object, ...], tuple[Encoder, np.ndarray]] = {}
         self.patience = patience

@@ -1,7 +1,7 @@
 """A worker process's whole service: the embedding queue, text queries and the jobs, side by side.
 
 The queue runs in the calling thread; the job runner (a long training must
-not stall embedding) and the interactive lane (a backlog must not delay a
+not stall embedding) and the text-query lane (a backlog must not delay a
 text query) in threads of their own; all stop on the same signal. With a
 metrics address, Prometheus metrics are served over HTTP while it runs
 (workers/metrics.py).
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from vectorkeep.workers.counts import WorkerStats
 from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.interactive import InteractiveLane
 from vectorkeep.workers.jobs.runner import JobRunner
 from vectorkeep.workers.metrics import Metrics, MetricsAddress, serving
+from vectorkeep.workers.text_queries import TextQueryLane
 from vectorkeep.workers.worker import Worker, WorkerSettings
 
 
@@ -32,7 +32,7 @@ class Service:
         *,
         queue: bool = True,
         jobs: bool = True,
-        interactive: bool = True,
+        text_queries: bool = True,
         lease_seconds: float = 30.0,
         encoders: EncoderCache | None = None,
         metrics: MetricsAddress | None = None,
@@ -48,8 +48,8 @@ class Service:
         # Its own encoders: one encoder is never called from two threads. It embeds the application's
         # new rows too, so that they never wait behind the main loop's backfill or bulk batch.
         self.lane = (
-            InteractiveLane(url, self.worker.stop_event, live_rows=True, retry=self.settings.retry)
-            if queue and interactive
+            TextQueryLane(url, self.worker.stop_event, live_rows=True, retry=self.settings.retry)
+            if queue and text_queries
             else None
         )
 
@@ -66,7 +66,7 @@ class Service:
     def _run_lanes(self, until_idle: bool) -> ServiceResult:
         result = ServiceResult()
         if self.lane is not None and not until_idle:
-            lane = threading.Thread(target=self.lane.run, name="interactive lane", daemon=True)
+            lane = threading.Thread(target=self.lane.run, name="text-query lane", daemon=True)
             lane.start()
             try:
                 return self._run(result, until_idle)

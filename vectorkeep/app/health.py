@@ -9,7 +9,7 @@ read vk.queue (a worker's or an operator's).
 
 "No worker" is what the database can see: no session named as a worker's main
 loop names its connections ('vectorkeep worker <host>-<pid>', the name the
-interactive lane's callers rely on too) is connected to this database. That
+text-query lane's callers rely on too) is connected to this database. That
 alone is no failure (workers may be scaled to zero while nothing is queued),
 nor is an old ready row alone (a backfill's rows rightly wait behind the
 application's for hours while workers run): the check fails when both hold,

@@ -1,4 +1,4 @@
-"""Search by text (vk.search with a text, encoded by a worker's interactive lane,
+"""Search by text (vk.search with a text, encoded by a worker's text-query lane,
 or here when no worker runs), hybrid keyword + vector ranking, and rows similar to a row.
 
 A search a worker encodes needs psycopg only: numpy and the encoders (torch, transformers)
@@ -47,7 +47,7 @@ def encode_query(
 
 
 def lane_running(conn: psycopg.Connection) -> bool:
-    row = conn.execute(query("interactive_lane_running")).fetchone()
+    row = conn.execute(query("text_query_lane_running")).fetchone()
     return bool(row and row[0])
 
 

@@ -105,7 +105,7 @@ def serve(
     """Embed queued rows and run jobs until stopped (or, with until_idle, until nothing is left to do).
 
     Stopping finishes the batch in hand and hands running jobs back with their progress.
-    With text_queries, an embedding worker also answers text queries (its interactive lane).
+    With text_queries, an embedding worker also answers text queries (its text-query lane).
     With a metrics_port (0 or None: none), Prometheus metrics are served at
     http://metrics_host:metrics_port/metrics until the service stops.
     A URL that does not parse raises psycopg.ProgrammingError at once; an unreachable server is
@@ -121,7 +121,7 @@ def serve(
         settings,
         queue=queue,
         jobs=jobs,
-        interactive=text_queries,
+        text_queries=text_queries,
         lease_seconds=lease_seconds,
         encoders=encoders,
         metrics=MetricsAddress(metrics_port, metrics_host) if metrics_port else None,

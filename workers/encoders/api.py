@@ -9,7 +9,7 @@ What the peers' users report is what this gets right:
   row up to 30 s) and no request is sent to it meanwhile: every encode raises ProviderBusy at once,
   so its rows wait and no other version's do. Nothing here sleeps for a provider's back-off inside a
   batch (that would hold the batch's other rows): only for this process's own per-minute budgets, up
-  to max_wait seconds (the interactive lane: 0).
+  to max_wait seconds (the text-query lane: 0).
 - One text the API rejects (400, 413, 422) fails alone: encode_each splits the request in halves
   until the rejected text stands by itself.
 - Requests stay within the provider's limits: inputs and (estimated) tokens per request, requests

@@ -1,4 +1,4 @@
-"""The interactive lane: text queries (vk.embed, vk.search with a text) answered
+"""The text-query lane: text queries (vk.embed, vk.search with a text) answered
 while the embedding queue, however long, waits its turn.
 
 It runs beside the queue in a thread of its own, with its own connections and
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 # The batches this loop runs move their rows on their maps (the batch itself knows no maps).
 after_write(follow_batch)
 
+# The name SQL looks for (vk._request_embedding, vk.status): part of the worker contract, so it keeps
+# the lane's first name; every other place calls it the text-query lane.
 APPLICATION_NAME = "vectorkeep interactive"
 # Callers wait on the claim's locks; the lane polls only for a missed
 # notification and to delete requests whose callers went away (each claim
@@ -58,7 +60,7 @@ LIVE_BATCH = 8
 MODEL_TTL_SECONDS = 10.0
 
 
-class InteractiveLane:
+class TextQueryLane:
     def __init__(
         self,
         url: str,
@@ -91,9 +93,9 @@ class InteractiveLane:
                 self._serve()
                 return
             except psycopg.OperationalError as exc:
-                log.warning("interactive lane: database connection lost (%s); reconnecting in %.1fs", exc, delay)
+                log.warning("text-query lane: database connection lost (%s); reconnecting in %.1fs", exc, delay)
             except Exception:
-                log.exception("interactive lane: failed; restarting in %.1fs", delay)
+                log.exception("text-query lane: failed; restarting in %.1fs", delay)
             if self.ready.is_set():
                 delay = 0.5  # it had served: a fresh failure, not one more in a row
                 self.ready.clear()
@@ -105,10 +107,10 @@ class InteractiveLane:
             connect(self.url, autocommit=True, application_name=f"{APPLICATION_NAME} {self.name}") as listener,
             connect(self.url, application_name=f"vectorkeep lane {self.name}") as conn,
         ):
-            row = conn.execute(query("has_interactive_lane")).fetchone()
+            row = conn.execute(query("has_text_query_lane")).fetchone()
             conn.rollback()
             if not (row and row[0]):
-                log.warning("the schema serves no text queries (before revision 0011): interactive lane off")
+                log.warning("the schema serves no text queries (before revision 0011): text-query lane off")
                 return
             self._preload(conn)
             listener.execute(query("listen_embed"))
@@ -117,7 +119,7 @@ class InteractiveLane:
             if live:
                 listener.execute(query("listen"))
             self.ready.set()
-            log.info("interactive lane %s listening for text queries%s", self.name, " and new rows" if live else "")
+            log.info("text-query lane %s listening for text queries%s", self.name, " and new rows" if live else "")
             pruned = 0.0
             while not self.stop_event.is_set():
                 if self._answer(conn):
@@ -142,7 +144,7 @@ class InteractiveLane:
                 raise
             except Exception as exc:
                 conn.rollback()
-                log.warning("interactive lane: cannot load model %s: %s", model_id, exc)
+                log.warning("text-query lane: cannot load model %s: %s", model_id, exc)
 
     def _answer(self, conn: psycopg.Connection) -> int:
         """Answer one batch of waiting text queries; returns how many."""
@@ -187,7 +189,7 @@ class InteractiveLane:
         except psycopg.OperationalError:
             raise
         except Exception as exc:
-            log.error("interactive lane: cannot encode with model %s: %s", model_id, exc)
+            log.error("text-query lane: cannot encode with model %s: %s", model_id, exc)
             return [f"{type(exc).__name__}: {exc}"] * len(texts)
 
     def _embed_live(self, conn: psycopg.Connection) -> int:
