@@ -1,5 +1,6 @@
 """Parametric UMAP maps: trained as a job, every row placed and kept current, gaps found and filled."""
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,37 @@ def count(conn: psycopg.Connection, sql: str, params: Any = None) -> int:
     return int(one(conn, sql, params))
 
 
+@pytest.fixture(scope="module")
+def mapped_template(server_url: str, corpus_template: str, encoders: EncoderCache) -> Iterator[tuple[str, int]]:
+    """The corpus with map@1 trained on it by a umap job, once for the module: (its database, the job's id).
+    The tests change their own copies of it (mapped_url)."""
+    from conftest import CORPUS_TEMPLATE, drop_database, fresh_database
+
+    name, url = fresh_database(server_url, CORPUS_TEMPLATE)
+    try:
+        with connect(url, autocommit=True) as conn:
+            job_id = one(conn, "SELECT vk.train('map', 'umap', %s, collection => 'documents')", (FAST,))
+        serve(url, encoders)
+        yield name, job_id
+    finally:
+        drop_database(server_url, name)
+
+
+@pytest.fixture
+def mapped_url(server_url: str, mapped_template: tuple[str, int]) -> Iterator[str]:
+    """A database of its own: a copy of mapped_template."""
+    from conftest import drop_database, fresh_database
+
+    name, url = fresh_database(server_url, mapped_template[0])
+    yield url
+    drop_database(server_url, name)
+
+
 def test_a_map_trains_places_every_row_keeps_them_current_and_fills_gaps(
-    corpus_url: str, encoders: EncoderCache, tmp_path: Path
+    mapped_url: str, mapped_template: tuple[str, int], encoders: EncoderCache, tmp_path: Path
 ) -> None:
-    with connect(corpus_url, autocommit=True) as conn:
-        job_id = one(conn, "SELECT vk.train('map', 'umap', %s, collection => 'documents')", (FAST,))
-        serve(corpus_url, encoders)
-        assert one(conn, "SELECT status FROM vk.jobs WHERE id = %s", (job_id,)) == "succeeded"
+    with connect(mapped_url, autocommit=True) as conn:
+        assert one(conn, "SELECT status FROM vk.jobs WHERE id = %s", (mapped_template[1],)) == "succeeded"
         version = registry.by_spec(conn, "map@1")
         assert (version.kind, version.dim, version.params["source"]) == ("umap", 2, "minilm@1")
         metrics = one(conn, "SELECT metrics FROM vk.models WHERE id = %s", (version.id,))
@@ -54,7 +79,7 @@ def test_a_map_trains_places_every_row_keeps_them_current_and_fills_gaps(
 
         # New rows are placed by the worker that embeds them; deleted rows leave.
         new_id = one(conn, "INSERT INTO vk.documents (body) VALUES (%s) RETURNING id", (TEXTS[450],))
-        drain(corpus_url, encoders)
+        drain(mapped_url, encoders)
         assert count(conn, "SELECT count(*) FROM vk.coordinates WHERE pk = %s", (str(new_id),)) == 1
         # Where the map puts the new text's vector.
         model = MapModel.load(version.params, artifacts.load(conn, version))
@@ -98,25 +123,22 @@ def test_a_map_trains_places_every_row_keeps_them_current_and_fills_gaps(
         conn.execute("SELECT vk.activate('documents', 'map@1', '{\"trustworthiness\": 0.5}')")
         assert one(conn, "SELECT model_id FROM vk.deployments WHERE role = 'map'") == version.id
 
-    done = cli(corpus_url, "map", "gaps", "--model", "map@1", "--cells", "20", "--fill", "2", "--json")
+    done = cli(mapped_url, "map", "gaps", "--model", "map@1", "--cells", "20", "--fill", "2", "--json")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count('"nearest_text"') == 2
     picture = tmp_path / "map.png"
-    done = cli(corpus_url, "map", "plot", "--model", "map@1", "--cells", "20", "--fill", "1", "--out", str(picture))
+    done = cli(mapped_url, "map", "plot", "--model", "map@1", "--cells", "20", "--fill", "1", "--out", str(picture))
     assert done.returncode == 0, done.stderr
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and picture.stat().st_size > 10_000
 
 
 def test_a_filled_gap_keeps_the_nearest_text_where_an_inverter_does_worse(
-    corpus_url: str, encoders: EncoderCache, tmp_path: Path
+    mapped_url: str, encoders: EncoderCache, tmp_path: Path
 ) -> None:
-    with connect(corpus_url, autocommit=True) as conn:
-        conn.execute("SELECT vk.train('map', 'umap', %s, collection => 'documents')", (FAST,))
-        serve(corpus_url, encoders)
     # An untrained inverter writes noise: the nearest stored text beats it, and is the answer.
     _, folder = save_untrained_inverter(tmp_path)
     done = cli(
-        corpus_url,
+        mapped_url,
         "models",
         "register",
         "inv",
@@ -128,7 +150,7 @@ def test_a_filled_gap_keeps_the_nearest_text_where_an_inverter_does_worse(
         "minilm@1",
     )
     assert done.returncode == 0, done.stderr
-    with connect(corpus_url, autocommit=True) as conn:
+    with connect(mapped_url, autocommit=True) as conn:
         version = registry.by_spec(conn, "map@1")
         x, y = conn.execute("SELECT x, y FROM vk.map_gaps('map@1', 20, 3) LIMIT 1").fetchone()
         filled = gaps.fill(conn, version, [(x, y)], cells=20, encoders=encoders)[0]
