@@ -37,8 +37,8 @@ from bench.embedding_server import EmbeddingServer, status
 from vectorkeep.app import models
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.workers.encoders import load_encoder
-from vectorkeep.workers.encoders.api import forget_providers
-from vectorkeep.workers.encoders.sentence_transformers import MINILM
+from vectorkeep.workers.families.text.api import forget_providers
+from vectorkeep.workers.families.text.sentence_transformers import MINILM
 from vectorkeep.workers.service import Service
 
 MODEL = "text-embedding-test"

@@ -195,7 +195,7 @@ def _api_kind(
     limits: tuple[int, int, int, int, int],
     extra: tuple[Param, ...] = (),
 ) -> Kind:
-    """An encoder behind an HTTP API (workers/encoders/api.py). limits: the provider's published
+    """An encoder behind an HTTP API (workers/families/text/api.py). limits: the provider's published
     requests and tokens a minute for a first paid tier, inputs and tokens a request, tokens a text."""
     rpm, tpm, max_inputs, max_request_tokens, max_input_tokens = limits
     key = (
@@ -243,7 +243,7 @@ def _api_kind(
             *extra,
             STORAGE,
         ),
-        loader=f"vectorkeep.workers.encoders.api:load_{name}",
+        loader=f"vectorkeep.workers.families.text.api:load_{name}",
     )
 
 
@@ -288,7 +288,7 @@ KINDS: tuple[Kind, ...] = (
         "encoder",
         "a sentence-transformers model, a Hugging Face name or a local path (vectorkeep models register)",
         (Param("source", "string", None, "Hugging Face name or local path"),),
-        loader="vectorkeep.workers.encoders.sentence_transformers:load",
+        loader="vectorkeep.workers.families.text.sentence_transformers:load",
     ),
     Kind(
         "hf-mean-pool",
@@ -299,7 +299,7 @@ KINDS: tuple[Kind, ...] = (
             _int("max_length", 256, 8, 8192, "tokens per text (longer texts are chunked)"),
             _int("batch_size", 8, 1, 4096, "texts per forward pass"),
         ),
-        loader="vectorkeep.workers.encoders.hf_mean_pool:load",
+        loader="vectorkeep.workers.families.text.hf_mean_pool:load",
     ),
     Kind(
         "tfidf",
@@ -314,8 +314,8 @@ KINDS: tuple[Kind, ...] = (
             *TRAIN_JOB,
             STORAGE,
         ),
-        trainer="vectorkeep.workers.trainers.tfidf:train",
-        loader="vectorkeep.workers.encoders.tfidf:load",
+        trainer="vectorkeep.workers.families.tfidf.trainer:train",
+        loader="vectorkeep.workers.families.tfidf.encoder:load",
     ),
     Kind(
         "doc2vec",
@@ -332,8 +332,8 @@ KINDS: tuple[Kind, ...] = (
             *TRAIN_JOB,
             STORAGE,
         ),
-        trainer="vectorkeep.workers.trainers.doc2vec:train",
-        loader="vectorkeep.workers.encoders.doc2vec:load",
+        trainer="vectorkeep.workers.families.doc2vec.trainer:train",
+        loader="vectorkeep.workers.families.doc2vec.encoder:load",
     ),
     Kind(
         "tfidf-mlp",
@@ -358,8 +358,8 @@ KINDS: tuple[Kind, ...] = (
             *TRAIN_JOB,
             STORAGE,
         ),
-        trainer="vectorkeep.workers.trainers.tfidf_mlp:train",
-        loader="vectorkeep.workers.encoders.tfidf_mlp:load",
+        trainer="vectorkeep.workers.families.tfidf.mlp_trainer:train",
+        loader="vectorkeep.workers.families.tfidf.mlp_encoder:load",
     ),
     Kind(
         "vec2text-inverter",

@@ -46,7 +46,7 @@ def serve(url: str, encoders: EncoderCache, lease: float = 30.0) -> list[int]:
 def save_untrained_inverter(folder: Any) -> Any:
     """A tiny, untrained vec2text inverter for minilm@1, saved the way vec2text saves one
     (its T5 in a local folder); returns the inverter and the folder to register."""
-    from vectorkeep.workers.encoders.sentence_transformers import MINILM
+    from vectorkeep.workers.families.text.sentence_transformers import MINILM
     from vectorkeep.workers.inversion import model as inverter_model
 
     original = inverter_model.build(MINILM, {"seed": 3})

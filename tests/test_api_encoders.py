@@ -20,9 +20,9 @@ from vectorkeep.app import models
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders import load_encoder
-from vectorkeep.workers.encoders.api import ApiEncoder, forget_providers
 from vectorkeep.workers.encoders.base import ProviderBusy
-from vectorkeep.workers.encoders.sentence_transformers import MINILM
+from vectorkeep.workers.families.text.api import ApiEncoder, forget_providers
+from vectorkeep.workers.families.text.sentence_transformers import MINILM
 
 KEY = "sk-test-0123456789abcdefSECRET"
 KEY_ENV = "VK_TEST_PROVIDER_KEY"

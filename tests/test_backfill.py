@@ -21,7 +21,7 @@ from helpers import FAST_RETRY, drain, one, serve
 from vectorkeep.app import models
 from vectorkeep.workers import kinds
 from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.encoders.sentence_transformers import MINILM
+from vectorkeep.workers.families.text.sentence_transformers import MINILM
 from vectorkeep.workers.service import Service
 from vectorkeep.workers.worker import WorkerSettings
 

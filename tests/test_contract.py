@@ -21,7 +21,7 @@ from vectorkeep.db.connect import connect
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders import Encoder, load_encoder
-from vectorkeep.workers.encoders.sentence_transformers import MINILM
+from vectorkeep.workers.families.text.sentence_transformers import MINILM
 from vectorkeep.workers.worker import Worker, WorkerSettings
 
 PREVIOUS = "0015_safety"

@@ -9,7 +9,7 @@ import torch
 from helpers import FAST_RETRY, cli, embeddings, one
 from vectorkeep.workers.device import encode_batch_size, pick_device
 from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.encoders.sentence_transformers import MINILM, SentenceTransformerEncoder
+from vectorkeep.workers.families.text.sentence_transformers import MINILM, SentenceTransformerEncoder
 from vectorkeep.workers.worker import Worker, WorkerSettings
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")

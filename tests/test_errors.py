@@ -9,7 +9,7 @@ from psycopg.rows import dict_row
 from helpers import FAST_RETRY, drain, embeddings, queue_size
 from vectorkeep.workers import kinds
 from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.encoders.sentence_transformers import SentenceTransformerEncoder
+from vectorkeep.workers.families.text.sentence_transformers import SentenceTransformerEncoder
 from vectorkeep.workers.worker import Worker, WorkerSettings
 
 VEC384 = "[" + ",".join(["0.05"] * 384) + "]"

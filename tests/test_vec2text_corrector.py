@@ -101,7 +101,7 @@ def test_a_pretrained_corrector_is_registered_for_an_inverter(
     db_url: str, encoders: EncoderCache, tmp_path: Any
 ) -> None:
     from vectorkeep.app import models
-    from vectorkeep.workers.encoders.sentence_transformers import MINILM
+    from vectorkeep.workers.families.text.sentence_transformers import MINILM
 
     _, inverter_folder = save_untrained_inverter(tmp_path)
     # A tiny corrector saved the way vec2text saves one (its T5 in a folder of its own).

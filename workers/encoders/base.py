@@ -10,7 +10,7 @@ class EncoderError(Exception):
 
 
 class ProviderBusy(EncoderError):
-    """An encoder behind an API (workers/encoders/api.py) cannot embed now: it is throttled, failing
+    """An encoder behind an API (workers/families/text/api.py) cannot embed now: it is throttled, failing
     or unreachable. Retry after retry_after seconds. Says nothing about the texts: their rows are
     deferred, never failed."""
 

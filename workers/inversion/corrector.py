@@ -32,7 +32,7 @@ import torch
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.workers.arrays import l2_normalize, pack
 from vectorkeep.workers.encoders import Encoder
-from vectorkeep.workers.encoders.sentence_transformers import resolve_source
+from vectorkeep.workers.families.text.sentence_transformers import resolve_source
 from vectorkeep.workers.inversion import model as inverter_model
 from vectorkeep.workers.inversion.device import autocast, device_of, pick_device
 from vectorkeep.workers.inversion.invert import Inversion

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from vectorkeep.workers.arrays import pack, unpack
-from vectorkeep.workers.encoders.sentence_transformers import resolve_source
+from vectorkeep.workers.families.text.sentence_transformers import resolve_source
 from vectorkeep.workers.inversion.device import autocast, device_of, pick_device
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import numpy as np
 
 from vectorkeep.workers.arrays import pack
 from vectorkeep.workers.encoders.text import tokenize
-from vectorkeep.workers.encoders.tfidf import TfidfFeatures
+from vectorkeep.workers.families.tfidf.encoder import TfidfFeatures
 from vectorkeep.workers.progress import Report
 from vectorkeep.workers.trainers.data import CollectionTexts, batched
 from vectorkeep.workers.trainers.result import Trained

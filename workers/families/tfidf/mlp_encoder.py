@@ -9,7 +9,7 @@ from torch import nn
 from vectorkeep.workers import device as devices
 from vectorkeep.workers.arrays import l2_normalize, unpack
 from vectorkeep.workers.encoders.base import require_artifact
-from vectorkeep.workers.encoders.tfidf import TfidfFeatures
+from vectorkeep.workers.families.tfidf.encoder import TfidfFeatures
 
 
 def build_mlp(n_features: int, hidden: list[int], dim: int) -> nn.Sequential:

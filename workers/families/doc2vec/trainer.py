@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from vectorkeep.workers.encoders.doc2vec import to_bytes
 from vectorkeep.workers.encoders.text import stable_hash, tokenize
+from vectorkeep.workers.families.doc2vec.encoder import to_bytes
 from vectorkeep.workers.trainers.data import CollectionTexts
 from vectorkeep.workers.trainers.result import Trained
 from vectorkeep.workers.trainers.run import TrainingRun

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from vectorkeep.workers.arrays import pack
-from vectorkeep.workers.encoders.tfidf_mlp import build_mlp, mlp_arrays
-from vectorkeep.workers.trainers import tfidf
+from vectorkeep.workers.families.tfidf import trainer as tfidf
+from vectorkeep.workers.families.tfidf.mlp_encoder import build_mlp, mlp_arrays
 from vectorkeep.workers.trainers.data import CollectionPairs, batched
 from vectorkeep.workers.trainers.result import Trained
 from vectorkeep.workers.trainers.run import TrainingRun

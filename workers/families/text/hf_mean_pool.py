@@ -8,7 +8,7 @@ import numpy as np
 
 from vectorkeep.workers import device as devices
 from vectorkeep.workers.encoders.base import EncoderError, tokenizer_spans
-from vectorkeep.workers.encoders.sentence_transformers import resolve_source
+from vectorkeep.workers.families.text.sentence_transformers import resolve_source
 
 
 class MeanPoolEncoder:

@@ -1,0 +1,1 @@
+"""gensim Doc2Vec, trained on a collection's text."""

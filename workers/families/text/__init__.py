@@ -1,0 +1,1 @@
+"""Text encoders made elsewhere: sentence-transformers, Hugging Face mean pooling, and encoders behind an API."""
