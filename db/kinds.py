@@ -86,7 +86,7 @@ class Kind:
     # "module:function" taking (params, artifact), returning an Encoder; None: nothing to load as an encoder.
     loader: str | None = None
     # "module:function" taking (version, artifact, encoder, options), returning a
-    # workers.inversion.inverters.Inverter; for kinds of role inverter.
+    # workers.inverter.Inverter; for kinds of role inverter.
     inverter: str | None = None
 
     @property
@@ -384,8 +384,8 @@ KINDS: tuple[Kind, ...] = (
             *VEC2TEXT_DATA,
             HOLDOUT,
         ),
-        trainer="vectorkeep.workers.trainers.vec2text:train",
-        inverter="vectorkeep.workers.inversion.inverters:load_vec2text",
+        trainer="vectorkeep.workers.families.vec2text.trainer:train",
+        inverter="vectorkeep.workers.families.vec2text.inverter:load_vec2text",
     ),
     # Role inverter for want of a better one: a corrector only rewrites its inverter's guesses, so its
     # artifact carries that inverter's, and a version inverts on its own (method vec2text-corrector).
@@ -413,8 +413,8 @@ KINDS: tuple[Kind, ...] = (
             *VEC2TEXT_DATA,
             HOLDOUT,
         ),
-        trainer="vectorkeep.workers.trainers.vec2text_corrector:train",
-        inverter="vectorkeep.workers.inversion.corrector:load_inverter",
+        trainer="vectorkeep.workers.families.vec2text.corrector_trainer:train",
+        inverter="vectorkeep.workers.families.vec2text.corrector:load_inverter",
     ),
     Kind(
         "edit-search",
@@ -442,8 +442,8 @@ KINDS: tuple[Kind, ...] = (
             ),
             HOLDOUT,
         ),
-        trainer="vectorkeep.workers.trainers.edit_search:train",
-        inverter="vectorkeep.workers.inversion.inverters:load_edit_search",
+        trainer="vectorkeep.workers.families.edit_search.trainer:train",
+        inverter="vectorkeep.workers.families.edit_search.inverter:load_edit_search",
     ),
     Kind(
         "umap",

@@ -47,7 +47,7 @@ def save_untrained_inverter(folder: Any) -> Any:
     """A tiny, untrained vec2text inverter for minilm@1, saved the way vec2text saves one
     (its T5 in a local folder); returns the inverter and the folder to register."""
     from vectorkeep.workers.families.text.sentence_transformers import MINILM
-    from vectorkeep.workers.inversion import model as inverter_model
+    from vectorkeep.workers.families.vec2text import model as inverter_model
 
     original = inverter_model.build(MINILM, {"seed": 3})
     original.encoder_decoder.save_pretrained(folder / "t5")

@@ -139,7 +139,7 @@ def test_a_pretrained_inverter_is_registered_from_a_local_directory(
 ) -> None:
     from helpers import cli, save_untrained_inverter
     from vectorkeep.workers.families.text.sentence_transformers import MINILM
-    from vectorkeep.workers.inversion import model as inverter_model
+    from vectorkeep.workers.families.vec2text import model as inverter_model
 
     original, _ = save_untrained_inverter(tmp_path)
 

@@ -15,11 +15,11 @@ from helpers import drain, one, save_untrained_inverter, serve
 from vectorkeep.db import artifacts, registry
 from vectorkeep.db.connect import connect
 from vectorkeep.workers.corpus import sentences
+from vectorkeep.workers.device import autocast, pick_device
 from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.inversion import corrector as corrector_model
-from vectorkeep.workers.inversion.device import autocast, pick_device
-from vectorkeep.workers.inversion.invert import Inversion
-from vectorkeep.workers.inversion.inverters import Vec2Text, load_corrector, load_vec2text
+from vectorkeep.workers.families.vec2text import corrector as corrector_model
+from vectorkeep.workers.families.vec2text.inverter import Vec2Text, load_corrector, load_vec2text
+from vectorkeep.workers.inverter import Inversion
 from vectorkeep.workers.trainers.data import is_heldout
 
 # Few rows (the stable hash holds out 2 of these 40), short texts and a short decoder keep the generation in

@@ -86,9 +86,9 @@ def register_inverter(url: str, name: str, *, source: str, encoder: str, t5: str
     source: the inverter's folder or hub name; t5: a local copy of its T5 (default: as its config says).
     """
     from vectorkeep.db import registry
-    from vectorkeep.workers.inversion import pretrained
-    from vectorkeep.workers.inversion.model import to_artifact
-    from vectorkeep.workers.trainers.vec2text import encoder_source
+    from vectorkeep.workers.families.vec2text import pretrained
+    from vectorkeep.workers.families.vec2text.model import to_artifact
+    from vectorkeep.workers.families.vec2text.trainer import encoder_source
 
     with connect(url) as conn:
         inverted = registry.by_spec(conn, encoder)
@@ -110,13 +110,13 @@ def register_inverter(url: str, name: str, *, source: str, encoder: str, t5: str
 
 def register_corrector(url: str, name: str, *, source: str, inverter: str, t5: str | None = None) -> ModelVersion:
     """A pretrained vec2text corrector as a model version tied to the vec2text inverter it corrects (a version
-    registered or trained here), its weights stored with that inverter's (workers.inversion.corrector).
+    registered or trained here), its weights stored with that inverter's (workers.families.vec2text.corrector).
 
     source: the corrector's folder or hub name; t5: a local copy of its T5 (default: as its config says).
     """
     from vectorkeep.db import artifacts, registry
-    from vectorkeep.workers.inversion import corrector, pretrained
-    from vectorkeep.workers.trainers.vec2text_corrector import INVERTER_KIND, INVERTER_PARAMS
+    from vectorkeep.workers.families.vec2text import corrector, pretrained
+    from vectorkeep.workers.families.vec2text.corrector_trainer import INVERTER_KIND, INVERTER_PARAMS
 
     with connect(url) as conn:
         corrected = registry.by_spec(conn, inverter)

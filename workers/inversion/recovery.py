@@ -24,8 +24,7 @@ from vectorkeep.sql import query
 from vectorkeep.workers.arrays import l2_normalize
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders import Encoder
-from vectorkeep.workers.inversion.edit_search import Neighbour, Penalty
-from vectorkeep.workers.inversion.inverters import Inverter
+from vectorkeep.workers.inverter import Inverter, Neighbour, Penalty
 from vectorkeep.workers.kinds import resolve
 
 log = logging.getLogger(__name__)

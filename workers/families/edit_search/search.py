@@ -18,28 +18,19 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from vectorkeep.workers.arrays import l2_normalize
-from vectorkeep.workers.inversion.invert import Inversion
+from vectorkeep.workers.inverter import Inversion, Neighbour, Penalty
 
 Encode = Callable[[list[str]], np.ndarray]
-# Unit vectors of candidate texts -> a penalty each (0: no objection), in units of cosine.
-Penalty = Callable[[np.ndarray], np.ndarray]
 
 MAX_WORDS = 48
 # Share of the time box kept for pruning.
 PRUNE_SHARE = 0.2
 # Cosine a pruned word may cost.
 PRUNE_TOLERANCE = 0.003
-
-
-@dataclass(frozen=True)
-class Neighbour:
-    text: str
-    similarity: float
 
 
 def word_probabilities(

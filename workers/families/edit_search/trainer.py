@@ -7,7 +7,7 @@ encoder. Memory: the training pairs (at most max_pairs) and a label row each.
 
 from itertools import islice
 
-from vectorkeep.workers.inversion import words
+from vectorkeep.workers.families.edit_search import words
 from vectorkeep.workers.trainers.data import CollectionPairs
 from vectorkeep.workers.trainers.result import Trained
 from vectorkeep.workers.trainers.run import TrainingRun

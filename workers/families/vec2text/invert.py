@@ -9,22 +9,14 @@ missing meaning. The best text over all steps is kept, with its cosine.
 """
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from vectorkeep.workers.arrays import l2_normalize
 from vectorkeep.workers.encoders import Encoder
-from vectorkeep.workers.inversion.model import generate
-
-
-@dataclass(frozen=True)
-class Inversion:
-    text: str
-    cosine: float
-    steps_run: int
-    timed_out: bool
+from vectorkeep.workers.families.vec2text.model import generate
+from vectorkeep.workers.inverter import Inversion
 
 
 def invert(

@@ -10,7 +10,7 @@ params, so any worker rebuilds the same model: config, then load_state_dict
 (InversionModel.from_pretrained does not work with transformers 5).
 
 Devices: a model is built on the CPU; from_artifact moves it to the worker's
-accelerator when there is one (workers.inversion.device), and loss and
+accelerator when there is one (workers.device), and loss and
 generate send their tensors to wherever the model is, and bring results back
 to the CPU. Artifacts are always saved from CPU copies, so a model trained on a
 GPU loads on a CPU-only worker and the other way round.
@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from vectorkeep.workers.arrays import pack, unpack
+from vectorkeep.workers.device import autocast, device_of, pick_device
 from vectorkeep.workers.families.text.sentence_transformers import resolve_source
-from vectorkeep.workers.inversion.device import autocast, device_of, pick_device
 
 log = logging.getLogger(__name__)
 

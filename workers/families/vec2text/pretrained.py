@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from vectorkeep.workers.inversion import corrector
-from vectorkeep.workers.inversion.model import EMBEDDER_PREFIX, build
+from vectorkeep.workers.families.vec2text import corrector
+from vectorkeep.workers.families.vec2text.model import EMBEDDER_PREFIX, build
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 

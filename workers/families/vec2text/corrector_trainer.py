@@ -6,11 +6,11 @@ first guess, the encoder embeds it, and the corrector learns to write the
 real text from (target vector, guess's vector, guess's tokens), as vec2text
 trains its corrector. Hypotheses are made batch by batch rather than cached:
 memory stays one batch, at the cost of generating again each epoch.
-params.extra_text adds offline texts as for the inverter (workers.trainers.vec2text).
+params.extra_text adds offline texts as for the inverter (workers.families.vec2text.trainer).
 
 The version records inverter_model_id (the inverter it corrects) and the
 inverter's encoder (encoder_model_id), and its artifact carries the
-inverter's own (workers.inversion.corrector).
+inverter's own (workers.families.vec2text.corrector).
 """
 
 import logging
@@ -23,15 +23,15 @@ import torch
 from vectorkeep.db import artifacts, registry
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.workers.arrays import l2_normalize
+from vectorkeep.workers.device import autocast, pick_device
 from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.inversion import corrector as corrector_model
-from vectorkeep.workers.inversion import model as inverter_model
-from vectorkeep.workers.inversion.device import autocast, pick_device
+from vectorkeep.workers.families.vec2text import corrector as corrector_model
+from vectorkeep.workers.families.vec2text import model as inverter_model
+from vectorkeep.workers.families.vec2text.trainer import TrainingData
 from vectorkeep.workers.inversion.recovery import ranked_inverters
 from vectorkeep.workers.trainers.data import batched
 from vectorkeep.workers.trainers.result import Trained
 from vectorkeep.workers.trainers.run import TrainingRun
-from vectorkeep.workers.trainers.vec2text import TrainingData
 
 log = logging.getLogger(__name__)
 

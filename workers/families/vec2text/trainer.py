@@ -11,7 +11,7 @@ sample collection, so on that collection they overlap its held-out rows; the
 docstrings do not). The version's metrics say what it was trained on (trained_on).
 
 Runs on the worker's accelerator when there is one (params.device), the
-forward pass under bfloat16 autocast on CUDA (workers.inversion.device).
+forward pass under bfloat16 autocast on CUDA (workers.device).
 Memory: the inverter, the extra pairs, and one batch of the collection's
 pairs (streamed each epoch).
 """
@@ -30,10 +30,10 @@ from vectorkeep.db import kinds
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
 from vectorkeep.workers import corpus
+from vectorkeep.workers.device import autocast, pick_device
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders import Encoder
-from vectorkeep.workers.inversion import model as inverter
-from vectorkeep.workers.inversion.device import autocast, pick_device
+from vectorkeep.workers.families.vec2text import model as inverter
 from vectorkeep.workers.trainers.data import CollectionPairs, batched
 from vectorkeep.workers.trainers.result import Trained
 from vectorkeep.workers.trainers.run import TrainingRun

@@ -4,7 +4,7 @@ vec2text's second model (CorrectorEncoderModel) reads the target embedding,
 the hypothesis' embedding, their difference and the hypothesis' tokens, and
 decodes a new text; repeated, it walks the inverter's first guess toward the
 target (Morris et al. 2023, "Text Embeddings Reveal (Almost) As Much As Text").
-Here it is built like the inverter (workers.inversion.model): a T5 named by
+Here it is built like the inverter (workers.families.vec2text.model): a T5 named by
 params.t5 or a tiny one from a config, with the encoder's tokenizer; vec2text
 sizes its input layers for 768-d vectors, so they are rebuilt for the
 encoder's dimension.
@@ -15,7 +15,7 @@ with, so a corrector version inverts by itself wherever it is loaded (the
 workers load inverter kinds from their own artifact only, and the pairing
 cannot drift if the inverter is retired): load_inverter is the kind's loader,
 and from_artifact reads the corrector's part only (for an inverter loaded
-apart, workers.inversion.inverters.load_corrector). Hypotheses are
+apart, workers.families.vec2text.inverter.load_corrector). Hypotheses are
 re-tokenised from their text, so the corrector sees the same tokens whether
 the hypothesis came from the inverter or from itself.
 """
@@ -31,11 +31,11 @@ import torch
 
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.workers.arrays import l2_normalize, pack
+from vectorkeep.workers.device import autocast, device_of, pick_device
 from vectorkeep.workers.encoders import Encoder
 from vectorkeep.workers.families.text.sentence_transformers import resolve_source
-from vectorkeep.workers.inversion import model as inverter_model
-from vectorkeep.workers.inversion.device import autocast, device_of, pick_device
-from vectorkeep.workers.inversion.invert import Inversion
+from vectorkeep.workers.families.vec2text import model as inverter_model
+from vectorkeep.workers.inverter import Inversion
 
 # The artifact's entry holding the inverter's own artifact (its bytes as uint8).
 INVERTER_ENTRY = "__inverter_artifact__"
@@ -233,8 +233,8 @@ def from_artifact(
 def load_inverter(version: ModelVersion, artifact: bytes, encoder: Encoder, options: dict[str, Any]) -> Any:
     """A vec2text-corrector version as an inverter on its own (its kind's loader): the inverter it was trained
     with (carried in its artifact) makes the first guess, the corrector the next ones (options.steps, else
-    params.steps); a workers.inversion.inverters.Vec2Text."""
-    from vectorkeep.workers.inversion.inverters import Vec2Text, load_corrector
+    params.steps); a workers.families.vec2text.inverter.Vec2Text."""
+    from vectorkeep.workers.families.vec2text.inverter import Vec2Text, load_corrector
 
     p, device = version.params, options.get("device")
     model = inverter_model.from_artifact(p["encoder_source"], p["inverter_params"], inverter_artifact(artifact), device)
