@@ -11,10 +11,10 @@ import pytest
 from helpers import cli, drain, one, save_untrained_inverter, serve
 from vectorkeep.db import artifacts, registry
 from vectorkeep.db.connect import connect
+from vectorkeep.workers import map_gaps as gaps
 from vectorkeep.workers.corpus import paragraphs
 from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.maps import gaps
-from vectorkeep.workers.maps.umap import MapModel, find_ab, fuzzy_graph
+from vectorkeep.workers.families.umap.model import MapModel, find_ab, fuzzy_graph
 
 TEXTS = [t for _, t in paragraphs()]
 FAST = '{"epochs": 8, "decoder_epochs": 80, "n_neighbors": 10}'

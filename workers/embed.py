@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 # Steps that follow a batch's new vectors in its transaction: (connection, collection id, model version,
 # [(pk, the row's vector (the mean of its chunks'), text sha256)]). The batch knows no feature that
-# registers one (map-following: workers/maps/coordinates.py, registered by the loops that run batches),
+# registers one (map-following: workers/map_coordinates.py, registered by the loops that run batches),
 # and imports none of them (an import-linter contract in pyproject.toml).
 AfterWrite = Callable[[psycopg.Connection, int, ModelVersion, list[tuple[str, np.ndarray, bytes]]], None]
 _after_write: list[AfterWrite] = []

@@ -37,7 +37,7 @@ from vectorkeep.sql import query
 from vectorkeep.workers.embed import RetryPolicy, after_write, encode_rows, process_batch
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders.usage import take_usage
-from vectorkeep.workers.maps.coordinates import follow_batch
+from vectorkeep.workers.map_coordinates import follow_batch
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from vectorkeep.sql import query
 from vectorkeep.workers.counts import WorkerStats
 from vectorkeep.workers.embed import BatchResult, RetryPolicy, after_write, claim_batch
 from vectorkeep.workers.encoder_cache import EncoderCache
-from vectorkeep.workers.maps.coordinates import follow_batch
+from vectorkeep.workers.map_coordinates import follow_batch
 from vectorkeep.workers.metrics import Metrics, recording
 from vectorkeep.workers.overlap import WriteBehind
 

@@ -1,6 +1,6 @@
 """A map's gaps (empty regions between its rows), filled with decoded vectors and text, or drawn to a PNG.
 
-numpy, the map models and matplotlib (vectorkeep.workers.maps.gaps) are imported when a map is read."""
+numpy, the map models and matplotlib (vectorkeep.workers.map_gaps) are imported when a map is read."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class Gaps:
 
 
 def _find(conn: psycopg.Connection, version: ModelVersion, model: str, search: GapSearch, fill: int) -> Gaps:
-    from vectorkeep.workers.maps import gaps as map_gaps
+    from vectorkeep.workers import map_gaps
 
     params = {"model": model, "cells": search.cells, "min_neighbours": search.min_neighbours}
     with conn.cursor() as cur:
@@ -71,7 +71,7 @@ def find_gaps(url: str, model: str, *, search: GapSearch | None = None, fill: in
 def fill(url: str, model: str, x: float, y: float) -> dict[str, Any]:
     """A map coordinate decoded: its vector, the nearest stored text, and the recovered text with its method."""
     from vectorkeep.db import registry
-    from vectorkeep.workers.maps import gaps as map_gaps
+    from vectorkeep.workers import map_gaps
 
     with connect(url) as conn:
         return map_gaps.fill(conn, registry.by_spec(conn, model), [(x, y)])[0]
@@ -80,7 +80,7 @@ def fill(url: str, model: str, x: float, y: float) -> dict[str, Any]:
 def plot(url: str, model: str, out: str, *, search: GapSearch | None = None, fill: int = 0) -> Gaps:
     """Draw a map's rows, its gaps and the first `fill` gaps decoded, to a PNG; the gaps drawn."""
     from vectorkeep.db import registry
-    from vectorkeep.workers.maps import gaps as map_gaps
+    from vectorkeep.workers import map_gaps
 
     with connect(url) as conn:
         version = registry.by_spec(conn, model)

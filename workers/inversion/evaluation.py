@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from vectorkeep.workers.inversion import metrics
-from vectorkeep.workers.inversion.recovery import NEAREST, Recovered, Recovery
 from vectorkeep.workers.progress import Report
+from vectorkeep.workers.recovery import NEAREST, Recovered, Recovery
 
 BEST = "best"
 

@@ -13,8 +13,8 @@ import logging
 from vectorkeep.db import registry
 from vectorkeep.sql import query
 from vectorkeep.workers.inversion.evaluation import evaluate
-from vectorkeep.workers.inversion.recovery import recovery_for
 from vectorkeep.workers.jobs.runner import JobContext, JobOutcome
+from vectorkeep.workers.recovery import recovery_for
 from vectorkeep.workers.trainers.data import CollectionPairs, sample
 
 log = logging.getLogger(__name__)

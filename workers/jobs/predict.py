@@ -13,9 +13,9 @@ from psycopg.types.json import Jsonb
 
 from vectorkeep.db import artifacts, registry
 from vectorkeep.sql import query
-from vectorkeep.workers.inversion.recovery import ranked_inverters, recovery_for
+from vectorkeep.workers.families.next_vector import lvm
 from vectorkeep.workers.jobs.runner import JobContext, JobOutcome
-from vectorkeep.workers.sequences import lvm
+from vectorkeep.workers.recovery import ranked_inverters, recovery_for
 
 
 def run_predict(ctx: JobContext) -> JobOutcome:

@@ -4,7 +4,7 @@ Keyset pages of the legacy table, progress (the last key) saved after each
 page, so a job taken over resumes. Method nearest runs in SQL: each vector's
 nearest stored text among the collections embedded with the reference
 version, with its similarity and source row. Method best, or an inverter's
-method, goes through the recovery entry point (workers.inversion.recovery):
+method, goes through the recovery entry point (workers.recovery):
 the inverter's text and the nearest stored text, each stored with the cosine
 of its text, re-embedded, to the target; vk.recovered_text picks the better.
 Method best without a ready inverter for the encoder is method nearest.
@@ -16,9 +16,9 @@ from psycopg.types.json import Jsonb
 
 from vectorkeep.db import registry
 from vectorkeep.sql import query
-from vectorkeep.workers.inversion.recovery import NEAREST, Recovery, method_of, ranked_inverters, recovery_for
 from vectorkeep.workers.jobs.runner import JobContext, JobOutcome
 from vectorkeep.workers.kinds import is_encoder
+from vectorkeep.workers.recovery import NEAREST, Recovery, method_of, ranked_inverters, recovery_for
 
 log = logging.getLogger(__name__)
 

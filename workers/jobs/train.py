@@ -18,10 +18,10 @@ from vectorkeep.sql import query
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders.registry import load_kind
 from vectorkeep.workers.inversion.evaluation import evaluate
-from vectorkeep.workers.inversion.recovery import NEAREST, Recovery, method_of
 from vectorkeep.workers.jobs import train_structure
 from vectorkeep.workers.jobs.runner import JobContext, JobLost, JobOutcome, JobStopped
 from vectorkeep.workers.kinds import resolve, trainer
+from vectorkeep.workers.recovery import NEAREST, Recovery, method_of
 from vectorkeep.workers.trainers.data import CollectionPairs, sample
 from vectorkeep.workers.trainers.evaluate import retrieval_metrics
 from vectorkeep.workers.trainers.result import Trained

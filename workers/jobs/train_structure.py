@@ -16,9 +16,10 @@ import numpy as np
 from vectorkeep.db import registry
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
+from vectorkeep.workers import map_coordinates as coordinates
+from vectorkeep.workers.families.next_vector import lvm
+from vectorkeep.workers.families.umap import model as umap
 from vectorkeep.workers.jobs.runner import JobContext
-from vectorkeep.workers.maps import coordinates, umap
-from vectorkeep.workers.sequences import lvm
 from vectorkeep.workers.trainers.result import Trained
 from vectorkeep.workers.trainers.run import TrainingRun
 

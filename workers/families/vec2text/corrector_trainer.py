@@ -28,7 +28,7 @@ from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.families.vec2text import corrector as corrector_model
 from vectorkeep.workers.families.vec2text import model as inverter_model
 from vectorkeep.workers.families.vec2text.trainer import TrainingData
-from vectorkeep.workers.inversion.recovery import ranked_inverters
+from vectorkeep.workers.recovery import ranked_inverters
 from vectorkeep.workers.trainers.data import batched
 from vectorkeep.workers.trainers.result import Trained
 from vectorkeep.workers.trainers.run import TrainingRun

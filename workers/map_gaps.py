@@ -9,9 +9,12 @@ error": the distance from the asked point, as a fraction of the map's
 extent; "in_cell": whether it lands inside the gap's grid cell). Given the
 grid, the search also counts where its candidates land: a text outside the
 cell gives up OUTSIDE_CELL of cosine a half-cell (at most 0.2).
+
+The geometry (the grid's bounds, a gap's cell, the figure) is the umap
+family's (vectorkeep.workers.families.umap.gaps); this module reads the map
+and its coordinates from the database and recovers the texts.
 """
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,32 +24,17 @@ from vectorkeep.db import artifacts, registry
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
 from vectorkeep.workers.encoder_cache import EncoderCache
+from vectorkeep.workers.families.umap.gaps import bounds_of, draw, outside_cell
+
+
+def map_points(conn: psycopg.Connection, version: ModelVersion) -> np.ndarray:
+    """The map's points: (x, y) of every row placed on it."""
+    return np.array([(x, y) for _, x, y in conn.execute(query("map_coordinates"), {"model_id": version.id})])
 
 
 def bounds(conn: psycopg.Connection, version: ModelVersion) -> tuple[float, float, float, float]:
     """x0, y0, x1, y1 of the map's points (the grid vk.map_gaps divides)."""
-    points = np.array([(x, y) for _, x, y in conn.execute(query("map_coordinates"), {"model_id": version.id})])
-    if not len(points):
-        return 0.0, 0.0, 1.0, 1.0
-    (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
-    return float(x0), float(y0), float(x1), float(y1)
-
-
-# Cosine a text gives up for each half-cell it lands outside its gap's cell, up to MAX_HALF_CELLS of them.
-OUTSIDE_CELL = 0.05
-MAX_HALF_CELLS = 4
-
-
-def _outside_cell(model: Any, x: float, y: float, width: float, height: float) -> Callable[[np.ndarray], np.ndarray]:
-    """A gap's objection to texts that land outside its cell on the map: 0 inside, growing with the distance."""
-
-    def penalty(vectors: np.ndarray) -> np.ndarray:
-        landed = model.to_2d(vectors)
-        outside = np.maximum(np.abs(landed[:, 0] - x) / (width / 2), np.abs(landed[:, 1] - y) / (height / 2)) - 1
-        # Capped: far off is far off, and the cosine stays what matters most.
-        return OUTSIDE_CELL * np.clip(outside, 0.0, MAX_HALF_CELLS)  # type: ignore[no-any-return]
-
-    return penalty
+    return bounds_of(map_points(conn, version))
 
 
 def fill(
@@ -59,8 +47,8 @@ def fill(
 ) -> list[dict[str, Any]]:
     """Each point decoded and recovered; cells: the grid of vk.map_gaps, to tell whether a text lands in its cell."""
     # Imported here: torch and scikit-learn are 3 s of every command line's start otherwise.
-    from vectorkeep.workers.inversion.recovery import NEAREST, recovery_for
-    from vectorkeep.workers.maps.umap import MapModel
+    from vectorkeep.workers.families.umap.model import MapModel
+    from vectorkeep.workers.recovery import NEAREST, recovery_for
 
     model = MapModel.load(version.params, artifacts.load(conn, version))
     source = registry.by_id(conn, int(version.params["source_model_id"]))
@@ -73,7 +61,7 @@ def fill(
     filled = []
     for x, y in points:
         vector = model.from_2d(np.array([[x, y]]))[0]
-        penalty = _outside_cell(model, x, y, (x1 - x0) / cells, (y1 - y0) / cells) if cells else None
+        penalty = outside_cell(model, x, y, (x1 - x0) / cells, (y1 - y0) / cells) if cells else None
         recovered = recovery.recover(vector, collection=collection[0], penalty=penalty)
         nearest = next((a for a in recovered.tried if a.method == NEAREST), None)
         best = recovered.best
@@ -106,33 +94,7 @@ def plot(
     conn: psycopg.Connection, version: ModelVersion, out: str, gaps: list[dict[str, Any]], filled: list[dict[str, Any]]
 ) -> None:
     """Points, gaps and filled points (with where their generated text landed) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on servers
-    import matplotlib.pyplot as plt
-
-    points = np.array([(x, y) for _, x, y in conn.execute(query("map_coordinates"), {"model_id": version.id})])
-    fig, ax = plt.subplots(figsize=(8, 8))
-    if len(points):
-        ax.scatter(points[:, 0], points[:, 1], s=6, c="#4477aa", alpha=0.6, label=f"rows ({len(points)})")
-    if gaps:
-        ax.scatter(
-            [g["x"] for g in gaps],
-            [g["y"] for g in gaps],
-            s=60,
-            marker="s",
-            facecolors="none",
-            edgecolors="#cc6677",
-            label=f"gaps ({len(gaps)})",
-        )
-    if filled:
-        ax.scatter([f["x"] for f in filled], [f["y"] for f in filled], s=80, marker="*", c="#228833", label="filled")
-        for f in filled:
-            if f.get("landed_x") is not None and (f["landed_x"], f["landed_y"]) != (f["x"], f["y"]):
-                ax.annotate("", (f["landed_x"], f["landed_y"]), (f["x"], f["y"]), arrowprops={"arrowstyle": "->"})
-    ax.set_title(
+    title = (
         f"{version.label}: {version.params.get('source')} vectors of collection {version.params.get('collection_id')}"
     )
-    ax.legend(loc="best")
-    fig.savefig(out, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    draw(map_points(conn, version), title, out, gaps, filled)

@@ -16,7 +16,7 @@ from vectorkeep.sql import query
 
 if TYPE_CHECKING:
     # torch and scikit-learn load only when a map is used: they are 3 s of every command line's start.
-    from vectorkeep.workers.maps.umap import MapModel
+    from vectorkeep.workers.families.umap.model import MapModel
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class MapCache:
     def get(self, conn: psycopg.Connection, version: ModelVersion) -> MapModel:
         key = (version.id, str(version.params.get("artifact_sha256")))
         if key not in self._maps:
-            from vectorkeep.workers.maps.umap import MapModel
+            from vectorkeep.workers.families.umap.model import MapModel
 
             self._maps[key] = MapModel.load(version.params, artifacts.load(conn, version))
         return self._maps[key]

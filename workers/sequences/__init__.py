@@ -1,1 +1,0 @@
-"""Next-vector models over ordered rows (LSTM, GRU, Transformer), trained and served as jobs."""
