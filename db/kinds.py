@@ -81,7 +81,7 @@ class Kind:
     role: Role
     help: str
     params: tuple[Param, ...] = ()
-    # "module:function" taking a workers.trainers.run.TrainingRun, returning a Trained; None: not trained here.
+    # "module:function" taking a workers.training.TrainingRun, returning a Trained; None: not trained here.
     trainer: str | None = None
     # "module:function" taking (params, artifact), returning an Encoder; None: nothing to load as an encoder.
     loader: str | None = None
@@ -464,7 +464,7 @@ KINDS: tuple[Kind, ...] = (
             ACTIVATE,
             GATES,
         ),
-        trainer="vectorkeep.workers.jobs.train_structure:train_map",
+        trainer="vectorkeep.workers.families.umap.trainer:train",
     ),
     *(
         Kind(
@@ -486,7 +486,7 @@ KINDS: tuple[Kind, ...] = (
                 ACTIVATE,
                 GATES,
             ),
-            trainer="vectorkeep.workers.jobs.train_structure:train_next_vector",
+            trainer="vectorkeep.workers.families.next_vector.trainer:train",
         )
         for arch in ("lstm", "gru", "transformer")
     ),

@@ -20,7 +20,7 @@ from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.families.vec2text import corrector as corrector_model
 from vectorkeep.workers.families.vec2text.inverter import Vec2Text, load_corrector, load_vec2text
 from vectorkeep.workers.inverter import Inversion
-from vectorkeep.workers.trainers.data import is_heldout
+from vectorkeep.workers.training import is_heldout
 
 # Few rows (the stable hash holds out 2 of these 40), short texts and a short decoder keep the generation in
 # training and evaluation quick on a CPU (each held-out row is inverted there).

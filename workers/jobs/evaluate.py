@@ -14,8 +14,9 @@ from vectorkeep.db import registry
 from vectorkeep.sql import query
 from vectorkeep.workers.inversion.evaluation import evaluate
 from vectorkeep.workers.jobs.runner import JobContext, JobOutcome
+from vectorkeep.workers.jobs.training_inputs import CollectionPairs
 from vectorkeep.workers.recovery import recovery_for
-from vectorkeep.workers.trainers.data import CollectionPairs, sample
+from vectorkeep.workers.training import sample
 
 log = logging.getLogger(__name__)
 

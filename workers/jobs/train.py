@@ -14,18 +14,18 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from vectorkeep.db import kinds, registry
+from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders.registry import load_kind
 from vectorkeep.workers.inversion.evaluation import evaluate
 from vectorkeep.workers.jobs import train_structure
 from vectorkeep.workers.jobs.runner import JobContext, JobLost, JobOutcome, JobStopped
+from vectorkeep.workers.jobs.training_inputs import CollectionInputs, CollectionPairs
 from vectorkeep.workers.kinds import resolve, trainer
-from vectorkeep.workers.recovery import NEAREST, Recovery, method_of
-from vectorkeep.workers.trainers.data import CollectionPairs, sample
+from vectorkeep.workers.recovery import NEAREST, Recovery, method_of, ranked_inverters
 from vectorkeep.workers.trainers.evaluate import retrieval_metrics
-from vectorkeep.workers.trainers.result import Trained
-from vectorkeep.workers.trainers.run import TrainingRun, TrainSpec
+from vectorkeep.workers.training import REFERENCES, Trained, TrainingRun, TrainSpec, sample
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,28 @@ def _reference(ctx: JobContext, spec: str | None = None) -> Any:
     return registry.by_id(ctx.conn, default_model_id) if default_model_id else None
 
 
+def _collection(ctx: JobContext) -> str:
+    row = ctx.conn.execute(query("collection_name"), {"id": ctx.job["collection_id"]}).fetchone()
+    return str(row[0]) if row else f"collection {ctx.job['collection_id']}"
+
+
+def _models(ctx: JobContext, spec: TrainSpec, reference: ModelVersion | None) -> dict[str, ModelVersion]:
+    """The kind's `model` parameters besides the reference, as versions: the one named; else, for one that
+    names an inverter, the best ready one of its kinds for the reference (vk.inverters_v1's order)."""
+    found: dict[str, ModelVersion] = {}
+    for param in spec.kind.params:
+        if param.type != "model" or param.name in REFERENCES:
+            continue
+        named = spec.params.get(param.name)
+        if named:
+            found[param.name] = registry.by_spec(ctx.conn, str(named))
+        elif reference is not None and "inverter" in param.roles:
+            ranked = [v for v in ranked_inverters(ctx.conn, reference) if not param.kinds or v.kind in param.kinds]
+            if ranked:
+                found[param.name] = ranked[0]
+    return found
+
+
 def run_train(ctx: JobContext) -> JobOutcome:
     conn, job = ctx.conn, ctx.job
     spec = TrainSpec.from_job(job["params"])
@@ -58,8 +80,17 @@ def run_train(ctx: JobContext) -> JobOutcome:
         assert row is not None
         model_id = int(row[0])
     ctx.progress(phase="training", model_id=model_id)
-    run = TrainingRun(ctx.url, conn, int(job["collection_id"]), spec, _reference(ctx, spec.reference), ctx.report)
+    collection_id = int(job["collection_id"])
+    run = TrainingRun(
+        collection_id,
+        _collection(ctx),
+        spec,
+        _reference(ctx, spec.reference),
+        CollectionInputs(ctx.url, conn, collection_id, spec.holdout),
+        ctx.report,
+    )
     try:
+        run = replace(run, models=_models(ctx, spec, run.reference))
         trained = trainer(kind.name)(run)
         ctx.check()
         ctx.report("evaluating", 0)

@@ -1,66 +1,25 @@
-"""Models of a collection's vectors rather than its text: maps (umap) and
+"""Storing models of a collection's vectors rather than its text: maps (umap) and
 next-vector models (lvm-lstm, lvm-gru, lvm-transformer), trained by the train job.
 
 Both learn from the vectors of a source model version (params.source, else
-the collection's search default), record the collection and source on the
-version, and store plain arrays as the artifact. A map then places every row
-(vk.coordinates, kept current by the workers from then on); a next-vector
-model is ready to be gated by vk.activate.
+the collection's search default; their trainers are in
+vectorkeep.workers.families.umap and .next_vector), record the collection and
+source on the version, and store plain arrays as the artifact. A map then
+places every row (vk.coordinates, kept current by the workers from then on);
+a next-vector model is ready to be gated by vk.activate.
 """
 
 import logging
 from typing import Any
 
-import numpy as np
-
 from vectorkeep.db import registry
-from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
 from vectorkeep.workers import map_coordinates as coordinates
-from vectorkeep.workers.families.next_vector import lvm
 from vectorkeep.workers.families.umap import model as umap
 from vectorkeep.workers.jobs.runner import JobContext
-from vectorkeep.workers.trainers.result import Trained
-from vectorkeep.workers.trainers.run import TrainingRun
+from vectorkeep.workers.training import Trained
 
 log = logging.getLogger(__name__)
-
-MAX_MAP_ROWS = 20_000
-
-
-def _base(run: TrainingRun) -> tuple[ModelVersion, dict[str, Any]]:
-    source = run.require_reference("a model's vectors")
-    # activate and gates both become the version's own gates (vk.activate checks them).
-    gates = {**(run.params.get("gates") or {}), **(run.spec.gates or {})}
-    params = {**run.params, **({"gates": gates} if gates else {})}
-    return source, {**params, "collection_id": run.collection_id, "source_model_id": source.id, "source": source.label}
-
-
-def train_map(run: TrainingRun) -> Trained:
-    source, base = _base(run)
-    rows = run.conn.execute(
-        query("row_vectors"), {"collection_id": run.collection_id, "model_id": source.id, "pks": None}
-    ).fetchall()
-    if len(rows) > MAX_MAP_ROWS:  # the exact neighbour graph is quadratic: a stable sample
-        rows = rows[:: len(rows) // MAX_MAP_ROWS + 1]
-    model, metrics = umap.train(np.stack([registry.as_array(v) for _, v, _ in rows]), run.params, run.report)
-    return Trained(umap.artifact(model), 2, {**base, **model.params}, metrics)
-
-
-def train_next_vector(run: TrainingRun) -> Trained:
-    source, base = _base(run)
-    p, kind = run.params, run.spec.kind.name
-    rows = run.conn.execute(
-        query("sequence_windows"),
-        {"collection_id": run.collection_id, "model_id": source.id, "context": int(p["context"])},
-    ).fetchall()
-    windows = lvm.Windows.from_rows(
-        [(g, [registry.as_array(v) for v in context], registry.as_array(t)) for g, _, context, t in rows],
-        int(p["context"]),
-        source.dim,
-    )
-    model, metrics = lvm.train(windows, kind, p, run.report)
-    return Trained(lvm.artifact(model), source.dim, {**base, **p, "dim": source.dim}, metrics)
 
 
 def finish(ctx: JobContext, kind: str, model_id: int, trained: Trained) -> dict[str, Any]:

@@ -5,22 +5,20 @@ Memory: the vocabulary, plus gensim's table of one vector per training row
 """
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from vectorkeep.workers.encoders.text import stable_hash, tokenize
 from vectorkeep.workers.families.doc2vec.encoder import to_bytes
-from vectorkeep.workers.trainers.data import CollectionTexts
-from vectorkeep.workers.trainers.result import Trained
-from vectorkeep.workers.trainers.run import TrainingRun
+from vectorkeep.workers.training import Trained, TrainingRun
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class _Tagged:
-    texts: CollectionTexts
+    texts: Iterable[tuple[str, str]]
 
     def __iter__(self) -> Iterator[Any]:
         from gensim.models.doc2vec import TaggedDocument

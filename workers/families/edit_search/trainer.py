@@ -8,15 +8,13 @@ encoder. Memory: the training pairs (at most max_pairs) and a label row each.
 from itertools import islice
 
 from vectorkeep.workers.families.edit_search import words
-from vectorkeep.workers.trainers.data import CollectionPairs
-from vectorkeep.workers.trainers.result import Trained
-from vectorkeep.workers.trainers.run import TrainingRun
+from vectorkeep.workers.training import Trained, TrainingRun
 
 
 def train(run: TrainingRun) -> Trained:
     encoder = run.require_reference("an encoder's (text, vector) pairs")
     p = run.params
-    pairs = CollectionPairs(run.url, run.collection_id, encoder.id, "train", run.spec.holdout)
+    pairs = run.pairs(encoder, "train")
     predictor, metrics = words.train(
         ((text, vector) for _, text, vector in islice(pairs, int(p["max_pairs"]))),
         vocabulary_size=int(p["vocabulary"]),

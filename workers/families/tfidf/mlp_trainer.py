@@ -9,7 +9,7 @@ vocabulary, the network and one batch (plus a shuffle buffer).
 
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -17,15 +17,13 @@ import torch
 from vectorkeep.workers.arrays import pack
 from vectorkeep.workers.families.tfidf import trainer as tfidf
 from vectorkeep.workers.families.tfidf.mlp_encoder import build_mlp, mlp_arrays
-from vectorkeep.workers.trainers.data import CollectionPairs, batched
-from vectorkeep.workers.trainers.result import Trained
-from vectorkeep.workers.trainers.run import TrainingRun
+from vectorkeep.workers.training import Pair, Trained, TrainingRun, batched
 
 log = logging.getLogger(__name__)
 
 
-def _shuffled(pairs: CollectionPairs, buffer: int, rng: random.Random) -> Iterator[tuple[str, str, np.ndarray]]:
-    pool: list[tuple[str, str, np.ndarray]] = []
+def _shuffled(pairs: Iterable[Pair], buffer: int, rng: random.Random) -> Iterator[Pair]:
+    pool: list[Pair] = []
     for item in pairs:
         pool.append(item)
         if len(pool) >= buffer:
@@ -41,12 +39,12 @@ def _loss(mlp: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> torch.Tensor:
 
 def train(run: TrainingRun) -> Trained:
     teacher = run.require_reference("a teacher model's vectors")
-    p, texts, url, collection_id = run.params, run.texts(), run.url, run.collection_id
-    teacher_id, teacher_dim = teacher.id, teacher.dim
+    p, texts = run.params, run.texts()
+    teacher_dim = teacher.dim
     torch.manual_seed(int(p["seed"]))
     rng = random.Random(int(p["seed"]))
-    train_pairs = CollectionPairs(url, collection_id, teacher_id, "train", texts.holdout)
-    val_pairs = CollectionPairs(url, collection_id, teacher_id, "heldout", texts.holdout)
+    train_pairs = run.pairs(teacher, "train")
+    val_pairs = run.pairs(teacher, "heldout")
     features, rows = tfidf.fit_features(texts, int(p["max_features"]), int(p["min_df"]), run.report)
     hidden = [int(h) for h in p["hidden"]]
     mlp = build_mlp(len(features.vocabulary), hidden, teacher_dim)

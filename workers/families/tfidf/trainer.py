@@ -11,6 +11,7 @@ holds more than one batch of rows.
 import logging
 import math
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -19,15 +20,13 @@ from vectorkeep.workers.arrays import pack
 from vectorkeep.workers.encoders.text import tokenize
 from vectorkeep.workers.families.tfidf.encoder import TfidfFeatures
 from vectorkeep.workers.progress import Report
-from vectorkeep.workers.trainers.data import CollectionTexts, batched
-from vectorkeep.workers.trainers.result import Trained
-from vectorkeep.workers.trainers.run import TrainingRun
+from vectorkeep.workers.training import Trained, TrainingRun, batched
 
 log = logging.getLogger(__name__)
 
 
 def fit_features(
-    texts: CollectionTexts, max_features: int, min_df: int, report: Report | None = None
+    texts: Iterable[tuple[str, str]], max_features: int, min_df: int, report: Report | None = None
 ) -> tuple[TfidfFeatures, int]:
     df: Counter[str] = Counter()
     n = 0

@@ -20,18 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from vectorkeep.db import artifacts, registry
 from vectorkeep.db.records import ModelVersion
 from vectorkeep.workers.arrays import l2_normalize
 from vectorkeep.workers.device import autocast, pick_device
-from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.families.vec2text import corrector as corrector_model
 from vectorkeep.workers.families.vec2text import model as inverter_model
 from vectorkeep.workers.families.vec2text.trainer import TrainingData
-from vectorkeep.workers.recovery import ranked_inverters
-from vectorkeep.workers.trainers.data import batched
-from vectorkeep.workers.trainers.result import Trained
-from vectorkeep.workers.trainers.run import TrainingRun
+from vectorkeep.workers.training import Trained, TrainingRun, batched
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +36,12 @@ INVERTER_PARAMS = ("t5", "t5_config", "num_repeat_tokens", "max_length", "seed",
 
 
 def inverter_of(run: TrainingRun) -> ModelVersion:
-    """The vec2text inverter named by params.inverter, else the best ready one for the collection's search model."""
-    named = run.params.get("inverter")
-    if named:
-        version = registry.by_spec(run.conn, str(named))
-    else:
+    """The vec2text inverter named by params.inverter, else the best ready one for the collection's search model
+    (both resolved by the train job)."""
+    version = run.models.get("inverter")
+    if version is None:
         encoder = run.require_reference("the pairs of a vec2text inverter's encoder")
-        found = [v for v in ranked_inverters(run.conn, encoder) if v.kind == INVERTER_KIND]
-        if not found:
-            raise ValueError(f"no ready vec2text inverter for {encoder.label}: train one first, or name one (inverter)")
-        version = found[0]
+        raise ValueError(f"no ready vec2text inverter for {encoder.label}: train one first, or name one (inverter)")
     if version.kind != INVERTER_KIND:
         raise ValueError(f"a vec2text corrector corrects a {INVERTER_KIND}; {version.label} is {version.kind}")
     return version
@@ -63,13 +54,13 @@ def _texts_vectors(batch: list[tuple[str, str, np.ndarray]]) -> tuple[list[str],
 def train(run: TrainingRun) -> Trained:
     p, holdout = run.params, run.spec.holdout
     inverter_version = inverter_of(run)
-    encoder_version = registry.by_id(run.conn, int(inverter_version.params["encoder_model_id"]))
+    encoder_version = run.inputs.version(int(inverter_version.params["encoder_model_id"]))
     source = str(inverter_version.params["encoder_source"])
     device = pick_device(p.get("device"))
-    inverter_bytes = artifacts.load(run.conn, inverter_version)
+    inverter_bytes = run.inputs.artifact(inverter_version)
     inverter = inverter_model.from_artifact(source, inverter_version.params, inverter_bytes, device)
     inverter.requires_grad_(False)
-    encoder = EncoderCache().get(run.conn, encoder_version)
+    encoder = run.inputs.encoder(encoder_version)
     data = TrainingData.of(run, encoder_version, encoder)
     # The corrector writes texts as long as its inverter's.
     own = {**p, "max_length": int(inverter_version.params.get("max_length", 32))}

@@ -18,7 +18,7 @@ pairs (streamed each epoch).
 
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -28,19 +28,14 @@ import torch
 
 from vectorkeep.db import kinds
 from vectorkeep.db.records import ModelVersion
-from vectorkeep.sql import query
 from vectorkeep.workers import corpus
 from vectorkeep.workers.device import autocast, pick_device
-from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders import Encoder
 from vectorkeep.workers.families.vec2text import model as inverter
-from vectorkeep.workers.trainers.data import CollectionPairs, batched
-from vectorkeep.workers.trainers.result import Trained
-from vectorkeep.workers.trainers.run import TrainingRun
+from vectorkeep.workers.training import Pair, Trained, TrainingRun, batched
 
 log = logging.getLogger(__name__)
 
-Pair = tuple[str, str, np.ndarray]
 # params.extra_text: where the texts come from, and how trained_on names them.
 EXTRA_TEXT = {"docstrings": (corpus.docstring_lines, "docstring lines"), "sentences": (corpus.sentences, "sentences")}
 ENCODE_BATCH = 64
@@ -64,7 +59,7 @@ def extra_pairs(
     if which == "none":
         return []
     texts = list(islice(EXTRA_TEXT[which][0](), limit))
-    model = loaded or EncoderCache().get(run.conn, encoder)
+    model = loaded or run.inputs.encoder(encoder)
     vectors: list[np.ndarray] = []
     for start in range(0, len(texts), ENCODE_BATCH):
         run.report("embedding extra text", start, len(texts), "texts")
@@ -77,7 +72,7 @@ class TrainingPairs:
     """Re-iterable training pairs: the collection's (streamed) with the extra ones spread evenly among them,
     so that every stretch of an epoch sees both kinds of text."""
 
-    collection: CollectionPairs
+    collection: Iterable[Pair]
     extra: list[Pair]
     # About how many pairs the collection yields (its training rows with text), to space the extra ones.
     expected: int
@@ -98,24 +93,21 @@ class TrainingData:
     """What a vec2text model (an inverter or a corrector) learns from, and how to say so."""
 
     train: TrainingPairs
-    heldout: CollectionPairs
+    heldout: Iterable[Pair]
     collection: str
     encoder: str
     extra_label: str
 
     @classmethod
     def of(cls, run: TrainingRun, encoder: ModelVersion, loaded: Encoder | None = None) -> "TrainingData":
-        p, holdout = run.params, run.spec.holdout
+        p = run.params
         which = str(p.get("extra_text") or "none")
         extra = extra_pairs(run, encoder, which, int(p.get("max_extra") or 0), loaded)
         expected = sum(1 for _ in run.texts("train")) if extra else 0
-        row = run.conn.execute(query("collection_name"), {"id": run.collection_id}).fetchone()
         return cls(
-            train=TrainingPairs(
-                CollectionPairs(run.url, run.collection_id, encoder.id, "train", holdout), extra, expected
-            ),
-            heldout=CollectionPairs(run.url, run.collection_id, encoder.id, "heldout", holdout),
-            collection=str(row[0]) if row else f"collection {run.collection_id}",
+            train=TrainingPairs(run.pairs(encoder, "train"), extra, expected),
+            heldout=run.pairs(encoder, "heldout"),
+            collection=run.collection,
             encoder=encoder.label,
             extra_label=EXTRA_TEXT[which][1] if which in EXTRA_TEXT else "",
         )
