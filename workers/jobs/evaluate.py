@@ -2,7 +2,7 @@
 
 The rows are held out by the same stable hash as training (so an inverter
 trained on this collection never saw them), and their texts are kept out of
-the reference (vectorkeep.workers.inversion.evaluation). Methods: nearest,
+the reference (vectorkeep.workers.recovery_evaluation). Methods: nearest,
 the baseline (the nearest stored text other than the row's own); the
 inverter named, else the best ready one for the encoder; and best, what the
 recovery entry point answers.
@@ -12,10 +12,10 @@ import logging
 
 from vectorkeep.db import registry
 from vectorkeep.sql import query
-from vectorkeep.workers.inversion.evaluation import evaluate
 from vectorkeep.workers.jobs.runner import JobContext, JobOutcome
 from vectorkeep.workers.jobs.training_inputs import CollectionPairs
 from vectorkeep.workers.recovery import recovery_for
+from vectorkeep.workers.recovery_evaluation import evaluate_recovery
 from vectorkeep.workers.training import sample
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def run_evaluate(ctx: JobContext) -> JobOutcome:
     pairs = sample(CollectionPairs(ctx.url, job["collection_id"], model.id, "heldout", holdout), rows)
     if not pairs:
         raise ValueError(f"no held-out rows of {collection} have vectors of {model.label}")
-    results = evaluate(recovery, pairs, collection=None, report=ctx.report)
+    results = evaluate_recovery(recovery, pairs, collection=None, report=ctx.report)
     log.info("recovery evaluation on %d held-out rows of %s: %s", len(pairs), collection, results)
     return JobOutcome(
         metrics={"model": model.label, "collection": collection, "holdout": holdout, **results}, model_id=model.id

@@ -18,13 +18,13 @@ from vectorkeep.db.records import ModelVersion
 from vectorkeep.sql import query
 from vectorkeep.workers.encoder_cache import EncoderCache
 from vectorkeep.workers.encoders.registry import load_kind
-from vectorkeep.workers.inversion.evaluation import evaluate
 from vectorkeep.workers.jobs import train_structure
 from vectorkeep.workers.jobs.runner import JobContext, JobLost, JobOutcome, JobStopped
 from vectorkeep.workers.jobs.training_inputs import CollectionInputs, CollectionPairs
 from vectorkeep.workers.kinds import resolve, trainer
 from vectorkeep.workers.recovery import NEAREST, Recovery, method_of, ranked_inverters
-from vectorkeep.workers.trainers.evaluate import retrieval_metrics
+from vectorkeep.workers.recovery_evaluation import evaluate_recovery
+from vectorkeep.workers.retrieval_evaluation import retrieval_metrics
 from vectorkeep.workers.training import REFERENCES, Trained, TrainingRun, TrainSpec, sample
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def _evaluate_inverter(ctx: JobContext, model_id: int, trained: Trained, holdout
     )
     if not pairs:
         return {}
-    scores = evaluate(
+    scores = evaluate_recovery(
         Recovery(ctx.conn, encoder_model, encoder, inverter, options), pairs, collection=None, report=ctx.report
     )
     mine, nearest = scores.get(method_of(version.kind), {}), scores.get(NEAREST, {})

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from vectorkeep.workers.inversion import metrics
+from vectorkeep.workers import recovery_scores
 from vectorkeep.workers.progress import Report
 from vectorkeep.workers.recovery import NEAREST, Recovered, Recovery
 
@@ -21,10 +21,13 @@ BEST = "best"
 
 
 def _score(texts: list[str], references: list[str], cosines: list[float], seconds: list[float]) -> dict[str, Any]:
-    return {**metrics.summary(texts, references, cosines), "seconds_per_vector": round(float(np.mean(seconds)), 3)}
+    return {
+        **recovery_scores.summary(texts, references, cosines),
+        "seconds_per_vector": round(float(np.mean(seconds)), 3),
+    }
 
 
-def evaluate(
+def evaluate_recovery(
     recovery: Recovery,
     pairs: Sequence[tuple[str, str, np.ndarray]],
     *,

@@ -1,4 +1,6 @@
-"""How close recovered texts are to the originals: exact match, token F1, BLEU, cosine."""
+"""How close recovered texts are to the originals: exact match, token F1, BLEU, cosine.
+
+(Scores of recovered text; the worker's Prometheus metrics are vectorkeep.workers.metrics.)"""
 
 from collections import Counter
 
