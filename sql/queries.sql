@@ -183,7 +183,7 @@ SELECT vk.store_artifact_v1(%(model_id)s, %(name)s, %(data)s);
 -- name: load_artifact
 SELECT data, sha256 FROM vk.artifact_v1(%(model_id)s, %(name)s);
 
--- == The job protocol and train and reembed jobs (workers/jobs/, workers/trainers/)
+-- == The job protocol and train and reembed jobs (workers/jobs/)
 
 -- name: claim_job
 SELECT * FROM vk.claim_job_v1(%(worker)s, %(lease)s, %(kinds)s);
@@ -262,7 +262,7 @@ SELECT name, default_model_id FROM vk.collection_v1(%(id)s) WHERE id IS NOT NULL
 -- name: keep_newest
 SELECT vk.keep_newest_v1(%(collection_id)s, %(name)s, %(keep)s);
 
--- == Recovery, maps and next-vector jobs (workers/jobs/recover.py, workers/inversion/, workers/maps/, workers/jobs/predict.py)
+-- == Recovery, maps and next-vector jobs (workers/jobs/recover.py, workers/recovery.py, workers/map_coordinates.py, workers/map_gaps.py, workers/jobs/predict.py)
 
 -- name: adopted_id
 SELECT id FROM vk.adopted_v1(%(name)s) WHERE id IS NOT NULL;
