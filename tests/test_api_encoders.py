@@ -373,10 +373,17 @@ def test_a_text_longer_than_the_window_is_cut_and_flagged(
 
 
 def test_a_slow_provider_times_out_into_a_deferral_and_throttling_halves_the_concurrency(
-    conn: psycopg.Connection, db_url: str, encoders: EncoderCache, server: EmbeddingServer
+    conn: psycopg.Connection,
+    db_url: str,
+    encoders: EncoderCache,
+    server: EmbeddingServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from bench.embedding_server import slow
 
+    # A back-off longer than the drain, however slow a loaded machine makes it: the deferred
+    # row must not come due (and be embedded) before the test reads the queue.
+    monkeypatch.setattr(f"{ApiEncoder.__module__}.FIRST_BACKOFF", 60.0)
     register(db_url, server, timeout=0.5, retries=0, concurrency=4)
     conn.execute("INSERT INTO vk.documents (body) VALUES ('a slow answer')")
     add(conn, "api-mini@1")
