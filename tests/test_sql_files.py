@@ -45,6 +45,18 @@ def test_each_object_is_defined_in_exactly_one_place() -> None:
         assert not CREATES.search(path.read_text()), f"{path} defines a function or view: move it to definitions/"
 
 
+def test_one_statement_queues_a_row_again() -> None:
+    """What "queued again" means (attempts, error, dead, priority) is written once, in vk._queue_pairs:
+    five copies of it drifted apart before (vk.set_chunking's kept a backfill's priority)."""
+    upserts = [
+        path
+        for path in sql.definition_files()
+        for _ in re.finditer(r"ON CONFLICT \(collection_id, pk, model_id\) DO UPDATE", sql.read(path))
+    ]
+    assert upserts == ["definitions/12_queue_triggers.sql"]
+    assert "vk._queue_pairs(" in sql.read("definitions/12_queue_triggers.sql")
+
+
 def test_properties_are_stated_on_each_create() -> None:
     for path in sql.definition_files():
         # (Dynamic ALTER FUNCTION ... OWNER of a collection's own functions is data, not a property.)

@@ -464,6 +464,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vecto
 DECLARE
     c        vk.collections := vk._collection(collection_name);
     setting  jsonb;
+    keys     text[];
     queued   bigint := 0;
 BEGIN
     IF method IS NULL OR method NOT IN ('none', 'tokens', 'sentences', 'markdown') THEN
@@ -487,15 +488,8 @@ BEGIN
         -- queued) until the worker writes the whole text's vector.
         DELETE FROM vk.embeddings e WHERE e.collection_id = c.id AND e.chunk > 0;
     END IF;
-    EXECUTE format(
-        'INSERT INTO vk.queue AS q (collection_id, pk, model_id, priority) '
-        'SELECT $1, s.%I::text, cm.model_id, 1 FROM %s s '
-        'CROSS JOIN vk.collection_models cm WHERE cm.collection_id = $1 '
-        'ON CONFLICT (collection_id, pk, model_id) DO UPDATE '
-        'SET enqueued_at = EXCLUDED.enqueued_at, run_after = EXCLUDED.run_after, attempts = 0, last_error = NULL, dead = false',
-        c.pk_column, c.source)
-        USING c.id;
-    GET DIAGNOSTICS queued = ROW_COUNT;
+    EXECUTE format('SELECT array_agg(s.%I::text) FROM %s s', c.pk_column, c.source) INTO keys;
+    queued := vk._queue_keys(c.id, keys, 1::smallint);
     PERFORM vk._enqueued(c.id, queued);
     RETURN QUERY SELECT c.name, c.chunking, queued;
 END

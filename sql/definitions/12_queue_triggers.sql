@@ -75,14 +75,7 @@ BEGIN
             SELECT array_agg(n.%3$I::text) INTO keys FROM vk_new n;
             -- A statement of more than 1,000 rows is a bulk load: its rows wait
             -- behind single writes, of this collection and every other.
-            INSERT INTO vk.queue AS q (collection_id, pk, model_id, priority)
-            SELECT %2$s, k.pk, cm.model_id, CASE WHEN cardinality(keys) > 1000 THEN 1 ELSE 0 END
-            FROM unnest(keys) AS k(pk)
-            CROSS JOIN vk.collection_models cm WHERE cm.collection_id = %2$s
-            ON CONFLICT (collection_id, pk, model_id) DO UPDATE
-            SET enqueued_at = EXCLUDED.enqueued_at, run_after = EXCLUDED.run_after, attempts = 0, last_error = NULL, dead = false,
-                priority = least(q.priority, EXCLUDED.priority);
-            IF FOUND THEN
+            IF vk._queue_keys(%2$s, keys, CASE WHEN cardinality(keys) > 1000 THEN 1 ELSE 0 END::smallint) > 0 THEN
                 PERFORM vk._enqueued(%2$s, 1);
             END IF;
             RETURN NULL;
@@ -176,8 +169,7 @@ BEGIN
         BEGIN
             EXECUTE format('SELECT array_agg(t.pk), array_agg(t.body) FROM vk_expr.%I($1) t', 'text_c' || c.id)
                 INTO t_pk, t_body USING keys;
-            INSERT INTO vk.queue AS q (collection_id, pk, model_id, priority)
-            SELECT c.id, t.pk, cm.model_id, bulk
+            SELECT vk._queue_pairs(c.id, array_agg(t.pk), array_agg(cm.model_id), bulk) INTO queued
             FROM unnest(t_pk, t_body) AS t(pk, body)
             CROSS JOIN vk.collection_models cm
             WHERE cm.collection_id = c.id
@@ -187,11 +179,7 @@ BEGIN
               -- A row without text and without vectors has nothing to do.
               AND (t.body ~ '[^[:space:]]' OR EXISTS (SELECT 1 FROM vk.embeddings e
                                                      WHERE e.collection_id = c.id AND e.pk = t.pk
-                                                       AND e.model_id = cm.model_id))
-            ON CONFLICT (collection_id, pk, model_id) DO UPDATE
-            SET enqueued_at = EXCLUDED.enqueued_at, run_after = EXCLUDED.run_after, attempts = 0, last_error = NULL,
-                dead = false, priority = least(q.priority, EXCLUDED.priority);
-            GET DIAGNOSTICS queued = ROW_COUNT;
+                                                       AND e.model_id = cm.model_id));
         EXCEPTION WHEN OTHERS THEN
             queued := vk._queue_keys(c.id, keys, bulk);
         END;
@@ -211,20 +199,35 @@ $$;
 COMMENT ON FUNCTION vk._requeue(bigint, text[], text[]) IS
     'Internal: queue the rows of these keys whose text no longer matches their vectors, forget the keys that are gone.';
 
--- Queue these keys for every version of the collection, whatever their text.
-CREATE OR REPLACE FUNCTION vk._queue_keys(c_id bigint, keys text[], bulk smallint) RETURNS bigint
+-- The one statement that queues a (row, version) pair again: one already in
+-- the queue starts over (no attempts, no error, alive, due now) at the more
+-- urgent of its two priorities. vk.add_model and vk.enqueue_page_v1 insert
+-- with ON CONFLICT DO NOTHING instead: a backfill never resets work that a
+-- write queued.
+CREATE OR REPLACE FUNCTION vk._queue_pairs(c_id bigint, pks text[], model_ids bigint[], prio smallint) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     queued bigint;
 BEGIN
     INSERT INTO vk.queue AS q (collection_id, pk, model_id, priority)
-    SELECT c_id, k.pk, cm.model_id, bulk FROM unnest(keys) AS k(pk)
-    CROSS JOIN vk.collection_models cm WHERE cm.collection_id = c_id
+    SELECT c_id, p.pk, p.model_id, prio FROM unnest(pks, model_ids) AS p(pk, model_id)
     ON CONFLICT (collection_id, pk, model_id) DO UPDATE
     SET enqueued_at = EXCLUDED.enqueued_at, run_after = EXCLUDED.run_after, attempts = 0, last_error = NULL,
         dead = false, priority = least(q.priority, EXCLUDED.priority);
     GET DIAGNOSTICS queued = ROW_COUNT;
     RETURN queued;
+END
+$$;
+COMMENT ON FUNCTION vk._queue_pairs(bigint, text[], bigint[], smallint) IS
+    'Internal: queue these (row key, model version) pairs of a collection at this priority; a pair already queued starts over. Returns the pairs queued.';
+
+-- Queue these keys for every version of the collection, whatever their text.
+CREATE OR REPLACE FUNCTION vk._queue_keys(c_id bigint, keys text[], bulk smallint) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN (SELECT vk._queue_pairs(c_id, array_agg(k.pk), array_agg(cm.model_id), bulk)
+            FROM unnest(keys) AS k(pk)
+            CROSS JOIN vk.collection_models cm WHERE cm.collection_id = c_id);
 END
 $$;
 COMMENT ON FUNCTION vk._queue_keys(bigint, text[], smallint) IS
