@@ -127,7 +127,9 @@ cleanup() {
 run_suite() {
     begin pytest
     set +e
-    .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+    # One process: the tests share this lane's server (its template database and group roles), where
+    # the embedded lane's two processes (pyproject's addopts) each start their own.
+    .venv/bin/python -m pytest -q -p no:cacheprovider -n 0 "$@"
     local status=$?
     set -e
     end

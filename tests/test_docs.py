@@ -77,7 +77,12 @@ def test_the_feature_table_names_places_that_exist_and_every_sql_file() -> None:
     table = text.split("## Where each feature lives", 1)[1].split("\n## ", 1)[0]
     rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
     sql_named, missing = set(), []
-    for _, sql_cell, python, app, _docs in rows:
+    for feature, sql_cell, python, app, _docs in rows:
+        # One place a layer: one SQL file, one Python place (and, for a model family, the one module
+        # that does its database I/O), one command-line module and one application module.
+        assert len(re.findall(r"`(\w+)`", sql_cell)) <= 1, feature
+        assert all(len(re.findall(r"`", part)) <= 2 for part in python.split("database:")), feature
+        assert len(re.findall(r"`cli/", app)) <= 1 and len(re.findall(r"`app/", app)) <= 1, feature
         for name in re.findall(r"`(\w+)`", sql_cell):
             sql_named.add(name)
             if not (ROOT / "sql" / "definitions" / f"{name}.sql").is_file():
