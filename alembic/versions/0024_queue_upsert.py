@@ -1,6 +1,7 @@
-"""One statement queues a (row, version) pair again (vk._queue_pairs): the INSERT
-triggers, vk._requeue, vk._queue_keys and vk.set_chunking call it instead of
-each writing its own upsert (vk.set_chunking's copy kept a pair's old priority).
+"""One statement queues a (row, version) pair again (vk._queue_pairs): vk._requeue,
+vk._queue_keys and vk.set_chunking call it instead of each writing its own upsert
+(vk.set_chunking's copy kept a pair's old priority); the INSERT triggers, written
+again, write the same statement out.
 
 Revision ID: 0024_queue_upsert
 Revises: 0023_api_encoders

@@ -75,7 +75,17 @@ BEGIN
             SELECT array_agg(n.%3$I::text) INTO keys FROM vk_new n;
             -- A statement of more than 1,000 rows is a bulk load: its rows wait
             -- behind single writes, of this collection and every other.
-            IF vk._queue_keys(%2$s, keys, CASE WHEN cardinality(keys) > 1000 THEN 1 ELSE 0 END::smallint) > 0 THEN
+            -- vk._queue_pairs's statement, written out: a call to it here cost
+            -- an eighth of single-row INSERT throughput (bench/triggers.py,
+            -- revision 0024); tests/test_sql_files.py keeps the two the same.
+            INSERT INTO vk.queue AS q (collection_id, pk, model_id, priority)
+            SELECT %2$s, k.pk, cm.model_id, CASE WHEN cardinality(keys) > 1000 THEN 1 ELSE 0 END
+            FROM unnest(keys) AS k(pk)
+            CROSS JOIN vk.collection_models cm WHERE cm.collection_id = %2$s
+            ON CONFLICT (collection_id, pk, model_id) DO UPDATE
+            SET enqueued_at = EXCLUDED.enqueued_at, run_after = EXCLUDED.run_after, attempts = 0, last_error = NULL,
+                dead = false, priority = least(q.priority, EXCLUDED.priority);
+            IF FOUND THEN
                 PERFORM vk._enqueued(%2$s, 1);
             END IF;
             RETURN NULL;
@@ -203,7 +213,8 @@ COMMENT ON FUNCTION vk._requeue(bigint, text[], text[]) IS
 -- the queue starts over (no attempts, no error, alive, due now) at the more
 -- urgent of its two priorities. vk.add_model and vk.enqueue_page_v1 insert
 -- with ON CONFLICT DO NOTHING instead: a backfill never resets work that a
--- write queued.
+-- write queued. Each collection's INSERT trigger writes this statement out
+-- (vk._install_insert_trigger).
 CREATE OR REPLACE FUNCTION vk._queue_pairs(c_id bigint, pks text[], model_ids bigint[], prio smallint) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
