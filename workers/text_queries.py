@@ -165,13 +165,14 @@ class TextQueryLane:
                             conn.execute(query("fail_embed_request"), {"id": request_id, "error": result})
                         else:
                             conn.execute(query("answer_embed_request"), {"id": request_id, "embedding": result})
+            # Counted before the locks go: a caller that has its answer finds it counted.
+            self.answered += len(requests)
         finally:
             # Callers wait on these locks; a lane that failed here releases them too (its
             # callers then find no answer and wait for the next claim).
             if not conn.closed:
                 with conn.transaction():
                     conn.execute(query("release_embed_requests"))
-        self.answered += len(requests)
         return len(requests)
 
     def _encode(self, conn: psycopg.Connection, model_id: int, texts: list[str]) -> list[np.ndarray | str]:
