@@ -40,6 +40,33 @@ CITUS: dict[str, Any] | None = (
 )
 
 
+# The files that take longest, longest first (pytest --durations in CI). With --dist loadfile, xdist
+# hands whole files to its two processes in collection order: long ones started first leave the
+# short ones to fill the end, instead of one process running test_workers.py alone at the end.
+SLOW_FILES_FIRST = (
+    "test_faults.py",
+    "test_workers.py",
+    "test_doc_examples.py",
+    "test_edit_search.py",
+    "test_vec2text_corrector.py",
+    "test_versioned.py",
+    "test_sequences.py",
+    "test_recovery.py",
+    "test_inversion.py",
+    "test_role_api.py",
+    "test_lifecycle.py",
+    "test_filters.py",
+    "test_wheel.py",
+    "test_migrations.py",
+    "test_maps.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order is kept
+
+
 @pytest.fixture(scope="session")
 def citus_nodes() -> dict[str, Any] | None:
     """The Citus cluster's nodes (see CITUS), for tests that look at the workers; None on one plain server."""

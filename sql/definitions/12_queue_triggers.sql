@@ -164,12 +164,16 @@ COMMENT ON FUNCTION vk._forget(bigint, text[]) IS 'Internal: delete the queued w
 CREATE OR REPLACE FUNCTION vk._requeue(c_id bigint, keys text[], gone text[]) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, @extschema:vector@, pg_temp AS $$
 DECLARE
-    c      vk.collections;
-    queued bigint := 0;
-    t_pk   text[];
-    t_body text[];
+    c         vk.collections;
+    queued    bigint := 0;
+    t_pk      text[];
+    t_body    text[];
+    q_pk      text[];
+    q_model   bigint[];
+    -- The author's expression raised: every row is queued instead.
+    unreadable boolean := false;
     -- As for INSERT: a statement of more than 1,000 rows waits behind single writes.
-    bulk   smallint := CASE WHEN cardinality(keys) > 1000 THEN 1 ELSE 0 END;
+    bulk      smallint := CASE WHEN cardinality(keys) > 1000 THEN 1 ELSE 0 END;
 BEGIN
     SELECT * INTO c FROM vk.collections WHERE id = c_id;
     IF c.id IS NULL THEN
@@ -179,7 +183,15 @@ BEGIN
         BEGIN
             EXECUTE format('SELECT array_agg(t.pk), array_agg(t.body) FROM vk_expr.%I($1) t', 'text_c' || c.id)
                 INTO t_pk, t_body USING keys;
-            SELECT vk._queue_pairs(c.id, array_agg(t.pk), array_agg(cm.model_id), bulk) INTO queued
+        EXCEPTION WHEN OTHERS THEN
+            unreadable := true;
+        END;
+        IF unreadable THEN
+            queued := vk._queue_keys(c.id, keys, bulk);
+        ELSE
+            -- The pairs first, then the call: Citus plans the NOT EXISTS over the
+            -- distributed vk.embeddings in a plain SELECT, not beside a function call.
+            SELECT array_agg(t.pk), array_agg(cm.model_id) INTO q_pk, q_model
             FROM unnest(t_pk, t_body) AS t(pk, body)
             CROSS JOIN vk.collection_models cm
             WHERE cm.collection_id = c.id
@@ -190,9 +202,8 @@ BEGIN
               AND (t.body ~ '[^[:space:]]' OR EXISTS (SELECT 1 FROM vk.embeddings e
                                                      WHERE e.collection_id = c.id AND e.pk = t.pk
                                                        AND e.model_id = cm.model_id));
-        EXCEPTION WHEN OTHERS THEN
-            queued := vk._queue_keys(c.id, keys, bulk);
-        END;
+            queued := vk._queue_pairs(c.id, q_pk, q_model, bulk);
+        END IF;
         IF c.metadata_expression IS NOT NULL THEN
             BEGIN
                 PERFORM vk._refresh_metadata(c.id, keys);

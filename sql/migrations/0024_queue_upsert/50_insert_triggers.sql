@@ -2,12 +2,4 @@
 -- restored): every collection's INSERT trigger function is written again by
 -- the vk._install_insert_trigger now in place, so that it says why it writes
 -- vk._queue_pairs's statement out (going down: 0023's text again).
-DO $$
-DECLARE
-    c_id bigint;
-BEGIN
-    FOR c_id IN SELECT id FROM vk.collections ORDER BY id LOOP
-        PERFORM vk._install_insert_trigger(c_id);
-    END LOOP;
-END
-$$;
+SELECT vk._install_insert_trigger(id) FROM vk.collections ORDER BY id;
