@@ -29,11 +29,14 @@ def bench_database() -> Iterator[str]:
         migrate.upgrade(url)
         yield url
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        if not os.environ.get("VECTORKEEP_BENCH_ADMIN_URL"):
-            embedded.destroy(pgdata)
-            pgdata.parent.rmdir()
+        try:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        finally:
+            # Even when the drop fails (a section died with its writers mid-statement): no stray server.
+            if not os.environ.get("VECTORKEEP_BENCH_ADMIN_URL"):
+                embedded.destroy(pgdata)
+                pgdata.parent.rmdir()
 
 
 def drop_index(conn: psycopg.Connection, collection: str, model: str) -> None:
