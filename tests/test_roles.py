@@ -122,3 +122,29 @@ def test_functions_acting_for_their_callers_fix_their_search_path(conn: psycopg.
     for name, config in rows:
         path = next((c for c in config or [] if c.startswith("search_path=")), None)
         assert path is not None and path.startswith("search_path=pg_catalog,") and path.endswith("pg_temp"), name
+
+
+def test_no_login_role_but_the_owner_requeues_rows_through_vk_queue_pairs(
+    conn: psycopg.Connection, db_url: str, login: Callable[[str], str]
+) -> None:
+    """vk._queue_pairs (revision 0024) runs as the owner and resets a queued row (attempts, error, dead):
+    an application or a worker that calls it to revive or re-prioritise rows is refused, and a call the
+    owner makes that waits on a locked queue row and is cancelled leaves the row as it was."""
+    conn.execute("INSERT INTO vk.documents (body) VALUES ('a row gone dead')")
+    conn.execute("UPDATE vk.queue SET dead = true, attempts = 5, last_error = 'boom', priority = 2")
+    before = conn.execute("SELECT pk, model_id, dead, attempts, last_error, priority FROM vk.queue").fetchall()
+    [(pk, model_id, *_)] = before
+    call = "SELECT vk._queue_pairs(vk.collection_id('documents'), ARRAY[%s], ARRAY[%s::bigint], 0::smallint)"
+    for group in ("vk_app", "vk_worker"):
+        with psycopg.connect(login(group), autocommit=True) as caller, pytest.raises(errors.InsufficientPrivilege):
+            caller.execute(call, (pk, model_id))
+    with psycopg.connect(db_url) as holder, psycopg.connect(db_url, autocommit=True) as owner:
+        holder.execute("SELECT 1 FROM vk.queue FOR UPDATE")  # a worker holding the row mid-batch
+        owner.execute("SET statement_timeout = '300ms'")
+        with pytest.raises(errors.QueryCanceled):
+            owner.execute(call, (pk, model_id))
+        holder.rollback()
+    assert conn.execute("SELECT pk, model_id, dead, attempts, last_error, priority FROM vk.queue").fetchall() == before
+    # Once nothing holds it, the owner's call does what it says.
+    assert one(conn, call, (pk, model_id)) == 1
+    assert conn.execute("SELECT dead, attempts, last_error, priority FROM vk.queue").fetchall() == [(False, 0, None, 0)]
