@@ -7,7 +7,7 @@ import logging.config
 
 from alembic import context
 from vectorkeep import sql
-from vectorkeep.db import migrate, settings
+from vectorkeep.db import install, migrate, settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
@@ -32,7 +32,12 @@ def run_migrations_online() -> None:
         context.configure(connection=connection, transactional_ddl=True)
         with context.begin_transaction():
             # Sent as written (no parameters: no placeholder parsing of its '%'), as migrate.apply_sql does.
-            connection.connection.driver_connection.execute(sql.query("citus_roles_on_every_node").encode())
+            driver = connection.connection.driver_connection
+            driver.execute(sql.query("citus_roles_on_every_node").encode())
+            if config.attributes.get("install_fresh") and not context.get_context().get_current_heads():
+                # Head in one pass (db/install.py); stamped head, the revisions then have nothing to do.
+                install.install(driver)
+                context.get_context().stamp(context.script, "head")
             context.run_migrations()
     engine.dispose()
 

@@ -13,7 +13,8 @@ from collections.abc import Iterable
 import psycopg
 from psycopg import sql
 
-from vectorkeep.db import catalogue
+from vectorkeep import sql as files
+from vectorkeep.db import catalogue, kinds
 from vectorkeep.db.catalogue import VECTOR_SCHEMA, Release
 from vectorkeep.sql import query
 
@@ -25,6 +26,27 @@ ROLES = ("vk_app", "vk_worker", "vk_admin")
 def fill_vector_schema(text: str, schema: str) -> str:
     """The text with pgvector's schema in place of its token."""
     return text.replace(VECTOR_SCHEMA, schema)
+
+
+def run_file(conn: psycopg.Connection, relative_path: str) -> None:
+    """Run one file of sql/ in the connection's transaction.
+
+    The text goes to psycopg with no parameters, so it is sent as written (no placeholder
+    parsing of '%' or ':name'); only "@extschema:vector@" is replaced by pgvector's schema.
+    """
+    text = files.read(relative_path)
+    if VECTOR_SCHEMA in text:
+        text = fill_vector_schema(text, catalogue.vector_schema(conn))
+    conn.execute(text.encode())
+
+
+def apply_head(conn: psycopg.Connection) -> None:
+    """Head's definitions: the files of sql/definitions/ in order, and the registry's model kinds
+    (vk.model_kinds, which head's SQL reads roles from). Names print as catalogue.names_printed_for
+    has them: the caller sets that."""
+    for path in files.definition_files():
+        run_file(conn, path)
+    kinds.sync(conn)
 
 
 def _name(key: str) -> str:

@@ -15,7 +15,7 @@ import vectorkeep
 from alembic import command, op
 from vectorkeep import sql
 from vectorkeep.db import catalogue, definitions, kinds, settings
-from vectorkeep.db.catalogue import VECTOR_SCHEMA, Release
+from vectorkeep.db.catalogue import Release
 from vectorkeep.db.connect import connect
 
 
@@ -26,17 +26,8 @@ def _driver() -> psycopg.Connection:
 
 
 def apply_sql(relative_path: str) -> None:
-    """Run one file of sql/ inside the current migration's transaction.
-
-    The text goes to psycopg's own connection with no parameters, so it is
-    sent as written (no placeholder parsing of '%' or ':name'); only
-    "@extschema:vector@" is replaced by pgvector's schema.
-    """
-    conn = _driver()
-    text = sql.read(relative_path)
-    if VECTOR_SCHEMA in text:
-        text = definitions.fill_vector_schema(text, catalogue.vector_schema(conn))
-    conn.execute(text.encode())
+    """Run one file of sql/ inside the current migration's transaction (definitions.run_file)."""
+    definitions.run_file(_driver(), relative_path)
 
 
 def apply_definitions(revision: str, skip: tuple[str, ...] = ()) -> None:
@@ -49,9 +40,7 @@ def apply_definitions(revision: str, skip: tuple[str, ...] = ()) -> None:
     conn = _driver()
     with catalogue.names_printed_for(conn, catalogue.vector_schema(conn)):
         if revision == head_revision():
-            for path in sql.definition_files():
-                apply_sql(path)
-            kinds.sync(conn)
+            definitions.apply_head(conn)
         else:
             recorded = release(revision)
             definitions.restore(conn, recorded, skip)
@@ -109,9 +98,15 @@ def _psycopg_errors() -> Iterator[None]:
         raise
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> None:
+def upgrade(url: str | None = None, revision: str = "head", *, replay: bool = False) -> None:
+    """Upgrade to `revision`. A database without vectorkeep upgraded to head gets head's schema in one
+    pass (db/install.py), unless `replay`: then every revision is applied in turn, as an upgrade to an
+    older revision, and the alembic command line, always do (`vectorkeep schema record` records a
+    release that way: the one pass is built from what the replay gives)."""
+    cfg = config(url)
+    cfg.attributes["install_fresh"] = revision == "head" and not replay
     with _psycopg_errors():
-        command.upgrade(config(url), revision)
+        command.upgrade(cfg, revision)
 
 
 def downgrade(url: str | None = None, revision: str = "base") -> None:

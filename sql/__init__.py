@@ -4,8 +4,10 @@
   trigger, comment and grant, each object once; re-applied by every upgrade.
 - ``migrations/<revision>/*.sql``: run-once changes (tables, columns, data,
   drops), frozen by hash once released (frozen.txt).
+- ``install/*.sql``: what a fresh install runs besides the definitions
+  (db/install.py): head's tables (generated), dblink, settings, the seed.
 - ``releases/<revision>.json``: the catalogue each release installs,
-  generated (``python -m vectorkeep.db.release``); downgrades and
+  generated (``vectorkeep schema record``); downgrades and
   ``vectorkeep schema check`` read it.
 - ``queries.sql``: every statement the Python side sends, by name.
 
@@ -30,6 +32,12 @@ def definition_files() -> list[str]:
     """The current definitions, in the order they apply."""
     folder = files(__name__).joinpath("definitions")
     return sorted(f"definitions/{p.name}" for p in folder.iterdir() if p.name.endswith(".sql"))
+
+
+def install_files() -> list[str]:
+    """A fresh install's own files (install/*.sql: head's tables, dblink, settings, the seed), in order."""
+    folder = files(__name__).joinpath("install")
+    return sorted(f"install/{p.name}" for p in folder.iterdir() if p.name.endswith(".sql"))
 
 
 def release_file(revision: str) -> str:

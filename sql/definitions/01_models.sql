@@ -246,13 +246,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION vk.model_v1(bigint) IS 'Worker contract 1: the vk.models row of that id (NULL when none).';
 
--- Worker contract: the version a collection is searched with (its default, or the one named).
-CREATE OR REPLACE FUNCTION vk.collection_model_v1(collection text, spec text) RETURNS vk.models
-LANGUAGE sql STABLE
-RETURN vk._collection_model(vk._collection(collection), spec);
-COMMENT ON FUNCTION vk.collection_model_v1(text, text) IS
-    'Worker contract 1: the model version a collection is searched with, its default when spec is NULL.';
-
 -- Trust on first use: the first worker to load an encoder records its probe vector.
 CREATE OR REPLACE FUNCTION vk.record_fingerprint_v1(model_id bigint, fingerprint vector) RETURNS void
 LANGUAGE sql AS $$

@@ -77,6 +77,13 @@ $$;
 COMMENT ON FUNCTION vk._collection_model(vk.collections, text) IS
     'Internal: the ready version a collection is searched with, the named one or its default; raises when the collection is not embedded with it.';
 
+-- Worker contract: the version a collection is searched with (its default, or the one named).
+CREATE OR REPLACE FUNCTION vk.collection_model_v1(collection text, spec text) RETURNS vk.models
+LANGUAGE sql STABLE
+RETURN vk._collection_model(vk._collection(collection), spec);
+COMMENT ON FUNCTION vk.collection_model_v1(text, text) IS
+    'Worker contract 1: the model version a collection is searched with, its default when spec is NULL.';
+
 -- Register a model version for a collection (the row that makes triggers
 -- queue new and changed rows for it); no backfill. Its indexes (HNSW and
 -- keyword) are built now, or, for a backfill (with_index false), once the

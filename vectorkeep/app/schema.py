@@ -13,7 +13,7 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 
 from vectorkeep import sql
-from vectorkeep.db import catalogue, settings
+from vectorkeep.db import catalogue, install, settings
 from vectorkeep.db.catalogue import Drift, Release
 from vectorkeep.db.connect import connect
 
@@ -69,15 +69,11 @@ def show(name: str) -> list[Definition]:
     return found or _table(wanted)
 
 
-# The indexes each (collection, version) brings (13_indexes.sql); the sample collection's are in
-# the catalogue, but they are no part of the table's own definition.
-_COLLECTION_INDEX = re.compile(r"^index vk\.embeddings_c\d+_m\d+_")
-
-
 def _table(name: str) -> list[Definition]:
     """A table as one CREATE TABLE with its constraints, indexes, row security, policies, triggers,
     comments and grants. Tables are built up by run-once migrations (sql/migrations/), so their
-    current definition is the sum that head's recorded catalogue holds, rendered here."""
+    current definition is the sum that head's recorded catalogue holds, rendered here (a fresh
+    install runs the same rendering of every table: sql/install/10_tables.sql)."""
     from vectorkeep.db import migrate  # alembic: imported when a table is shown, not with the command line
 
     head = migrate.head_revision()
@@ -86,46 +82,26 @@ def _table(name: str) -> list[Definition]:
     table = objects.get(f"table {name}")
     if table is None:
         return []
-    bare = name.removeprefix("vk.")
-    lines = [f"CREATE TABLE {name} ("]
-    # The catalogue says IDENTITY for either kind; every identity column of vk's is GENERATED ALWAYS
-    # (tests/test_catalogue.py creates each table from this text and compares the columns' kinds).
-    columns = [re.sub(r" IDENTITY$", " GENERATED ALWAYS AS IDENTITY", c) for c in table["columns"]]
-    items = [*columns, *(f"CONSTRAINT {c}" for c in table["constraints"])]
-    lines += [f"    {item}{',' if i < len(items) - 1 else ''}" for i, item in enumerate(items)]
-    lines.append(");")
-    related = sorted(
-        key
-        for key in objects
-        if (key.startswith("index ") and f" ON {name} " in str(objects[key].get("definition", "")) + " ")
-        or (key.startswith(("policy ", "trigger ")) and key.endswith(f" ON {name}"))
-    )
-    constraint_names = {c.split()[0] for c in table["constraints"]}
-    for key in related:
-        if _COLLECTION_INDEX.match(key) or key.removeprefix("index vk.") in constraint_names:
-            continue
-        lines.append(str(objects[key]["definition"]).replace("CREATE OR REPLACE ", "CREATE ", 1) + ";")
+    lines = [install.create_table(name, table), *install.own_indexes(objects, name)]
+    lines += [
+        str(objects[key]["definition"]).replace("CREATE OR REPLACE ", "CREATE ", 1) + ";"
+        for key in sorted(objects)
+        if key.startswith(("policy ", "trigger ")) and key.endswith(f" ON {name}")
+    ]
     if table.get("row_security"):
         lines.append(f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY;")
-    if table.get("comment"):
-        lines.append(f"COMMENT ON TABLE {name} IS {_literal(str(table['comment']))};")
-    for column, comment in sorted(table.get("column_comments", {}).items()):
-        lines.append(f"COMMENT ON COLUMN {name}.{column} IS {_literal(str(comment))};")
+    lines += install.comments(name, table)
     granted: dict[str, list[str]] = {}
     for grant in table.get("grants", []):
         role, _, privilege = grant.partition(":")
         granted.setdefault(role, []).append(privilege)
     lines += [f"GRANT {', '.join(privileges)} ON {name} TO {role};" for role, privileges in sorted(granted.items())]
-    if bare == "embeddings":
+    if name == "vk.embeddings":
         lines.append(
             "-- Each (collection, version) adds embeddings_c<C>_m<M>_hnsw and _fts (sql/definitions/13_indexes.sql)."
         )
     header = f"-- the sum of sql/migrations/ up to {head}: no file holds it whole"
     return [Definition(f"sql/releases/{head}.json", 0, "\n".join([header, *lines]))]
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -221,8 +197,9 @@ def reference_path() -> Path:
 
 
 def record_release(server_url: str) -> Path:
-    """Install the head revision into a scratch database of that server and write its catalogue
-    to sql/releases/<head>.json (in the checkout this package runs from)."""
+    """Install the head revision into a scratch database of that server by replaying every revision,
+    and write its catalogue to sql/releases/<head>.json, the SQL reference and a fresh install's
+    tables (sql/install/10_tables.sql), in the checkout this package runs from."""
     from vectorkeep.db import migrate
 
     head = migrate.head_revision()
@@ -232,7 +209,7 @@ def record_release(server_url: str) -> Path:
         admin.execute(SQL("CREATE DATABASE {}").format(Identifier(scratch)))
     try:
         url = settings.url_with_database(server_url, scratch)
-        migrate.upgrade(url)
+        migrate.upgrade(url, replay=True)
         with connect(url, autocommit=True) as conn:
             text = Release.of(conn, head).dumps()
     finally:
@@ -240,9 +217,15 @@ def record_release(server_url: str) -> Path:
             admin.execute(SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(Identifier(scratch)))
     path = Path(sql.__file__).parent / sql.release_file(head)
     path.write_text(text, encoding="utf-8")
+    tables_path().write_text(install.tables_sql(Release.loads(text)), encoding="utf-8")
     reference_path().parent.mkdir(parents=True, exist_ok=True)
     reference_path().write_text(reference(Release.loads(text)), encoding="utf-8")
     return path
+
+
+def tables_path() -> Path:
+    """sql/install/10_tables.sql: a fresh install's tables, rendered from head's catalogue."""
+    return Path(sql.__file__).parent / install.TABLES_FILE
 
 
 def frozen_path() -> Path:
@@ -276,4 +259,4 @@ def release(server_url: str) -> list[Path]:
     with frozen_path().open("a", encoding="utf-8") as frozen:
         for path in files:
             frozen.write(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(root)}\n")
-    return [catalogue_file, reference_path(), statements, frozen_path()]
+    return [catalogue_file, reference_path(), tables_path(), statements, frozen_path()]

@@ -34,7 +34,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    print(f"wrote {schema.record_release(url(args))}")
+    for path in (schema.record_release(url(args)), schema.reference_path(), schema.tables_path()):
+        print(f"wrote {path}")
     return 0
 
 
@@ -65,7 +66,8 @@ def register(commands: Commands) -> None:
     group.add(
         "record",
         cmd_record,
-        "Developers: write sql/releases/<head>.json from a fresh install of the head revision (on this server).",
+        "Developers: replay every revision into a scratch database of this server and write head's catalogue "
+        "(sql/releases/<head>.json), the SQL reference and a fresh install's tables (sql/install/10_tables.sql).",
         json_flag=False,
     )
     group.add(
