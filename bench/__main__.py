@@ -4,6 +4,7 @@ python -m bench                      # all sections (about 27 minutes on 2 cores
 python -m bench --only ingest latency --rows 5000
 python -m bench --only textquery filters relevance
 python -m bench --only textload      # text queries under load (about 3 minutes)
+python -m bench --only install       # a first install: one pass against the revisions replayed
 python -m bench --json               # the JSON only, on stdout
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 from bench import (
     filters,
     ingest,
+    install,
     latency,
     memory,
     recovery,
@@ -68,6 +70,7 @@ GOALS: dict[str, tuple[str, float]] = {
     "recovery.sentences_best_token_f1_over_nearest": (">=", 2.0),
     "recovery.docstrings_best_token_f1_over_nearest": (">=", 2.0),
     "recovery.gaps_in_cell": (">=", 0.5),
+    "install.replay_over_fresh": (">=", 5),
 }
 SECTIONS = (
     "ingest",
@@ -82,6 +85,7 @@ SECTIONS = (
     "filters",
     "relevance",
     "recovery",
+    "install",
 )
 
 
@@ -131,6 +135,7 @@ def main() -> int:
         "filters": lambda: _in_database(lambda url: filters.run(url, vectors=args.vectors, queries=100)),
         "relevance": lambda: _in_database(relevance.run),
         "recovery": lambda: _in_database(recovery.run),
+        "install": lambda: _in_database(install.run),
     }
     result: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
