@@ -10,7 +10,8 @@ vectorkeep gets instead, in one transaction, stamped at head:
 2. sql/install/10_tables.sql: head's schemas, tables, constraints and indexes,
    written by `vectorkeep schema record` from head's recorded catalogue
    (tables_sql below);
-3. the rest of sql/install/ but the seed: dblink, the database's settings;
+3. the rest of sql/install/ but the seed: head's one type, dblink, the
+   database's settings;
 4. head's definitions (sql/definitions/), once;
 5. sql/install/90_seed.sql: the default encoder and vk.documents.
 
