@@ -20,6 +20,7 @@ schema and rows, and the catalogue recorded for head.
 """
 
 import re
+from typing import Any
 
 import psycopg
 
@@ -49,20 +50,20 @@ def install(conn: psycopg.Connection) -> None:
         definitions.run_file(conn, SEED_FILE)
 
 
-def _columns(table: dict[str, object]) -> list[str]:
+def _columns(table: dict[str, Any]) -> list[str]:
     # The catalogue says IDENTITY for either kind; every identity column of vk's is GENERATED ALWAYS
     # (tests/test_install.py compares a fresh install with the revisions replayed).
-    return [re.sub(r" IDENTITY$", " GENERATED ALWAYS AS IDENTITY", str(c)) for c in table["columns"]]  # type: ignore[attr-defined]
+    return [re.sub(r" IDENTITY$", " GENERATED ALWAYS AS IDENTITY", c) for c in table["columns"]]
 
 
 def _is_foreign_key(constraint: str) -> bool:
     return " FOREIGN KEY " in constraint
 
 
-def create_table(name: str, table: dict[str, object], *, foreign_keys: bool = True) -> str:
+def create_table(name: str, table: dict[str, Any], *, foreign_keys: bool = True) -> str:
     """CREATE TABLE with its columns and constraints (foreign keys too unless told not to)."""
-    constraints = [str(c) for c in table["constraints"]]  # type: ignore[attr-defined]
-    items = [*_columns(table), *(f"CONSTRAINT {c}" for c in constraints if foreign_keys or not _is_foreign_key(c))]
+    constraints = [c for c in table["constraints"] if foreign_keys or not _is_foreign_key(c)]
+    items = [*_columns(table), *(f"CONSTRAINT {c}" for c in constraints)]
     lines = [f"CREATE TABLE {name} ("]
     lines += [f"    {item}{',' if i < len(items) - 1 else ''}" for i, item in enumerate(items)]
     return "\n".join([*lines, ");"])
@@ -71,7 +72,7 @@ def create_table(name: str, table: dict[str, object], *, foreign_keys: bool = Tr
 def own_indexes(objects: Catalogue, name: str) -> list[str]:
     """CREATE INDEX of the table's indexes that no constraint of it makes and no collection brings."""
     table = objects[f"table {name}"]
-    constraint_names = {str(c).split()[0] for c in table["constraints"]}
+    constraint_names = {c.split()[0] for c in table["constraints"]}
     return [
         str(props["definition"]) + ";"
         for key, props in sorted(objects.items())
@@ -82,13 +83,12 @@ def own_indexes(objects: Catalogue, name: str) -> list[str]:
     ]
 
 
-def comments(name: str, table: dict[str, object]) -> list[str]:
+def comments(name: str, table: dict[str, Any]) -> list[str]:
     out = []
     if table.get("comment"):
-        out.append(f"COMMENT ON TABLE {name} IS {literal(str(table['comment']))};")
-    column_comments: dict[str, str] = table.get("column_comments") or {}  # type: ignore[assignment]
-    for column, comment in sorted(column_comments.items()):
-        out.append(f"COMMENT ON COLUMN {name}.{column} IS {literal(str(comment))};")
+        out.append(f"COMMENT ON TABLE {name} IS {literal(table['comment'])};")
+    for column, comment in sorted((table.get("column_comments") or {}).items()):
+        out.append(f"COMMENT ON COLUMN {name}.{column} IS {literal(comment)};")
     return out
 
 
@@ -115,7 +115,7 @@ def tables_sql(release: Release) -> str:
             schema = key.removeprefix("schema ")
             out.append(f"CREATE SCHEMA {schema};")
             if props.get("comment"):
-                out.append(f"COMMENT ON SCHEMA {schema} IS {literal(str(props['comment']))};")
+                out.append(f"COMMENT ON SCHEMA {schema} IS {literal(props['comment'])};")
     for name in tables:
         table = objects[f"table {name}"]
         out += ["", create_table(name, table, foreign_keys=False), *own_indexes(objects, name)]
@@ -125,6 +125,6 @@ def tables_sql(release: Release) -> str:
     out.append("")
     for name in tables:
         for constraint in objects[f"table {name}"]["constraints"]:
-            if _is_foreign_key(str(constraint)):
+            if _is_foreign_key(constraint):
                 out.append(f"ALTER TABLE {name} ADD CONSTRAINT {constraint};")
     return "\n".join(out) + "\n"
